@@ -1,0 +1,95 @@
+// Package connector defines what a connection type implements to be managed
+// by connkit. Most code should use package connection; this package is for
+// the authors of connector types.
+//
+// # Lifecycle
+//
+// A [Type] is registered once from init (see package registry). For every
+// stored connection the Manager decodes the props against the type's
+// [Schema], then calls [Type.Open], which builds a [Conn] without any I/O.
+// The Manager then calls [Conn.Connect] from its own goroutine, with a
+// deadline, and owns every retry: a Conn dials once per call and never loops.
+// When an established link drops, the Conn calls [Events.Lost] and the
+// Manager dials again with backoff. [Conn.Close] releases everything and is
+// safe after a failed or cancelled Connect.
+//
+// # Optional interfaces
+//
+// New capabilities arrive as optional interfaces that the Manager
+// type-asserts, so this contract never widens: [Releaser] for per-ref
+// resources such as subscriptions, [Pinger] for a cheap liveness probe.
+package connector
+
+import (
+	"context"
+	"errors"
+)
+
+// Type is a connection type such as mqtt or sql.
+type Type interface {
+	// Schema describes the props this type accepts. It must return the
+	// same value on every call.
+	Schema() *Schema
+	// Open builds a connection from props that Schema().Decode accepted.
+	// It performs no I/O. Further validation that the schema cannot
+	// express (a URL scheme, a pair of props that exclude each other) is
+	// reported as a FieldErrors.
+	Open(p Props, ev Events) (Conn, error)
+}
+
+// Conn is one live connection, shared by every user attached to it.
+type Conn interface {
+	// Connect dials once and returns when the link is up, or with the
+	// reason it is not. It must return promptly when ctx is done. Wrap
+	// errors that retrying cannot fix (bad credentials) with Permanent.
+	Connect(ctx context.Context) error
+	// Client returns what the user attached as ref receives: the shared
+	// client itself, or a per-ref view of it. It performs no I/O.
+	Client(ref string) any
+	// Close releases the connection. It is called once, after the last
+	// Connect has returned, and must not block on an unreachable peer.
+	Close() error
+}
+
+// Events is how a Conn tells the Manager about changes it sees on its own.
+type Events interface {
+	// Lost reports that an established link dropped. The Manager marks the
+	// connection disconnected with err and dials again with backoff.
+	Lost(err error)
+}
+
+// Releaser is implemented by a Conn that holds resources per ref, such as
+// subscriptions with a per-topic ref count. Release is called when ref
+// detaches; it must not block on the network for long.
+type Releaser interface {
+	Release(ref string)
+}
+
+// Pinger is implemented by a Conn that can probe its link cheaply.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// permanent marks an error that retrying will not fix.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Permanent wraps err to say that dialing again will not help until the
+// configuration or the peer changes (bad credentials, unknown database).
+// The Manager still retries, at its longest interval, and reports the error
+// as permanent.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanent{err}
+}
+
+// IsPermanent reports whether err or any error it wraps was marked with
+// Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}

@@ -1,0 +1,428 @@
+package connector
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Mask replaces a secret in everything connkit returns or logs. A props map
+// that carries Mask back in place of a secret keeps the stored secret.
+const Mask = "******"
+
+// Kind is the JSON kind of a prop.
+type Kind string
+
+// The kinds a prop can have.
+const (
+	String     Kind = "string"     // a JSON string
+	Int        Kind = "int"        // a JSON number without a fraction
+	Float      Kind = "float"      // a JSON number
+	Bool       Kind = "bool"       // true or false
+	StringList Kind = "stringList" // an array of strings
+	Map        Kind = "map"        // an object with any values
+	URL        Kind = "url"        // a string that parses as a URL; if Secret, only its password is
+)
+
+// Field describes one prop.
+type Field struct {
+	Name     string `json:"name"`
+	Kind     Kind   `json:"kind"`
+	Required bool   `json:"required,omitempty"`
+	Default  any    `json:"default,omitempty"`
+	// Allowed lists the only values accepted, if not empty.
+	Allowed []any `json:"allowed,omitempty"`
+	// Secret marks a value that is masked on output: the whole value, or
+	// for a URL the password of its user info.
+	Secret bool `json:"secret,omitempty"`
+	// SecretKeys names keys of a Map prop whose values are secret
+	// (compared without regard to case).
+	SecretKeys []string `json:"secretKeys,omitempty"`
+	Doc        string   `json:"doc"`
+}
+
+// Schema is the list of props a connection type accepts.
+type Schema struct {
+	Fields []Field `json:"props"`
+}
+
+// Field returns the field called name.
+func (s *Schema) Field(name string) (Field, bool) {
+	for _, f := range s.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// FieldError says what is wrong with one prop.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// FieldErrors lists every invalid prop of a props map, sorted by field.
+type FieldErrors []FieldError
+
+func (es FieldErrors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return "invalid props: " + strings.Join(parts, "; ")
+}
+
+// Decode checks raw strictly against the schema and returns the props with
+// defaults filled in. Numbers may be any Go number or a json.Number. Every
+// problem is reported, as a FieldErrors: an unknown prop, a wrong kind, a
+// missing required prop, a value not allowed. raw is not modified.
+func (s *Schema) Decode(raw map[string]any) (Props, error) {
+	var errs FieldErrors
+	out := make(Props, len(s.Fields))
+	for name := range raw {
+		if _, ok := s.Field(name); !ok {
+			errs = append(errs, FieldError{name, "unknown property; the known ones are " + strings.Join(s.names(), ", ")})
+		}
+	}
+	for _, f := range s.Fields {
+		v, ok := raw[f.Name]
+		if !ok || v == nil {
+			if f.Required {
+				errs = append(errs, FieldError{f.Name, fmt.Sprintf("required: give a %s", f.Kind)})
+			} else if f.Default != nil {
+				// A schema's own default is trusted to have the right kind.
+				out[f.Name], _ = f.normalize(f.Default)
+			}
+			continue
+		}
+		nv, err := f.normalize(v)
+		if err != nil {
+			errs = append(errs, FieldError{f.Name, err.Error()})
+			continue
+		}
+		if len(f.Allowed) > 0 && !slices.ContainsFunc(f.Allowed, func(a any) bool { return fmt.Sprint(a) == fmt.Sprint(nv) }) {
+			errs = append(errs, FieldError{f.Name, fmt.Sprintf("%v is not allowed; use one of %s", nv, f.allowedList())})
+			continue
+		}
+		out[f.Name] = nv
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+		return nil, errs
+	}
+	return out, nil
+}
+
+func (s *Schema) names() []string {
+	n := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		n[i] = f.Name
+	}
+	return n
+}
+
+func (f Field) allowedList() string {
+	parts := make([]string, len(f.Allowed))
+	for i, a := range f.Allowed {
+		parts[i] = fmt.Sprint(a)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// normalize converts v to the Go type of the field's kind: string, int64,
+// float64, bool, []string or map[string]any.
+func (f Field) normalize(v any) (any, error) {
+	wrong := fmt.Errorf("want a %s, got %s", f.Kind, jsonKind(v))
+	switch f.Kind {
+	case String, URL:
+		s, ok := v.(string)
+		if !ok {
+			return nil, wrong
+		}
+		if f.Kind == URL {
+			if _, err := url.Parse(s); err != nil {
+				return nil, fmt.Errorf("not a valid URL: %v", stripURL(err))
+			}
+		}
+		return s, nil
+	case Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, wrong
+		}
+		return b, nil
+	case Int:
+		x, ok := number(v)
+		if !ok {
+			return nil, wrong
+		}
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return nil, fmt.Errorf("want a whole number, got %v", x)
+		}
+		return int64(x), nil
+	case Float:
+		x, ok := number(v)
+		if !ok {
+			return nil, wrong
+		}
+		return x, nil
+	case StringList:
+		switch l := v.(type) {
+		case []string:
+			return slices.Clone(l), nil
+		case []any:
+			out := make([]string, len(l))
+			for i, e := range l {
+				s, ok := e.(string)
+				if !ok {
+					return nil, fmt.Errorf("item %d: want a string, got %s", i, jsonKind(e))
+				}
+				out[i] = s
+			}
+			return out, nil
+		}
+		return nil, wrong
+	case Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, wrong
+		}
+		return cloneMap(m), nil
+	}
+	return nil, fmt.Errorf("field kind %q is not supported", f.Kind)
+}
+
+// stripURL drops the input from a url.Parse error: it may hold a password.
+func stripURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(string(n), 64)
+		return f, err == nil
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int8:
+		return float64(n), true
+	case int16:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case uint:
+		return float64(n), true
+	case uint8:
+		return float64(n), true
+	case uint16:
+		return float64(n), true
+	case uint32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case bool:
+		return "a bool"
+	case []any, []string:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	case nil:
+		return "null"
+	}
+	if _, ok := number(v); ok {
+		return "a number"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// MaskProps returns a copy of p with every secret replaced by Mask.
+func (s *Schema) MaskProps(p map[string]any) map[string]any {
+	out := cloneMap(p)
+	for _, f := range s.Fields {
+		v, ok := out[f.Name]
+		if !ok || v == nil {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == URL:
+			if str, ok := v.(string); ok {
+				out[f.Name] = maskURL(str)
+			}
+		case f.Secret:
+			out[f.Name] = Mask
+		case len(f.SecretKeys) > 0:
+			if m, ok := v.(map[string]any); ok {
+				m = cloneMap(m)
+				for k := range m {
+					if f.secretKey(k) {
+						m[k] = Mask
+					}
+				}
+				out[f.Name] = m
+			}
+		}
+	}
+	return out
+}
+
+// Unmask returns a copy of next in which every secret that is Mask (or a URL
+// whose password is Mask) takes its value from prev, so that a client can
+// send back what it read and keep the stored secret.
+func (s *Schema) Unmask(next, prev map[string]any) map[string]any {
+	out := cloneMap(next)
+	for _, f := range s.Fields {
+		v, ok := out[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == URL:
+			nu, _ := v.(string)
+			pu, _ := prev[f.Name].(string)
+			out[f.Name] = unmaskURL(nu, pu)
+		case f.Secret:
+			if v == Mask {
+				if pv, ok := prev[f.Name]; ok {
+					out[f.Name] = pv
+				}
+			}
+		case len(f.SecretKeys) > 0:
+			nm, ok1 := v.(map[string]any)
+			pm, ok2 := prev[f.Name].(map[string]any)
+			if !ok1 || !ok2 {
+				continue
+			}
+			nm = cloneMap(nm)
+			for k, kv := range nm {
+				if f.secretKey(k) && kv == Mask {
+					if pv, ok := pm[k]; ok {
+						nm[k] = pv
+					}
+				}
+			}
+			out[f.Name] = nm
+		}
+	}
+	return out
+}
+
+// Secrets returns the plain text of every secret in p, longest first, so
+// that error messages and logs can be scrubbed of them.
+func (s *Schema) Secrets(p map[string]any) []string {
+	var out []string
+	add := func(v string) {
+		if v != "" && v != Mask {
+			out = append(out, v)
+		}
+	}
+	for _, f := range s.Fields {
+		v, ok := p[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == URL:
+			if str, ok := v.(string); ok {
+				if u, err := url.Parse(str); err == nil && u.User != nil {
+					if pw, ok := u.User.Password(); ok {
+						add(pw)
+						add(url.QueryEscape(pw))
+						add(url.PathEscape(pw))
+					}
+				}
+			}
+		case f.Secret:
+			add(fmt.Sprint(v))
+		case len(f.SecretKeys) > 0:
+			if m, ok := v.(map[string]any); ok {
+				for k, kv := range m {
+					if f.secretKey(k) {
+						add(fmt.Sprint(kv))
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return slices.Compact(out)
+}
+
+// Scrub replaces every secret of p that occurs in msg with Mask.
+func (s *Schema) Scrub(msg string, p map[string]any) string {
+	for _, sec := range s.Secrets(p) {
+		msg = strings.ReplaceAll(msg, sec, Mask)
+	}
+	return msg
+}
+
+func (f Field) secretKey(k string) bool {
+	return slices.ContainsFunc(f.SecretKeys, func(s string) bool { return strings.EqualFold(s, k) })
+}
+
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		// Not parseable: it cannot be shown safely in part.
+		return Mask
+	}
+	if u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); !ok {
+		return s
+	}
+	u.User = url.UserPassword(u.User.Username(), Mask)
+	return u.String()
+}
+
+func unmaskURL(next, prev string) string {
+	nu, err := url.Parse(next)
+	if err != nil || nu.User == nil {
+		return next
+	}
+	if pw, ok := nu.User.Password(); !ok || pw != Mask {
+		return next
+	}
+	pu, err := url.Parse(prev)
+	if err != nil || pu.User == nil {
+		return next
+	}
+	if ppw, ok := pu.User.Password(); ok {
+		nu.User = url.UserPassword(nu.User.Username(), ppw)
+		return nu.String()
+	}
+	return next
+}

@@ -1,0 +1,193 @@
+// Package sqlite is the embedded default Store: one SQLite file.
+//
+// Writes are durable when acknowledged: the database runs in WAL mode with
+// synchronous=FULL, so an acknowledged write survives a crash of the
+// process (and of the machine, as far as the disk honours fsync). The file
+// is created readable by its owner only, since props hold secrets.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/connkit/connkit/store"
+)
+
+// Store is a store.Store on an SQLite file.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+const schema = `CREATE TABLE IF NOT EXISTS connections (
+	id         TEXT PRIMARY KEY NOT NULL,
+	typ        TEXT NOT NULL,
+	props      BLOB NOT NULL,
+	version    INTEGER NOT NULL,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+) WITHOUT ROWID`
+
+// Open opens or creates the database at path, creating its directory if
+// needed. The path ":memory:" gives a private in-memory database.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite store: empty path: give a file path such as connkit.db")
+	}
+	dsn := ":memory:"
+	if path != ":memory:" {
+		if err := prepareFile(path); err != nil {
+			return nil, err
+		}
+		dsn = "file:" + (&url.URL{Path: path}).EscapedPath()
+	}
+	dsn += "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_txlock=immediate"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
+	// One connection: writes to SQLite are serial anyway, and a single
+	// connection keeps ":memory:" one database.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite store %s: create table: %w", path, err)
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("sqlite store: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite store: %w", err)
+	}
+	return f.Close()
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+type scanner interface{ Scan(...any) error }
+
+func scan(s scanner) (store.Record, error) {
+	var r store.Record
+	var c, u string
+	if err := s.Scan(&r.ID, &r.Type, &r.Props, &r.Version, &c, &u); err != nil {
+		return store.Record{}, err
+	}
+	var err1, err2 error
+	r.CreatedAt, err1 = time.Parse(time.RFC3339Nano, c)
+	r.UpdatedAt, err2 = time.Parse(time.RFC3339Nano, u)
+	if err := errors.Join(err1, err2); err != nil {
+		return store.Record{}, fmt.Errorf("sqlite store: record %q: bad timestamp: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+const cols = `id, typ, props, version, created_at, updated_at`
+
+// List implements store.Store.
+func (s *Store) List(ctx context.Context) ([]store.Record, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM connections ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: list: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: list: %w", err)
+	}
+	return out, nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
+	r, err := scan(s.db.QueryRowContext(ctx, `SELECT `+cols+` FROM connections WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Record{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite store: get %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, error) {
+	now := s.now().UTC()
+	rec.Version, rec.CreatedAt, rec.UpdatedAt = 1, now, now
+	_, err := s.db.ExecContext(ctx, `INSERT INTO connections (`+cols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		rec.ID, rec.Type, []byte(rec.Props), rec.Version, ts(now), ts(now))
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
+		return store.Record{}, store.ErrExists
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite store: create %q: %w", rec.ID, err)
+	}
+	return rec, nil
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (store.Record, error) {
+	now := s.now().UTC()
+	row := s.db.QueryRowContext(ctx, `UPDATE connections SET typ = ?, props = ?, version = version + 1, updated_at = ?
+		WHERE id = ? AND version = ? RETURNING `+cols,
+		rec.Type, []byte(rec.Props), ts(now), rec.ID, version)
+	out, err := scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Record{}, s.missOrMismatch(ctx, rec.ID)
+	}
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite store: update %q: %w", rec.ID, err)
+	}
+	return out, nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, id string, version int64) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM connections WHERE id = ? AND version = ?`, id, version)
+	if err != nil {
+		return fmt.Errorf("sqlite store: delete %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return s.missOrMismatch(ctx, id)
+	}
+	return nil
+}
+
+// missOrMismatch tells why a conditional write touched no row.
+func (s *Store) missOrMismatch(ctx context.Context, id string) error {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM connections WHERE id = ?`, id).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("sqlite store: %q: %w", id, err)
+	}
+	return store.ErrVersionMismatch
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
