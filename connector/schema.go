@@ -96,7 +96,7 @@ func (s *Schema) Decode(raw map[string]any) (Props, error) {
 		v, ok := raw[f.Name]
 		if !ok || v == nil {
 			if f.Required {
-				errs = append(errs, FieldError{f.Name, fmt.Sprintf("required: give a %s", f.Kind)})
+				errs = append(errs, FieldError{f.Name, "required: give " + f.Kind.article()})
 			} else if f.Default != nil {
 				// A schema's own default is trusted to have the right kind.
 				out[f.Name], _ = f.normalize(f.Default)
@@ -121,6 +121,14 @@ func (s *Schema) Decode(raw map[string]any) (Props, error) {
 	return out, nil
 }
 
+// article returns the kind with its indefinite article.
+func (k Kind) article() string {
+	if k == Int {
+		return "an int"
+	}
+	return "a " + string(k)
+}
+
 func (s *Schema) names() []string {
 	n := make([]string, len(s.Fields))
 	for i, f := range s.Fields {
@@ -140,7 +148,7 @@ func (f Field) allowedList() string {
 // normalize converts v to the Go type of the field's kind: string, int64,
 // float64, bool, []string or map[string]any.
 func (f Field) normalize(v any) (any, error) {
-	wrong := fmt.Errorf("want a %s, got %s", f.Kind, jsonKind(v))
+	wrong := fmt.Errorf("want %s, got %s", f.Kind.article(), jsonKind(v))
 	switch f.Kind {
 	case String, URL:
 		s, ok := v.(string)
@@ -260,13 +268,36 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
+// cloneMap copies m deeply, so that no caller shares a nested map or slice.
 func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		out[k] = v
+		out[k] = cloneValue(v)
 	}
 	return out
 }
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneMap(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cloneValue(e)
+		}
+		return out
+	case []string:
+		return slices.Clone(x)
+	}
+	return v
+}
+
+// Clone returns a deep copy of p.
+func (p Props) Clone() Props { return cloneMap(p) }
 
 // MaskProps returns a copy of p with every secret replaced by Mask.
 func (s *Schema) MaskProps(p map[string]any) map[string]any {
@@ -404,8 +435,10 @@ func maskURL(s string) string {
 	if _, ok := u.User.Password(); !ok {
 		return s
 	}
-	u.User = url.UserPassword(u.User.Username(), Mask)
-	return u.String()
+	// url.URL would escape the mask's stars: encode a plain placeholder.
+	const placeholder = "connkitmaskedpassword"
+	u.User = url.UserPassword(u.User.Username(), placeholder)
+	return strings.Replace(u.String(), placeholder, Mask, 1)
 }
 
 func unmaskURL(next, prev string) string {

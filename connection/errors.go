@@ -1,0 +1,135 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/store"
+)
+
+// Code is the stable kind of an error. The HTTP layer maps each to a status
+// code; programs compare with errors.Is against the Err sentinels.
+type Code string
+
+// The error kinds.
+const (
+	CodeInvalidArgument  Code = "invalid_argument"
+	CodeNotFound         Code = "not_found"
+	CodeAlreadyExists    Code = "already_exists"
+	CodeInUse            Code = "in_use"
+	CodeVersionMismatch  Code = "version_mismatch"
+	CodeUnavailable      Code = "unavailable"
+	CodeDeadlineExceeded Code = "deadline_exceeded"
+	CodeInternal         Code = "internal"
+)
+
+// Sentinels for errors.Is; every error the Manager returns is an *Error
+// that matches exactly one of them.
+var (
+	ErrInvalidArgument  = errors.New("invalid argument")
+	ErrNotFound         = errors.New("not found")
+	ErrAlreadyExists    = errors.New("already exists")
+	ErrInUse            = errors.New("in use")
+	ErrVersionMismatch  = errors.New("version mismatch")
+	ErrUnavailable      = errors.New("unavailable")
+	ErrDeadlineExceeded = errors.New("deadline exceeded")
+	ErrInternal         = errors.New("internal error")
+)
+
+var sentinels = map[Code]error{
+	CodeInvalidArgument:  ErrInvalidArgument,
+	CodeNotFound:         ErrNotFound,
+	CodeAlreadyExists:    ErrAlreadyExists,
+	CodeInUse:            ErrInUse,
+	CodeVersionMismatch:  ErrVersionMismatch,
+	CodeUnavailable:      ErrUnavailable,
+	CodeDeadlineExceeded: ErrDeadlineExceeded,
+	CodeInternal:         ErrInternal,
+}
+
+// Error is what the Manager returns on failure.
+type Error struct {
+	Code Code
+	// ID is the connection concerned, if any.
+	ID string
+	// Message says what went wrong and what to do, for a person.
+	Message string
+	// Fields lists the invalid fields of a request, for CodeInvalidArgument.
+	Fields connector.FieldErrors
+	// Refs lists the refs holding the connection, for CodeInUse.
+	Refs []string
+	// Err is the cause, if any.
+	Err error
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is the sentinel of e's Code.
+func (e *Error) Is(target error) bool { return sentinels[e.Code] == target }
+
+// CodeOf returns the kind of err: its Code if it is an *Error, a deadline
+// for context errors, CodeInternal otherwise.
+func CodeOf(err error) Code {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return CodeDeadlineExceeded
+	}
+	return CodeInternal
+}
+
+func notFound(id string) error {
+	return &Error{Code: CodeNotFound, ID: id, Message: fmt.Sprintf("connection %q not found", id)}
+}
+
+func inUse(id, op string, refs []string) error {
+	return &Error{Code: CodeInUse, ID: id, Refs: refs,
+		Message: fmt.Sprintf("connection %q cannot be %s: it is used by %s; detach them first", id, op, strings.Join(refs, ", "))}
+}
+
+func invalid(id string, fields connector.FieldErrors) error {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.Error()
+	}
+	return &Error{Code: CodeInvalidArgument, ID: id, Fields: fields,
+		Message: "invalid connection: " + strings.Join(parts, "; ")}
+}
+
+func invalidField(id, field, msg string) error {
+	return invalid(id, connector.FieldErrors{{Field: field, Message: msg}})
+}
+
+var errClosed = &Error{Code: CodeUnavailable, Message: "the connection manager is closed"}
+
+// ctxError turns a context error into a deadline error naming the step.
+func ctxError(id, step string, err error) error {
+	return &Error{Code: CodeDeadlineExceeded, ID: id, Err: err,
+		Message: fmt.Sprintf("connection %q: %s: %v", id, step, err)}
+}
+
+// storeError classifies an error from the Store.
+func storeError(id, op string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(id)
+	case errors.Is(err, store.ErrExists):
+		return &Error{Code: CodeAlreadyExists, ID: id, Err: err, Message: fmt.Sprintf("connection %q already exists; choose another id or update it", id)}
+	case errors.Is(err, store.ErrVersionMismatch):
+		return &Error{Code: CodeVersionMismatch, ID: id, Err: err, Message: fmt.Sprintf("connection %q was changed by someone else; read it again and retry", id)}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return ctxError(id, op, err)
+	}
+	return &Error{Code: CodeInternal, ID: id, Err: err,
+		Message: fmt.Sprintf("connection %q: %s failed in the store, nothing was changed: %v", id, op, err)}
+}

@@ -1,0 +1,183 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/connkit/connkit/connector"
+)
+
+// live runs one connector.Conn: it dials from its own goroutine with
+// backoff, follows Lost events, and keeps the status.
+type live struct {
+	conn  connector.Conn
+	lost  chan error
+	scrub func(string) string
+	log   *slog.Logger
+	cfg   dialConfig
+
+	mu      sync.Mutex
+	st      Status
+	started bool
+	stopped bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+type dialConfig struct {
+	minBackoff, maxBackoff, dialTimeout time.Duration
+}
+
+// events is handed to connector.Type.Open; Lost never blocks.
+type events chan error
+
+func (e events) Lost(err error) {
+	if err == nil {
+		err = errors.New("link lost")
+	}
+	select {
+	case e <- err:
+	default: // one pending loss is enough to redial
+	}
+}
+
+func newLive(conn connector.Conn, ev events, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
+	return &live{
+		conn: conn, lost: ev, scrub: scrub, log: log, cfg: cfg,
+		st: Status{State: StateConnecting, Since: time.Now().UTC()},
+	}
+}
+
+// start runs the dial loop; wg counts the goroutine. It reports false if
+// the live was stopped before it could start.
+func (l *live) start(wg *sync.WaitGroup) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || l.started {
+		return false
+	}
+	l.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.done = cancel, make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(l.done)
+		l.run(ctx)
+	}()
+	return true
+}
+
+// stop ends the dial loop, waits for it, and closes the conn. It is safe to
+// call more than once and on a live that never started.
+func (l *live) stop() {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.stopped = true
+	started, cancel, done := l.started, l.cancel, l.done
+	l.mu.Unlock()
+	if started {
+		cancel()
+		<-done
+	}
+	if err := l.conn.Close(); err != nil {
+		l.log.Warn("closing connection", "err", l.scrub(err.Error()))
+	}
+}
+
+func (l *live) status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st
+}
+
+func (l *live) set(state State, err error) {
+	msg := ""
+	if err != nil {
+		msg = l.scrub(err.Error())
+	}
+	l.mu.Lock()
+	prev := l.st
+	if prev.State != state {
+		l.st.Since = time.Now().UTC()
+	}
+	l.st.State, l.st.Err, l.st.Permanent = state, msg, connector.IsPermanent(err)
+	l.mu.Unlock()
+	switch {
+	case prev.State == state && prev.Err == msg:
+		// Nothing new: retries of the same failure are not logged again.
+	case state == StateConnected:
+		l.log.Info("connection connected")
+	case err != nil:
+		l.log.Warn("connection "+string(state), "err", msg, "permanent", connector.IsPermanent(err))
+	}
+}
+
+func (l *live) run(ctx context.Context) {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     l.cfg.minBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         l.cfg.maxBackoff,
+	}
+	b.Reset()
+	for {
+		// A loss reported by an earlier link is stale once we redial.
+		select {
+		case <-l.lost:
+		default:
+		}
+		dctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+		err := l.conn.Connect(dctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("no answer within %v: %w", l.cfg.dialTimeout, err)
+			}
+			l.set(StateDisconnected, err)
+			wait := b.NextBackOff()
+			if connector.IsPermanent(err) {
+				wait = l.cfg.maxBackoff
+			}
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		b.Reset()
+		l.set(StateConnected, nil)
+		select {
+		case err := <-l.lost:
+			l.set(StateDisconnected, err)
+			if !sleep(ctx, b.NextBackOff()) {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// sleep waits for d or until ctx is done, and reports whether ctx is live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

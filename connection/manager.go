@@ -1,0 +1,577 @@
+package connection
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store"
+)
+
+// Options configure a Manager. A nil *Options means all defaults.
+type Options struct {
+	// Registry holds the connection types; nil means registry.Default.
+	Registry *registry.Registry
+	// Logger receives status changes and failures, with secrets scrubbed;
+	// nil means slog.Default().
+	Logger *slog.Logger
+	// MinBackoff and MaxBackoff bound the wait between dials of a
+	// connection that is down (with jitter); defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// DialTimeout bounds one dial; default 10s.
+	DialTimeout time.Duration
+}
+
+// Manager holds named connections: it stores their specs, keeps each one
+// dialed in the background, and shares one live connection among every
+// user attached to it. It is safe for concurrent use.
+//
+// Writes to one connection are serialised; no lock is held while the
+// store or the network is used.
+type Manager struct {
+	store store.Store
+	reg   *registry.Registry
+	log   *slog.Logger
+	cfg   dialConfig
+
+	mu     sync.Mutex
+	conns  map[string]*entry
+	closed bool
+	wg     sync.WaitGroup // dial loops
+}
+
+// entry is one connection. Its fields are guarded by Manager.mu.
+type entry struct {
+	rec    store.Record
+	props  map[string]any // as the user gave them, secrets in clear
+	schema *connector.Schema
+	live   *live  // nil if the connection cannot run
+	broken Status // the status when live is nil
+	refs   map[string]struct{}
+	// busy is non-nil while a write on this id is in flight; it is closed
+	// when that write ends. Writes and attaches wait for it.
+	busy chan struct{}
+	// stored is false while the entry's Create is in flight.
+	stored bool
+}
+
+// New returns a Manager over s, then reloads every stored connection and
+// starts dialing it in the background. A stored connection that can no
+// longer run (its type is not registered, its props no longer valid) is
+// kept, reported disconnected with the reason, and never dropped. The
+// Manager does not close s.
+func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	m := &Manager{
+		store: s,
+		reg:   opts.Registry,
+		log:   opts.Logger,
+		cfg: dialConfig{
+			minBackoff:  orDefault(opts.MinBackoff, 500*time.Millisecond),
+			maxBackoff:  orDefault(opts.MaxBackoff, 30*time.Second),
+			dialTimeout: orDefault(opts.DialTimeout, 10*time.Second),
+		},
+		conns: make(map[string]*entry),
+	}
+	if m.reg == nil {
+		m.reg = registry.Default
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.cfg.maxBackoff < m.cfg.minBackoff {
+		m.cfg.maxBackoff = m.cfg.minBackoff
+	}
+	recs, err := s.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connection: loading stored connections: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, rec := range recs {
+		e := &entry{rec: rec, refs: map[string]struct{}{}, stored: true}
+		if err := m.prepare(e); err != nil {
+			m.log.Error("stored connection cannot run", "connection", rec.ID, "type", rec.Type, "err", err)
+		}
+		m.conns[rec.ID] = e
+		if e.live != nil {
+			e.live.start(&m.wg)
+		}
+	}
+	return m, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// prepare fills e's props, schema and live from e.rec. On failure e gets a
+// broken status with the reason instead of a live.
+func (m *Manager) prepare(e *entry) error {
+	props, err := parseProps(e.rec.Props)
+	if err == nil {
+		e.props = props
+		var t connector.Type
+		t, err = m.lookup(e.rec.Type)
+		if err == nil {
+			e.schema = t.Schema()
+			e.live, err = m.open(e.rec.ID, e.rec.Type, t, props)
+		}
+	}
+	if err != nil {
+		msg := err.Error()
+		if e.schema != nil {
+			msg = e.schema.Scrub(msg, props)
+		}
+		e.broken = Status{State: StateDisconnected, Err: msg, Permanent: true, Since: time.Now().UTC()}
+	}
+	return err
+}
+
+func parseProps(raw []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var p map[string]any
+	if err := d.Decode(&p); err != nil {
+		return nil, fmt.Errorf("stored props are not a JSON object: %v", err)
+	}
+	if p == nil {
+		p = map[string]any{}
+	}
+	return p, nil
+}
+
+func (m *Manager) lookup(typ string) (connector.Type, error) {
+	t, ok := m.reg.Lookup(typ)
+	if !ok {
+		return nil, invalidField("", "typ", fmt.Sprintf("unknown type %q; the registered types are %s (import a connector package to add one)",
+			typ, strings.Join(m.reg.Names(), ", ")))
+	}
+	return t, nil
+}
+
+// open decodes props and builds a live that has not started. It performs
+// no I/O.
+func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (*live, error) {
+	schema := t.Schema()
+	decoded, err := schema.Decode(props)
+	if err == nil {
+		ev := make(events, 1)
+		var conn connector.Conn
+		conn, err = t.Open(decoded, ev)
+		if err == nil {
+			secrets := schema.Secrets(props)
+			scrub := func(s string) string {
+				for _, sec := range secrets {
+					s = strings.ReplaceAll(s, sec, connector.Mask)
+				}
+				return s
+			}
+			return newLive(conn, ev, scrub, m.log.With("connection", id, "type", typ), m.cfg), nil
+		}
+	}
+	if fe, ok := err.(connector.FieldErrors); ok {
+		return nil, invalid(id, fe)
+	}
+	return nil, invalidField(id, "props", schema.Scrub(err.Error(), props))
+}
+
+// validate checks spec and builds its live without I/O. It returns the
+// props as they will be stored.
+func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*live, *connector.Schema, json.RawMessage, error) {
+	t, err := m.lookup(spec.Type)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	props := spec.Props
+	if props == nil {
+		props = map[string]any{}
+	}
+	if prev != nil && prevType == spec.Type {
+		props = t.Schema().Unmask(props, prev)
+	}
+	raw, err := json.Marshal(props)
+	if err != nil {
+		return nil, nil, nil, invalidField(spec.ID, "props", "not encodable as JSON: "+err.Error())
+	}
+	// Decode what will be stored, so that a reload sees the same props.
+	stored, err := parseProps(raw)
+	if err != nil {
+		return nil, nil, nil, invalidField(spec.ID, "props", err.Error())
+	}
+	l, err := m.open(spec.ID, spec.Type, t, stored)
+	return l, t.Schema(), raw, err
+}
+
+// acquire returns the stored entry id with m.mu held, once no write on it
+// is in flight. On error m.mu has been released.
+func (m *Manager) acquire(ctx context.Context, id string) (*entry, error) {
+	for {
+		if m.closed {
+			m.mu.Unlock()
+			return nil, errClosed
+		}
+		e := m.conns[id]
+		if e == nil {
+			m.mu.Unlock()
+			return nil, notFound(id)
+		}
+		if e.busy == nil {
+			return e, nil
+		}
+		ch := e.busy
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctxError(id, "waiting for another change of the connection", ctx.Err())
+		}
+		m.mu.Lock()
+	}
+}
+
+// settle ends the write in flight on e. m.mu must be held.
+func settle(e *entry) {
+	close(e.busy)
+	e.busy = nil
+}
+
+// Create validates spec, stores it, and starts dialing in the background.
+// Nothing is stored if spec is invalid.
+func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
+	if err := checkID(spec.ID); err != nil {
+		return Info{}, err
+	}
+	l, schema, raw, err := m.validate(spec, nil, "")
+	if err != nil {
+		return Info{}, err
+	}
+	e := &entry{refs: map[string]struct{}{}, busy: make(chan struct{}), schema: schema}
+	m.mu.Lock()
+	for {
+		if m.closed {
+			m.mu.Unlock()
+			l.stop()
+			return Info{}, errClosed
+		}
+		old := m.conns[spec.ID]
+		if old == nil {
+			break
+		}
+		if old.busy == nil {
+			m.mu.Unlock()
+			l.stop()
+			return Info{}, storeError(spec.ID, "create", store.ErrExists)
+		}
+		ch := old.busy
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			l.stop()
+			return Info{}, ctxError(spec.ID, "waiting for another change of the connection", ctx.Err())
+		}
+		m.mu.Lock()
+	}
+	m.conns[spec.ID] = e
+	m.mu.Unlock()
+
+	rec, err := m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw})
+	m.mu.Lock()
+	if err != nil {
+		delete(m.conns, spec.ID)
+		settle(e)
+		m.mu.Unlock()
+		l.stop()
+		return Info{}, storeError(spec.ID, "create", err)
+	}
+	e.rec, e.stored, e.live = rec, true, l
+	e.props, _ = parseProps(raw)
+	if !m.closed {
+		l.start(&m.wg)
+	}
+	settle(e)
+	info := m.info(e)
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		l.stop()
+	}
+	m.log.Info("connection created", "connection", spec.ID, "type", spec.Type, "version", rec.Version)
+	return info, nil
+}
+
+// Update replaces the type and props of the connection spec.ID. If
+// ifVersion is not 0 it must be the stored version. A prop that carries
+// connector.Mask keeps its stored secret. The update is refused while the
+// connection has refs. It is atomic: the new spec is validated and stored
+// first, and only then is the live connection replaced; on any failure the
+// old one stays stored and running.
+func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info, error) {
+	if err := checkID(spec.ID); err != nil {
+		return Info{}, err
+	}
+	if _, err := m.lookup(spec.Type); err != nil {
+		return Info{}, err
+	}
+	m.mu.Lock()
+	e, err := m.acquire(ctx, spec.ID)
+	if err != nil {
+		return Info{}, err
+	}
+	if err := m.writable(e, "updated", ifVersion); err != nil {
+		m.mu.Unlock()
+		return Info{}, err
+	}
+	prev, prevType, version := e.props, e.rec.Type, e.rec.Version
+	e.busy = make(chan struct{})
+	m.mu.Unlock()
+
+	l, schema, raw, err := m.validate(spec, prev, prevType)
+	if err == nil {
+		var rec store.Record
+		rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw}, version)
+		if err != nil {
+			l.stop()
+			err = storeError(spec.ID, "update", err)
+		} else {
+			m.mu.Lock()
+			old := e.live
+			e.rec, e.schema, e.live, e.broken = rec, schema, l, Status{}
+			e.props, _ = parseProps(raw)
+			m.mu.Unlock()
+			// The old link goes before the new one dials, so that the two
+			// never fight over a client id.
+			if old != nil {
+				old.stop()
+			}
+		}
+	}
+	m.mu.Lock()
+	if err == nil && !m.closed {
+		l.start(&m.wg)
+	}
+	settle(e)
+	info := m.info(e)
+	closed := m.closed
+	m.mu.Unlock()
+	if err != nil {
+		return Info{}, err
+	}
+	if closed {
+		l.stop()
+	}
+	m.log.Info("connection updated", "connection", spec.ID, "type", spec.Type, "version", info.Version)
+	return info, nil
+}
+
+// writable refuses a write on e while it has refs or if ifVersion is
+// stale. m.mu must be held.
+func (m *Manager) writable(e *entry, op string, ifVersion int64) error {
+	if len(e.refs) > 0 {
+		return inUse(e.rec.ID, op, sortedRefs(e))
+	}
+	if ifVersion != 0 && ifVersion != e.rec.Version {
+		return &Error{Code: CodeVersionMismatch, ID: e.rec.ID,
+			Message: fmt.Sprintf("connection %q is at version %d, not %d; read it again and retry", e.rec.ID, e.rec.Version, ifVersion)}
+	}
+	return nil
+}
+
+// Delete removes the connection id and closes its live connection. If
+// ifVersion is not 0 it must be the stored version. It is refused while the
+// connection has refs.
+func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	e, err := m.acquire(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := m.writable(e, "deleted", ifVersion); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	version := e.rec.Version
+	e.busy = make(chan struct{})
+	m.mu.Unlock()
+
+	err = m.store.Delete(ctx, id, version)
+	m.mu.Lock()
+	if err == nil {
+		delete(m.conns, id)
+	}
+	settle(e)
+	l := e.live
+	m.mu.Unlock()
+	if err != nil {
+		return storeError(id, "delete", err)
+	}
+	if l != nil {
+		l.stop()
+	}
+	m.log.Info("connection deleted", "connection", id)
+	return nil
+}
+
+// Attach records ref as a user of the connection id and returns the shared
+// live client (see the connector package of the type for a typed
+// accessor). The client is returned even while the link is down: it is the
+// connector's to buffer or fail. Attaching a ref that is already attached
+// is harmless. Refs name their users, for example "rule1/source".
+func (m *Manager) Attach(ctx context.Context, id, ref string) (any, error) {
+	if ref == "" {
+		return nil, invalidField(id, "ref", "give the name of the user, such as rule1/source")
+	}
+	m.mu.Lock()
+	e, err := m.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.live == nil {
+		err := &Error{Code: CodeUnavailable, ID: id,
+			Message: fmt.Sprintf("connection %q cannot run: %s; update it", id, e.broken.Err)}
+		m.mu.Unlock()
+		return nil, err
+	}
+	e.refs[ref] = struct{}{}
+	conn := e.live.conn
+	m.mu.Unlock()
+	// The ref is recorded, so the conn cannot be closed under us.
+	return conn.Client(ref), nil
+}
+
+// Detach removes ref from the users of the connection id. Detaching a ref
+// that is not attached, or from a connection that does not exist, does
+// nothing.
+func (m *Manager) Detach(id, ref string) {
+	m.mu.Lock()
+	e := m.conns[id]
+	if e == nil {
+		m.mu.Unlock()
+		return
+	}
+	if _, ok := e.refs[ref]; !ok {
+		m.mu.Unlock()
+		return
+	}
+	l := e.live
+	m.mu.Unlock()
+	if l == nil {
+		m.mu.Lock()
+		delete(e.refs, ref)
+		m.mu.Unlock()
+		return
+	}
+	// Release runs while the ref still holds the conn open.
+	if r, ok := l.conn.(connector.Releaser); ok {
+		r.Release(ref)
+	}
+	m.mu.Lock()
+	delete(e.refs, ref)
+	m.mu.Unlock()
+}
+
+// Get returns the connection id. It reads memory only and never dials.
+func (m *Manager) Get(id string) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.conns[id]
+	if e == nil || !e.stored {
+		return Info{}, notFound(id)
+	}
+	return m.info(e), nil
+}
+
+// List returns every connection sorted by id. It never dials.
+func (m *Manager) List() []Info {
+	m.mu.Lock()
+	out := make([]Info, 0, len(m.conns))
+	for _, e := range m.conns {
+		if e.stored {
+			out = append(out, m.info(e))
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// info reports e with secrets masked. m.mu must be held.
+func (m *Manager) info(e *entry) Info {
+	in := Info{
+		ID: e.rec.ID, Type: e.rec.Type,
+		RefCount: len(e.refs), Refs: sortedRefs(e),
+		Version: e.rec.Version, CreatedAt: e.rec.CreatedAt, UpdatedAt: e.rec.UpdatedAt,
+	}
+	if e.schema != nil {
+		in.Props = e.schema.MaskProps(e.props)
+	} else {
+		// Without a schema nothing tells a secret apart: hide every value.
+		in.Props = make(map[string]any, len(e.props))
+		for k := range e.props {
+			in.Props[k] = connector.Mask
+		}
+	}
+	if e.live != nil {
+		in.Status = e.live.status()
+	} else {
+		in.Status = e.broken
+	}
+	return in
+}
+
+func sortedRefs(e *entry) []string {
+	refs := make([]string, 0, len(e.refs))
+	for r := range e.refs {
+		refs = append(refs, r)
+	}
+	slices.Sort(refs)
+	return refs
+}
+
+// Close closes every live connection and waits for every dial loop to
+// end. Writes and attaches after Close fail with ErrUnavailable; Get and
+// List still answer. Close does not close the store.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	var lives []*live
+	for _, e := range m.conns {
+		if e.live != nil {
+			lives = append(lives, e.live)
+		}
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range lives {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.stop()
+		}()
+	}
+	wg.Wait()
+	m.wg.Wait()
+	return nil
+}

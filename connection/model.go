@@ -1,0 +1,64 @@
+package connection
+
+import (
+	"regexp"
+	"time"
+)
+
+// Spec is what a user gives to create or update a connection.
+type Spec struct {
+	// ID names the connection: 1 to 128 characters of A-Z, a-z, 0-9, _ and
+	// -, case kept.
+	ID string `json:"id"`
+	// Type is a registered type name such as "mqtt".
+	Type string `json:"typ"`
+	// Props are decoded strictly against the type's schema.
+	Props map[string]any `json:"props"`
+}
+
+// State is where a connection's link stands.
+type State string
+
+// The states of a connection.
+const (
+	StateConnecting   State = "connecting"
+	StateConnected    State = "connected"
+	StateDisconnected State = "disconnected"
+)
+
+// Status is a connection's state, the last error, and when the state last
+// changed. Reading it never dials.
+type Status struct {
+	State State  `json:"status"`
+	Err   string `json:"err"`
+	// Permanent says that Err will not go away by retrying (bad
+	// credentials, a type that is not compiled in): fix the connection.
+	Permanent bool      `json:"permanent,omitempty"`
+	Since     time.Time `json:"statusSince"`
+}
+
+// Info is a connection as the Manager reports it. Secrets in Props are
+// masked with connector.Mask.
+type Info struct {
+	ID    string         `json:"id"`
+	Type  string         `json:"typ"`
+	Props map[string]any `json:"props"`
+	Status
+	RefCount  int       `json:"refCount"`
+	Refs      []string  `json:"refs"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether id is a valid connection id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+func checkID(id string) error {
+	if !ValidID(id) {
+		return invalidField(id, "id", "give 1 to 128 characters of A-Z, a-z, 0-9, _ and -")
+	}
+	return nil
+}
