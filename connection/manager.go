@@ -156,6 +156,9 @@ func parseProps(raw []byte) (map[string]any, error) {
 }
 
 func (m *Manager) lookup(typ string) (connector.Type, error) {
+	if typ == "" {
+		return nil, invalidField("", "typ", "required: give one of "+strings.Join(m.reg.Names(), ", "))
+	}
 	t, ok := m.reg.Lookup(typ)
 	if !ok {
 		return nil, invalidField("", "typ", fmt.Sprintf("unknown type %q; the registered types are %s (import a connector package to add one)",
@@ -490,6 +493,9 @@ func (m *Manager) Detach(id, ref string) {
 
 // Get returns the connection id. It reads memory only and never dials.
 func (m *Manager) Get(id string) (Info, error) {
+	if err := checkID(id); err != nil {
+		return Info{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.conns[id]
@@ -522,6 +528,9 @@ func (m *Manager) info(e *entry) Info {
 	}
 	if e.schema != nil {
 		in.Props = e.schema.MaskProps(e.props)
+		if in.Props == nil {
+			in.Props = map[string]any{}
+		}
 	} else {
 		// Without a schema nothing tells a secret apart: hide every value.
 		in.Props = make(map[string]any, len(e.props))
@@ -545,6 +554,10 @@ func sortedRefs(e *entry) []string {
 	slices.Sort(refs)
 	return refs
 }
+
+// Types returns the connection types this Manager can run, sorted by name,
+// with their property schemas.
+func (m *Manager) Types() []registry.Info { return m.reg.List() }
 
 // Close closes every live connection and waits for every dial loop to
 // end. Writes and attaches after Close fail with ErrUnavailable; Get and

@@ -1,0 +1,325 @@
+// Package httpapi serves the connection REST API on any net/http mux.
+//
+// # Routes
+//
+//	POST   /connections          create: {"id","typ","props"}; 201
+//	GET    /connections          list, sorted by id; 200
+//	GET    /connections/{id}     one connection; 200, ETag
+//	PUT    /connections/{id}     update; 200; If-Match honoured
+//	DELETE /connections/{id}     delete; 204; If-Match honoured
+//	GET    /metadata/connections the types and their property schemas
+//
+// Every body is JSON, errors included:
+//
+//	{"error": "...", "code": "invalid_argument", "fields": [{"field": "server", "message": "..."}]}
+//
+// The code is one of connection.Code, mapped to a status: invalid_argument
+// 400, not_found 404, already_exists and in_use 409 (in_use lists "refs"),
+// version_mismatch 412, body_too_large 413, unavailable 502,
+// deadline_exceeded 504, internal 500. A wrong method gets 405
+// method_not_allowed with an Allow header.
+//
+// The handler does no authentication: mount it behind your own middleware,
+// under any prefix with http.StripPrefix.
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
+)
+
+// Options configure the handler. A nil *Options means all defaults.
+type Options struct {
+	// MaxBodyBytes caps a request body; default 1 MiB. Larger bodies get
+	// 413.
+	MaxBodyBytes int64
+	// Logger receives internal errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+type handler struct {
+	m       *connection.Manager
+	maxBody int64
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns a handler serving the REST API of m.
+func New(m *connection.Manager, opts *Options) http.Handler {
+	if opts == nil {
+		opts = &Options{}
+	}
+	h := &handler{m: m, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux()}
+	if h.maxBody <= 0 {
+		h.maxBody = 1 << 20
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	h.mux.Handle("/connections", methods{"GET": h.list, "POST": h.create})
+	h.mux.Handle("/connections/{id}", methods{"GET": h.get, "PUT": h.update, "DELETE": h.delete})
+	h.mux.Handle("/metadata/connections", methods{"GET": h.types})
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
+	})
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("httpapi: panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			writeError(w, http.StatusInternalServerError, errBody{Code: string(connection.CodeInternal), Error: "internal error; the server log has the details"})
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+// methods dispatches by method, answering 405 in JSON for the others.
+type methods map[string]func(http.ResponseWriter, *http.Request)
+
+func (ms methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f, ok := ms[r.Method]; ok {
+		f(w, r)
+		return
+	}
+	allow := make([]string, 0, len(ms))
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		if _, ok := ms[m]; ok {
+			allow = append(allow, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, errBody{Code: "method_not_allowed",
+		Error: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))})
+}
+
+type errBody struct {
+	Error  string                 `json:"error"`
+	Code   string                 `json:"code"`
+	Fields []connector.FieldError `json:"fields,omitempty"`
+	Refs   []string               `json:"refs,omitempty"`
+}
+
+var statusOf = map[connection.Code]int{
+	connection.CodeInvalidArgument:  http.StatusBadRequest,
+	connection.CodeNotFound:         http.StatusNotFound,
+	connection.CodeAlreadyExists:    http.StatusConflict,
+	connection.CodeInUse:            http.StatusConflict,
+	connection.CodeVersionMismatch:  http.StatusPreconditionFailed,
+	connection.CodeUnavailable:      http.StatusBadGateway,
+	connection.CodeDeadlineExceeded: http.StatusGatewayTimeout,
+	connection.CodeInternal:         http.StatusInternalServerError,
+}
+
+// fail writes err as the JSON error body with its kind's status.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := connection.CodeOf(err)
+	body := errBody{Error: err.Error(), Code: string(code)}
+	var ce *connection.Error
+	if errors.As(err, &ce) {
+		body.Fields, body.Refs = ce.Fields, ce.Refs
+	}
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusInternalServerError {
+		h.log.Error("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, status, body)
+}
+
+func writeError(w http.ResponseWriter, status int, body errBody) {
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		fmt.Fprintf(&buf, `{"error":"encoding the response failed","code":"internal"}`+"\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func writeInfo(w http.ResponseWriter, status int, in connection.Info) {
+	w.Header().Set("ETag", etag(in.Version))
+	writeJSON(w, status, in)
+}
+
+func etag(v int64) string { return `"` + strconv.FormatInt(v, 10) + `"` }
+
+// ifMatch reads If-Match: absent or * mean any version (0).
+func ifMatch(r *http.Request) (int64, error) {
+	s := strings.TrimSpace(r.Header.Get("If-Match"))
+	if s == "" || s == "*" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(s, "W/"), `"`), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, &connection.Error{Code: connection.CodeInvalidArgument,
+			Fields:  connector.FieldErrors{{Field: "If-Match", Message: "give one version as the ETag returned, such as \"3\""}},
+			Message: fmt.Sprintf("If-Match %q is not a version; give the ETag returned, such as \"3\"", s)}
+	}
+	return v, nil
+}
+
+// specBody is the request body of create and update.
+type specBody struct {
+	ID    string         `json:"id"`
+	Typ   string         `json:"typ"`
+	Props map[string]any `json:"props"`
+}
+
+// decode reads one JSON object strictly into v: unknown fields, trailing
+// data and oversized bodies are errors that name what is wrong.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, h.maxBody)
+	d := json.NewDecoder(body)
+	d.DisallowUnknownFields()
+	d.UseNumber()
+	err := d.Decode(v)
+	if err == nil {
+		if _, terr := d.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON object")
+			if terr != nil && !errors.Is(terr, io.ErrUnexpectedEOF) {
+				err = terr
+			}
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+	)
+	bad := func(field, msg string) {
+		e := &connection.Error{Code: connection.CodeInvalidArgument, Message: "invalid request body: " + msg}
+		if field != "" {
+			e.Fields = connector.FieldErrors{{Field: field, Message: msg}}
+		}
+		h.fail(w, r, e)
+	}
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, errBody{Code: "body_too_large",
+			Error: fmt.Sprintf("request body is over %d bytes; send less", h.maxBody)})
+	case errors.Is(err, io.EOF):
+		bad("", "the body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		bad("", "the JSON ends too early")
+	case errors.As(err, &syntax):
+		bad("", fmt.Sprintf("not valid JSON at byte %d: %v", syntax.Offset, syntax))
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			bad("", fmt.Sprintf("want a JSON object, got %s", typeErr.Value))
+		} else {
+			bad(field, fmt.Sprintf("want %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+		}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		bad(field, fmt.Sprintf("unknown field %q; the fields are id, typ and props", field))
+	default:
+		bad("", err.Error())
+	}
+	return false
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "map", "struct":
+		return "an object"
+	case "string":
+		return "a string"
+	}
+	return goKind
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.m.List())
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	in, err := h.m.Get(r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeInfo(w, http.StatusOK, in)
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+	var b specBody
+	if !h.decode(w, r, &b) {
+		return
+	}
+	in, err := h.m.Create(r.Context(), connection.Spec{ID: b.ID, Type: b.Typ, Props: b.Props})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeInfo(w, http.StatusCreated, in)
+}
+
+func (h *handler) update(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	version, err := ifMatch(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var b specBody
+	if !h.decode(w, r, &b) {
+		return
+	}
+	if b.ID != "" && b.ID != id {
+		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument, ID: id,
+			Fields:  connector.FieldErrors{{Field: "id", Message: fmt.Sprintf("%q differs from the id %q in the URL; leave it empty or make them equal", b.ID, id)}},
+			Message: fmt.Sprintf("the body's id %q differs from the id %q in the URL; an id cannot be changed", b.ID, id)})
+		return
+	}
+	in, err := h.m.Update(r.Context(), connection.Spec{ID: id, Type: b.Typ, Props: b.Props}, version)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeInfo(w, http.StatusOK, in)
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
+	version, err := ifMatch(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.m.Delete(r.Context(), r.PathValue("id"), version); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) types(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.m.Types())
+}
