@@ -3,8 +3,13 @@ module github.com/connkit/connkit
 go 1.26
 
 require (
-	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/mattn/go-sqlite3 v1.14.53 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
+	github.com/cenkalti/backoff/v5 v5.0.3
+	github.com/go-sql-driver/mysql v1.10.1
+	github.com/google/go-cmp v0.7.0
+	github.com/jmoiron/sqlx v1.4.0
+	github.com/mattn/go-sqlite3 v1.14.53
+	github.com/xo/dburl v0.58.0
+	go.uber.org/goleak v1.3.0
 )
+
+require filippo.io/edwards25519 v1.2.0 // indirect

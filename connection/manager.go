@@ -188,7 +188,12 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 		}
 	}
 	if fe, ok := err.(connector.FieldErrors); ok {
-		return nil, invalid(id, fe)
+		// A connector may quote what it was given, secrets included.
+		scrubbed := make(connector.FieldErrors, len(fe))
+		for i, f := range fe {
+			scrubbed[i] = connector.FieldError{Field: f.Field, Message: schema.Scrub(f.Message, props)}
+		}
+		return nil, invalid(id, scrubbed)
 	}
 	return nil, invalidField(id, "props", schema.Scrub(err.Error(), props))
 }

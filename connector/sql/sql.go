@@ -1,0 +1,188 @@
+// Package sql is the connection type "sql": a shared *sqlx.DB pool for
+// MySQL (and MariaDB) or SQLite.
+//
+// Props:
+//
+//	url              mysql://user:pass@host:port/db?params, sqlite:path,
+//	                 or sqlite::memory: (required; the password is secret).
+//	                 Parsed by github.com/xo/dburl, as eKuiper does.
+//	maxOpenConns     most open connections in the pool; 0 means no limit
+//	maxIdleConns     most idle connections kept; default 2
+//	connMaxLifetime  seconds a connection is reused; 0 means forever
+//
+// An engine gets the pool with DB:
+//
+//	db, err := sql.DB(m.Attach(ctx, "db1", "rule1/sink"))
+package sql
+
+import (
+	"context"
+	dbsql "database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+	"github.com/xo/dburl"
+
+	// The drivers this type speaks.
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+)
+
+// Type is the name this connection type registers under.
+const Type = "sql"
+
+func init() { registry.Register(Type, Connector{}) }
+
+// Connector is the sql connector.Type.
+type Connector struct{}
+
+var schema = &connector.Schema{Fields: []connector.Field{
+	{Name: "url", Kind: connector.URL, Required: true, Secret: true,
+		Doc: "mysql://user:pass@host:port/db or sqlite:path"},
+	{Name: "maxOpenConns", Kind: connector.Int, Default: 0, Doc: "most open connections; 0 means no limit"},
+	{Name: "maxIdleConns", Kind: connector.Int, Default: 2, Doc: "most idle connections kept"},
+	{Name: "connMaxLifetime", Kind: connector.Int, Default: 0, Doc: "seconds a connection is reused; 0 means forever"},
+}}
+
+// Schema implements connector.Type.
+func (Connector) Schema() *connector.Schema { return schema }
+
+// Target is a parsed url: the database/sql driver and its DSN.
+type Target struct {
+	Driver string
+	DSN    string
+	// Memory is true for an in-memory SQLite database, which lives in one
+	// connection only.
+	Memory bool
+}
+
+// Parse turns a connection url into a driver and DSN, with an error that
+// names the url prop and never quotes the password.
+func Parse(raw string) (Target, error) {
+	u, err := dburl.Parse(raw)
+	if err != nil {
+		return Target{}, connector.FieldErrors{{Field: "url", Message: describeParseError(err)}}
+	}
+	if !slices.Contains(dbsql.Drivers(), u.Driver) {
+		return Target{}, connector.FieldErrors{{Field: "url", Message: fmt.Sprintf(
+			"scheme %q needs the database driver %q, which is not compiled in; use mysql:// or sqlite:", u.OriginalScheme, u.Driver)}}
+	}
+	t := Target{Driver: u.Driver, DSN: u.DSN}
+	if u.Driver == "mysql" {
+		if t.DSN, err = mysqlDSN(u); err != nil {
+			return Target{}, connector.FieldErrors{{Field: "url", Message: err.Error()}}
+		}
+	}
+	t.Memory = u.Driver == "sqlite3" && (strings.Contains(u.DSN, ":memory:") || strings.Contains(u.DSN, "mode=memory"))
+	return t, nil
+}
+
+// mysqlDSN checks the host and repairs an IPv6 address, which dburl
+// writes without its brackets.
+func mysqlDSN(u *dburl.URL) (string, error) {
+	if u.Host == "" && u.Transport != "unix" {
+		return "", errors.New("no host; use mysql://user:pass@host:port/db")
+	}
+	cfg, err := mysql.ParseDSN(u.DSN)
+	if err != nil {
+		return "", fmt.Errorf("not a MySQL URL: %s", u.Redacted())
+	}
+	if cfg.Net == "tcp" && strings.Contains(u.Hostname(), ":") {
+		port := u.Port()
+		if port == "" {
+			port = "3306"
+		}
+		cfg.Addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return cfg.FormatDSN(), nil
+}
+
+func describeParseError(err error) string {
+	switch {
+	case errors.Is(err, dburl.ErrInvalidDatabaseScheme), errors.Is(err, dburl.ErrUnknownDatabaseScheme):
+		return "unknown database scheme; use mysql://user:pass@host:port/db or sqlite:path"
+	case errors.Is(err, dburl.ErrMissingHost):
+		return "no host; use mysql://user:pass@host:port/db"
+	case errors.Is(err, dburl.ErrMissingPath):
+		return "no database path; use sqlite:path"
+	}
+	return "not a database URL (" + err.Error() + "); use mysql://user:pass@host:port/db or sqlite:path"
+}
+
+// Open implements connector.Type. It builds the pool, which opens no
+// connection until Connect pings.
+func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
+	t, err := Parse(p.String("url"))
+	if err != nil {
+		return nil, err
+	}
+	var fe connector.FieldErrors
+	for _, n := range []string{"maxOpenConns", "maxIdleConns", "connMaxLifetime"} {
+		if p.Int(n) < 0 {
+			fe = append(fe, connector.FieldError{Field: n, Message: "must not be negative"})
+		}
+	}
+	if len(fe) > 0 {
+		return nil, fe
+	}
+	db, err := sqlx.Open(t.Driver, t.DSN)
+	if err != nil {
+		return nil, connector.FieldErrors{{Field: "url", Message: err.Error()}}
+	}
+	db.SetMaxOpenConns(int(p.Int("maxOpenConns")))
+	db.SetMaxIdleConns(int(p.Int("maxIdleConns")))
+	db.SetConnMaxLifetime(time.Duration(p.Int("connMaxLifetime")) * time.Second)
+	if t.Memory {
+		// Every new connection would see a new, empty database.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+	}
+	return &conn{db: db}, nil
+}
+
+type conn struct{ db *sqlx.DB }
+
+// Connect pings the database.
+func (c *conn) Connect(ctx context.Context) error { return classify(c.db.PingContext(ctx)) }
+
+// Ping implements connector.Pinger.
+func (c *conn) Ping(ctx context.Context) error { return classify(c.db.PingContext(ctx)) }
+
+func (c *conn) Client(string) any { return c.db }
+
+func (c *conn) Close() error { return c.db.Close() }
+
+// classify marks the errors that retrying will not fix.
+func classify(err error) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1044, 1045, 1049: // access denied, bad credentials, unknown database
+			return connector.Permanent(err)
+		}
+	}
+	return err
+}
+
+// DB returns the pool that Attach handed out, for use as
+//
+//	db, err := sql.DB(m.Attach(ctx, id, ref))
+func DB(client any, err error) (*sqlx.DB, error) {
+	if err != nil {
+		return nil, err
+	}
+	db, ok := client.(*sqlx.DB)
+	if !ok {
+		return nil, fmt.Errorf("connector/sql: the connection is not of type sql but %T", client)
+	}
+	return db, nil
+}

@@ -1,0 +1,83 @@
+// Command server is the connkit REST server: every built-in connection
+// type, stored in an embedded SQLite file.
+//
+//	go run ./examples/server                  # 127.0.0.1:9081, ./connkit.db
+//	go run ./examples/server -addr 127.0.0.1:8080 -db /var/lib/connkit/connkit.db
+//
+// It stops cleanly on SIGINT or SIGTERM: in-flight requests finish, every
+// live connection is closed, and the database is closed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/httpapi"
+	_ "github.com/connkit/connkit/connector/all"
+	"github.com/connkit/connkit/store/sqlite"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9081", "address to serve the REST API on")
+	db := flag.String("db", "connkit.db", "path of the SQLite database that stores the connections")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *db, log); err != nil {
+		log.Error("connkit server failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, addr, dbPath string, log *slog.Logger) error {
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := connection.New(ctx, st, &connection.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (use -addr to pick another)", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(m, &httpapi.Options{Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	log.Info("connkit serving", "addr", "http://"+ln.Addr().String(), "db", dbPath, "connections", len(m.List()))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("connkit shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
