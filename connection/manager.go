@@ -53,6 +53,7 @@ type Manager struct {
 type entry struct {
 	rec    store.Record
 	props  map[string]any // as the user gave them, secrets in clear
+	masked map[string]any // props with secrets masked; never modified
 	schema *connector.Schema
 	live   *live  // nil if the connection cannot run
 	broken Status // the status when live is nil
@@ -124,13 +125,13 @@ func orDefault(d, def time.Duration) time.Duration {
 func (m *Manager) prepare(e *entry) error {
 	props, err := parseProps(e.rec.Props)
 	if err == nil {
-		e.props = props
 		var t connector.Type
 		t, err = m.lookup(e.rec.Type)
 		if err == nil {
 			e.schema = t.Schema()
 			e.live, err = m.open(e.rec.ID, e.rec.Type, t, props)
 		}
+		e.setProps(props)
 	}
 	if err != nil {
 		msg := err.Error()
@@ -308,19 +309,20 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, storeError(spec.ID, "create", err)
 	}
 	e.rec, e.stored, e.live = rec, true, l
-	e.props, _ = parseProps(raw)
+	props, _ := parseProps(raw)
+	e.setProps(props)
 	if !m.closed {
 		l.start(&m.wg)
 	}
 	settle(e)
-	info := m.info(e)
+	snap := e.snapshot()
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
 		l.stop()
 	}
 	m.log.Info("connection created", "connection", spec.ID, "type", spec.Type, "version", rec.Version)
-	return info, nil
+	return snap.info(), nil
 }
 
 // Update replaces the type and props of the connection spec.ID. If
@@ -360,7 +362,8 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 			m.mu.Lock()
 			old := e.live
 			e.rec, e.schema, e.live, e.broken = rec, schema, l, Status{}
-			e.props, _ = parseProps(raw)
+			props, _ := parseProps(raw)
+			e.setProps(props)
 			m.mu.Unlock()
 			// The old link goes before the new one dials, so that the two
 			// never fight over a client id.
@@ -374,7 +377,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 		l.start(&m.wg)
 	}
 	settle(e)
-	info := m.info(e)
+	snap := e.snapshot()
 	closed := m.closed
 	m.mu.Unlock()
 	if err != nil {
@@ -383,8 +386,8 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	if closed {
 		l.stop()
 	}
-	m.log.Info("connection updated", "connection", spec.ID, "type", spec.Type, "version", info.Version)
-	return info, nil
+	m.log.Info("connection updated", "connection", spec.ID, "type", spec.Type, "version", snap.rec.Version)
+	return snap.info(), nil
 }
 
 // writable refuses a write on e while it has refs or if ifVersion is
@@ -502,56 +505,85 @@ func (m *Manager) Get(id string) (Info, error) {
 		return Info{}, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e := m.conns[id]
 	if e == nil || !e.stored {
+		m.mu.Unlock()
 		return Info{}, notFound(id)
 	}
-	return m.info(e), nil
+	s := e.snapshot()
+	m.mu.Unlock()
+	return s.info(), nil
 }
 
 // List returns every connection sorted by id. It never dials.
 func (m *Manager) List() []Info {
 	m.mu.Lock()
-	out := make([]Info, 0, len(m.conns))
+	snaps := make([]snapshot, 0, len(m.conns))
 	for _, e := range m.conns {
 		if e.stored {
-			out = append(out, m.info(e))
+			snaps = append(snaps, e.snapshot())
 		}
 	}
 	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].rec.ID < snaps[j].rec.ID })
+	out := make([]Info, len(snaps))
+	for i, s := range snaps {
+		out[i] = s.info()
+	}
 	return out
 }
 
-// info reports e with secrets masked. m.mu must be held.
-func (m *Manager) info(e *entry) Info {
-	in := Info{
-		ID: e.rec.ID, Type: e.rec.Type,
-		RefCount: len(e.refs), Refs: sortedRefs(e),
-		Version: e.rec.Version, CreatedAt: e.rec.CreatedAt, UpdatedAt: e.rec.UpdatedAt,
-	}
+// setProps sets the props of e and their masked form. m.mu must be held.
+func (e *entry) setProps(props map[string]any) {
+	e.props = props
 	if e.schema != nil {
-		in.Props = e.schema.MaskProps(e.props)
-		if in.Props == nil {
-			in.Props = map[string]any{}
-		}
-	} else {
-		// Without a schema nothing tells a secret apart: hide every value.
-		in.Props = make(map[string]any, len(e.props))
-		for k := range e.props {
-			in.Props[k] = connector.Mask
-		}
+		e.masked = e.schema.MaskProps(props)
+		return
 	}
-	if e.live != nil {
-		in.Status = e.live.status()
+	// Without a schema nothing tells a secret apart: hide every value.
+	e.masked = make(map[string]any, len(props))
+	for k := range props {
+		e.masked[k] = connector.Mask
+	}
+}
+
+// snapshot is what an Info is built from, copied under m.mu so that the
+// copying of props happens outside it.
+type snapshot struct {
+	rec    store.Record
+	masked map[string]any
+	live   *live
+	broken Status
+	refs   []string
+}
+
+// snapshot copies what Info needs. m.mu must be held.
+func (e *entry) snapshot() snapshot {
+	return snapshot{rec: e.rec, masked: e.masked, live: e.live, broken: e.broken, refs: sortedRefs(e)}
+}
+
+// info builds the Info; it needs no lock of the Manager.
+func (s snapshot) info() Info {
+	in := Info{
+		ID: s.rec.ID, Type: s.rec.Type, Props: connector.Props(s.masked).Clone(),
+		RefCount: len(s.refs), Refs: s.refs,
+		Version: s.rec.Version, CreatedAt: s.rec.CreatedAt, UpdatedAt: s.rec.UpdatedAt,
+	}
+	if in.Props == nil {
+		in.Props = map[string]any{}
+	}
+	if s.live != nil {
+		in.Status = s.live.status()
 	} else {
-		in.Status = e.broken
+		in.Status = s.broken
 	}
 	return in
 }
 
 func sortedRefs(e *entry) []string {
+	if len(e.refs) == 0 {
+		return []string{}
+	}
 	refs := make([]string, 0, len(e.refs))
 	for r := range e.refs {
 		refs = append(refs, r)
