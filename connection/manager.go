@@ -253,6 +253,17 @@ func (m *Manager) acquire(ctx context.Context, id string) (*entry, error) {
 	}
 }
 
+// guard runs a store call and turns a panic in it into an error, so that a
+// faulty Store cannot leave a write marked in flight forever.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the store panicked: %v", p)
+		}
+	}()
+	return f()
+}
+
 // settle ends the write in flight on e. m.mu must be held.
 func settle(e *entry) {
 	close(e.busy)
@@ -299,7 +310,11 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 	m.conns[spec.ID] = e
 	m.mu.Unlock()
 
-	rec, err := m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw})
+	var rec store.Record
+	err = guard(func() (err error) {
+		rec, err = m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw})
+		return err
+	})
 	m.mu.Lock()
 	if err != nil {
 		delete(m.conns, spec.ID)
@@ -354,7 +369,10 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	l, schema, raw, err := m.validate(spec, prev, prevType)
 	if err == nil {
 		var rec store.Record
-		rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw}, version)
+		err = guard(func() (err error) {
+			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw}, version)
+			return err
+		})
 		if err != nil {
 			l.stop()
 			err = storeError(spec.ID, "update", err)
@@ -423,7 +441,7 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 	e.busy = make(chan struct{})
 	m.mu.Unlock()
 
-	err = m.store.Delete(ctx, id, version)
+	err = guard(func() error { return m.store.Delete(ctx, id, version) })
 	m.mu.Lock()
 	if err == nil {
 		delete(m.conns, id)

@@ -93,3 +93,22 @@ func IsPermanent(err error) bool {
 	var p permanent
 	return errors.As(err, &p)
 }
+
+// SourceChecker is implemented by a Type that can check, without keeping
+// anything open, that a source with the flat props p would work: the
+// connection props and the source's own (a topic, a table) in one map.
+//
+// The error says what is wrong, by kind: a FieldErrors for a bad
+// configuration; an error wrapping context.DeadlineExceeded when the peer
+// did not answer in time; any other error when the peer is unreachable,
+// refused the connection or the credentials, or lacks what the source
+// needs. A check must honour ctx and use its own client identity, so that
+// it never disturbs a live session.
+type SourceChecker interface {
+	CheckSource(ctx context.Context, p map[string]any) error
+}
+
+// SinkChecker is SourceChecker for sinks.
+type SinkChecker interface {
+	CheckSink(ctx context.Context, p map[string]any) error
+}

@@ -1,0 +1,17 @@
+# make test: install what the tests need (as root, when missing), start it on
+# loopback, run every test under the race detector, stop it again.
+# make run:  the REST server on its embedded SQLite store.
+
+.PHONY: test run bench fmt
+
+test:
+	bash .ci/test.sh
+
+run:
+	go run ./examples/server
+
+bench:
+	go test -tags libsqlite3 -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,67 @@
+package connection_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+func Example() {
+	ctx := context.Background()
+	reg := &registry.Registry{}
+	reg.Register("fake", connectortest.NewFake())
+	m, err := connection.New(ctx, memory.New(), &connection.Options{Registry: reg})
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close()
+
+	in, err := m.Create(ctx, connection.Spec{ID: "bus", Type: "fake",
+		Props: map[string]any{"addr": "broker", "password": "hunter2"}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(in.ID, in.Version, in.Props["password"])
+
+	// Two rules share one client.
+	c1, _ := m.Attach(ctx, "bus", "rule1/source")
+	c2, _ := m.Attach(ctx, "bus", "rule2/sink")
+	fmt.Println(c1 == c2)
+
+	// A connection in use cannot be deleted.
+	err = m.Delete(ctx, "bus", 0)
+	fmt.Println(errors.Is(err, connection.ErrInUse), err)
+
+	m.Detach("bus", "rule1/source")
+	m.Detach("bus", "rule2/sink")
+	fmt.Println(m.Delete(ctx, "bus", 0))
+	// Output:
+	// bus 1 ******
+	// true
+	// true connection "bus" cannot be deleted: it is used by rule1/source, rule2/sink; detach them first
+	// <nil>
+}
+
+func ExampleManager_Create_invalid() {
+	reg := &registry.Registry{}
+	reg.Register("fake", connectortest.NewFake())
+	m, _ := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg})
+	defer m.Close()
+
+	_, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: "fake",
+		Props: map[string]any{"adr": "broker"}})
+	var ce *connection.Error
+	if errors.As(err, &ce) {
+		for _, f := range ce.Fields {
+			fmt.Printf("%s: %s\n", f.Field, f.Message)
+		}
+	}
+	// Output:
+	// addr: required: give a string
+	// adr: unknown property; the known ones are addr, password, url, header, mode, retries
+}
