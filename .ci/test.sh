@@ -37,6 +37,10 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+# The real peers: mosquitto and MariaDB on loopback, stopped on exit.
+source .ci/services.sh
+start_services
+
 log "go vet"
 go vet $TAGS ./...
 

@@ -31,7 +31,7 @@ type live struct {
 }
 
 type dialConfig struct {
-	minBackoff, maxBackoff, dialTimeout time.Duration
+	minBackoff, maxBackoff, dialTimeout, healthInterval time.Duration
 }
 
 // events is handed to connector.Type.Open; Lost never blocks.
@@ -158,14 +158,40 @@ func (l *live) run(ctx context.Context) {
 		}
 		b.Reset()
 		l.set(StateConnected, nil)
+		err = l.watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.set(StateDisconnected, err)
+		if !sleep(ctx, b.NextBackOff()) {
+			return
+		}
+	}
+}
+
+// watch waits while the link is up: until the conn reports a loss, a ping
+// of a connector.Pinger fails, or ctx ends. It returns why the link is down.
+func (l *live) watch(ctx context.Context) error {
+	var tick <-chan time.Time
+	pinger, ok := l.conn.(connector.Pinger)
+	if ok {
+		t := time.NewTicker(l.cfg.healthInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
 		select {
 		case err := <-l.lost:
-			l.set(StateDisconnected, err)
-			if !sleep(ctx, b.NextBackOff()) {
-				return
-			}
+			return err
 		case <-ctx.Done():
-			return
+			return ctx.Err()
+		case <-tick:
+			pctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+			err := pinger.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("health check failed: %w", err)
+			}
 		}
 	}
 }

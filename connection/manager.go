@@ -27,8 +27,12 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait between dials of a
 	// connection that is down (with jitter); defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
-	// DialTimeout bounds one dial; default 10s.
+	// DialTimeout bounds one dial and one health check; default 10s.
 	DialTimeout time.Duration
+	// HealthInterval is how often a connected connection whose type can
+	// ping (connector.Pinger) is pinged; a failed ping counts as a lost
+	// link. Default 5s.
+	HealthInterval time.Duration
 }
 
 // Manager holds named connections: it stores their specs, keeps each one
@@ -79,9 +83,10 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		reg:   opts.Registry,
 		log:   opts.Logger,
 		cfg: dialConfig{
-			minBackoff:  orDefault(opts.MinBackoff, 500*time.Millisecond),
-			maxBackoff:  orDefault(opts.MaxBackoff, 30*time.Second),
-			dialTimeout: orDefault(opts.DialTimeout, 10*time.Second),
+			minBackoff:     orDefault(opts.MinBackoff, 500*time.Millisecond),
+			maxBackoff:     orDefault(opts.MaxBackoff, 30*time.Second),
+			dialTimeout:    orDefault(opts.DialTimeout, 10*time.Second),
+			healthInterval: orDefault(opts.HealthInterval, 5*time.Second),
 		},
 		conns: make(map[string]*entry),
 	}
@@ -609,6 +614,25 @@ func sortedRefs(e *entry) []string {
 	slices.Sort(refs)
 	return refs
 }
+
+// Resolve returns the stored spec of the connection id with its secrets in
+// clear, for a connectivity check of a configuration that names the
+// connection. Never show what it returns.
+func (m *Manager) Resolve(id string) (Spec, error) {
+	if err := checkID(id); err != nil {
+		return Spec{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.conns[id]
+	if e == nil || !e.stored {
+		return Spec{}, notFound(id)
+	}
+	return Spec{ID: id, Type: e.rec.Type, Props: connector.Props(e.props).Clone()}, nil
+}
+
+// Registry returns the registry of the types this Manager runs.
+func (m *Manager) Registry() *registry.Registry { return m.reg }
 
 // Types returns the connection types this Manager can run, sorted by name,
 // with their property schemas.

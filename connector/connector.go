@@ -112,3 +112,29 @@ type SourceChecker interface {
 type SinkChecker interface {
 	CheckSink(ctx context.Context, p map[string]any) error
 }
+
+// Reasons a check fails, stable for programs; the message is for people.
+const (
+	ReasonRefused      = "refused"      // nothing listens, or the peer closed the connection
+	ReasonUnreachable  = "unreachable"  // no route, no such host, a TLS or protocol failure
+	ReasonUnauthorized = "unauthorized" // the peer refused the credentials
+	ReasonMissing      = "missing"      // the peer lacks what was named: a table, a column, a database
+	ReasonTimeout      = "timeout"      // the peer did not answer in time
+)
+
+// CheckError is a failed check that says why, by Reason.
+type CheckError struct {
+	Reason string
+	Err    error
+}
+
+func (e *CheckError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *CheckError) Unwrap() error { return e.Err }
+
+// CheckFailed returns a CheckError. For ReasonTimeout the error also
+// matches context.DeadlineExceeded.
+func CheckFailed(reason string, err error) error {
+	return &CheckError{Reason: reason, Err: err}
+}

@@ -459,3 +459,16 @@ func unmaskURL(next, prev string) string {
 	}
 	return next
 }
+
+// Pick returns the props of raw that the schema knows, leaving out the
+// others: a check's body holds the connection's props together with the
+// source's or sink's own.
+func (s *Schema) Pick(raw map[string]any) map[string]any {
+	out := make(map[string]any, len(s.Fields))
+	for _, f := range s.Fields {
+		if v, ok := raw[f.Name]; ok {
+			out[f.Name] = cloneValue(v)
+		}
+	}
+	return out
+}

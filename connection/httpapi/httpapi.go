@@ -8,6 +8,18 @@
 //	PUT    /connections/{id}     update; 200; If-Match honoured
 //	DELETE /connections/{id}     delete; 204; If-Match honoured
 //	GET    /metadata/connections the types and their property schemas
+//	POST   /metadata/sinks/connection/{type}    check a sink configuration
+//	POST   /metadata/sources/connection/{type}  check a source configuration
+//
+// A check's body holds the flat props of the source or sink, and may name a
+// stored connection with "connectionSelector": its props, real secrets
+// included, are laid under the body's. A check answers 200
+// {"ok":true,"latencyMs":N}; 400 for a bad configuration, 404 for an unknown
+// type, 502 when the peer is unreachable, refuses the connection or the
+// credentials, or lacks a table or column, 504 when it does not answer in
+// time, and 503 resource_exhausted (with Retry-After) past the cap of checks
+// in flight. A failed check's body has a "reason": refused, unreachable,
+// unauthorized, missing or timeout.
 //
 // Every body is JSON, errors included:
 //
@@ -25,6 +37,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +46,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector"
 )
@@ -45,10 +60,14 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logger receives internal errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Checker runs the connectivity checks; nil means one with the
+	// defaults of check.New over the Manager's registry.
+	Checker *check.Checker
 }
 
 type handler struct {
 	m       *connection.Manager
+	checker *check.Checker
 	maxBody int64
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -59,7 +78,10 @@ func New(m *connection.Manager, opts *Options) http.Handler {
 	if opts == nil {
 		opts = &Options{}
 	}
-	h := &handler{m: m, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux()}
+	h := &handler{m: m, checker: opts.Checker, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux()}
+	if h.checker == nil {
+		h.checker = check.New(&check.Options{Registry: m.Registry()})
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = 1 << 20
 	}
@@ -69,6 +91,8 @@ func New(m *connection.Manager, opts *Options) http.Handler {
 	h.mux.Handle("/connections", methods{"GET": h.list, "POST": h.create})
 	h.mux.Handle("/connections/{id}", methods{"GET": h.get, "PUT": h.update, "DELETE": h.delete})
 	h.mux.Handle("/metadata/connections", methods{"GET": h.types})
+	h.mux.Handle("/metadata/sinks/connection/{type}", methods{"POST": h.check(h.checker.Sink)})
+	h.mux.Handle("/metadata/sources/connection/{type}", methods{"POST": h.check(h.checker.Source)})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
 	})
@@ -112,6 +136,7 @@ type errBody struct {
 	Code   string                 `json:"code"`
 	Fields []connector.FieldError `json:"fields,omitempty"`
 	Refs   []string               `json:"refs,omitempty"`
+	Reason string                 `json:"reason,omitempty"`
 }
 
 var statusOf = map[connection.Code]int{
@@ -322,4 +347,66 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) types(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.m.Types())
+}
+
+type checkResult struct {
+	OK        bool  `json:"ok"`
+	LatencyMs int64 `json:"latencyMs"`
+}
+
+func (h *handler) check(run func(context.Context, check.Request) (time.Duration, error)) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var props map[string]any
+		if !h.decode(w, r, &props) {
+			return
+		}
+		req := check.Request{Type: r.PathValue("type"), Props: props}
+		if sel, ok := props["connectionSelector"]; ok {
+			id, _ := sel.(string)
+			spec, err := h.m.Resolve(id)
+			if err != nil {
+				h.fail(w, r, selectorError(id, err))
+				return
+			}
+			if spec.Type != req.Type {
+				h.fail(w, r, selectorError(id, fmt.Errorf("connection %q is of type %q, not %q", id, spec.Type, req.Type)))
+				return
+			}
+			req.Base = spec.Props
+		}
+		took, err := run(r.Context(), req)
+		if err == nil {
+			writeJSON(w, http.StatusOK, checkResult{OK: true, LatencyMs: took.Milliseconds()})
+			return
+		}
+		var ce *check.Error
+		if !errors.As(err, &ce) {
+			h.fail(w, r, err)
+			return
+		}
+		body := errBody{Error: ce.Message, Fields: ce.Fields, Reason: ce.Reason}
+		status := http.StatusBadGateway
+		switch {
+		case errors.Is(err, check.ErrInvalid), errors.Is(err, check.ErrUnsupported):
+			status, body.Code = http.StatusBadRequest, string(connection.CodeInvalidArgument)
+		case errors.Is(err, check.ErrUnknownType):
+			status, body.Code = http.StatusNotFound, string(connection.CodeNotFound)
+		case errors.Is(err, check.ErrBusy):
+			w.Header().Set("Retry-After", "1")
+			status, body.Code = http.StatusServiceUnavailable, "resource_exhausted"
+		case errors.Is(err, check.ErrTimeout):
+			status, body.Code = http.StatusGatewayTimeout, string(connection.CodeDeadlineExceeded)
+		default:
+			body.Code = string(connection.CodeUnavailable)
+		}
+		writeError(w, status, body)
+	}
+}
+
+// selectorError reports a connectionSelector that names no usable
+// connection as a bad field of the request.
+func selectorError(id string, err error) error {
+	return &connection.Error{Code: connection.CodeInvalidArgument, ID: id, Err: err,
+		Fields:  connector.FieldErrors{{Field: "connectionSelector", Message: err.Error()}},
+		Message: "connectionSelector: " + err.Error()}
 }

@@ -50,6 +50,13 @@ func newServer(t *testing.T, opts *httpapi.Options) *server {
 	return &server{t: t, url: ts.URL, m: m, fake: fake}
 }
 
+// newServerWith serves s's Manager with other options.
+func newServerWith(t *testing.T, s *server, opts *httpapi.Options) *server {
+	ts := httptest.NewServer(httpapi.New(s.m, opts))
+	t.Cleanup(ts.Close)
+	return &server{t: t, url: ts.URL, m: s.m, fake: s.fake}
+}
+
 type response struct {
 	status int
 	header http.Header
@@ -271,7 +278,6 @@ func TestErrors(t *testing.T) {
 		{"wrong method", "PATCH", "/connections/conn-1", ``, nil, 405, "method_not_allowed", nil},
 		{"wrong method on list", "DELETE", "/connections", ``, nil, 405, "method_not_allowed", nil},
 		{"unknown route", "GET", "/nope", ``, nil, 404, "not_found", nil},
-		{"check route reserved", "POST", "/metadata/sinks/connection/fake", `{}`, nil, 404, "not_found", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

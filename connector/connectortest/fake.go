@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/connkit/connkit/connector"
 )
@@ -30,7 +31,9 @@ type peer struct {
 	up       bool
 	authFail bool
 	hang     bool
+	stall    time.Duration
 	dials    int
+	checks   int
 }
 
 // NewFake returns a Fake whose peers are all up.
@@ -206,5 +209,58 @@ func (c *FakeConn) Close() error {
 	c.closed = true
 	c.connected = false
 	delete(c.f.conns, c)
+	return nil
+}
+
+// SetStall makes checks of addr sleep d, ignoring their context: a badly
+// behaved connector.
+func (f *Fake) SetStall(addr string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peer(addr).stall = d
+}
+
+// Checks returns how many checks addr has seen.
+func (f *Fake) Checks(addr string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.peer(addr).checks
+}
+
+// CheckSource implements connector.SourceChecker.
+func (f *Fake) CheckSource(ctx context.Context, raw map[string]any) error { return f.check(ctx, raw) }
+
+// CheckSink implements connector.SinkChecker. A "table" of "missing" fails
+// with connector.ReasonMissing.
+func (f *Fake) CheckSink(ctx context.Context, raw map[string]any) error {
+	if raw["table"] == "missing" {
+		return connector.CheckFailed(connector.ReasonMissing, errors.New(`table "missing" does not exist`))
+	}
+	return f.check(ctx, raw)
+}
+
+func (f *Fake) check(ctx context.Context, raw map[string]any) error {
+	p, err := fakeSchema.Decode(fakeSchema.Pick(raw))
+	if err != nil {
+		return err
+	}
+	addr := p.String("addr")
+	f.mu.Lock()
+	pe := f.peer(addr)
+	pe.checks++
+	hang, up, authFail, stall := pe.hang, pe.up, pe.authFail, pe.stall
+	f.mu.Unlock()
+	switch {
+	case stall > 0:
+		time.Sleep(stall)
+		return errors.New("fake: stalled")
+	case hang:
+		<-ctx.Done()
+		return ctx.Err()
+	case !up:
+		return connector.CheckFailed(connector.ReasonRefused, fmt.Errorf("fake: dial %s: connection refused", addr))
+	case authFail:
+		return connector.CheckFailed(connector.ReasonUnauthorized, fmt.Errorf("fake: %s refused password %q", addr, p.String("password")))
+	}
 	return nil
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Sourced by .ci/test.sh: installs, starts and stops the real peers the tests
+# talk to, on loopback only, and exports their addresses:
+#   CONNKIT_MQTT_ADDR        anonymous mosquitto listener (host:port)
+#   CONNKIT_MQTT_AUTH_ADDR   mosquitto listener that needs a password
+#   CONNKIT_MQTT_USER, CONNKIT_MQTT_PASSWORD
+#   CONNKIT_MYSQL_URL        mysql://connkit:...@127.0.0.1:PORT/test (MariaDB)
+# Tests that need one of them fail, not skip, when its variable is set.
+
+SVC_DIR=$(mktemp -d /tmp/ck.XXXXXX)
+SVC_PIDS=()
+
+# free_port N: the first port from N up that nothing listens on.
+free_port() {
+	local p
+	for p in $(seq "$1" $(($1 + 200))); do
+		if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# wait_for WHAT SECONDS CMD...: poll CMD until it succeeds or time runs out.
+wait_for() {
+	local what=$1 secs=$2
+	shift 2
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "$what did not become ready within ${secs}s" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+stop_services() {
+	local pid
+	for pid in "${SVC_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	local deadline=$((SECONDS + 15))
+	for pid in "${SVC_PIDS[@]}"; do
+		while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	rm -rf "$SVC_DIR"
+}
+
+start_mosquitto() {
+	local anon auth
+	anon=$(free_port 18830) && auth=$(free_port $((anon + 1))) || return 1
+	CONNKIT_MQTT_USER=connkit
+	CONNKIT_MQTT_PASSWORD=connkit-mqtt-pw
+	mosquitto_passwd -b -c "$SVC_DIR/mqtt.passwd" "$CONNKIT_MQTT_USER" "$CONNKIT_MQTT_PASSWORD" >/dev/null 2>&1
+	cat >"$SVC_DIR/mosquitto.conf" <<CONF
+per_listener_settings true
+persistence false
+user root
+sys_interval 1
+log_dest file $SVC_DIR/mosquitto.log
+listener $anon 127.0.0.1
+allow_anonymous true
+listener $auth 127.0.0.1
+allow_anonymous false
+password_file $SVC_DIR/mqtt.passwd
+CONF
+	mosquitto -c "$SVC_DIR/mosquitto.conf" >>"$SVC_DIR/mosquitto.out" 2>&1 &
+	SVC_PIDS+=($!)
+	wait_for "mosquitto" 20 mosquitto_pub -h 127.0.0.1 -p "$anon" -t ready -m 1 || { cat "$SVC_DIR"/mosquitto.* >&2; return 1; }
+	wait_for "mosquitto auth listener" 20 mosquitto_pub -h 127.0.0.1 -p "$auth" -u "$CONNKIT_MQTT_USER" -P "$CONNKIT_MQTT_PASSWORD" -t ready -m 1 || return 1
+	export CONNKIT_MQTT_ADDR=127.0.0.1:$anon CONNKIT_MQTT_AUTH_ADDR=127.0.0.1:$auth CONNKIT_MQTT_USER CONNKIT_MQTT_PASSWORD
+	echo "== mosquitto on 127.0.0.1:$anon (anonymous) and :$auth (password)" >&2
+}
+
+start_mariadb() {
+	local port d=$SVC_DIR/mysql sock=$SVC_DIR/mysql.sock
+	port=$(free_port 13306) || return 1
+	mkdir -p "$d"
+	mariadb-install-db --no-defaults --datadir="$d" --user=root \
+		--auth-root-authentication-method=normal --skip-test-db >"$SVC_DIR/mariadb-install.log" 2>&1 ||
+		{ cat "$SVC_DIR/mariadb-install.log" >&2; return 1; }
+	mariadbd --no-defaults --datadir="$d" --user=root --socket="$sock" --pid-file="$SVC_DIR/mysql.pid" \
+		--port="$port" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$SVC_DIR/mariadb.err" &
+	SVC_PIDS+=($!)
+	wait_for "MariaDB" 60 mariadb-admin --no-defaults -S "$sock" -uroot ping || { cat "$SVC_DIR/mariadb.err" >&2; return 1; }
+	mariadb --no-defaults -S "$sock" -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS test;
+CREATE USER 'connkit'@'%' IDENTIFIED BY 'connkit-db-pw';
+GRANT ALL ON test.* TO 'connkit'@'%';
+SQL
+	export CONNKIT_MYSQL_URL="mysql://connkit:connkit-db-pw@127.0.0.1:$port/test"
+	echo "== MariaDB on 127.0.0.1:$port" >&2
+}
+
+start_services() {
+	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client || return 1
+	# Debian puts the daemons in sbin.
+	export PATH=$PATH:/usr/sbin:/sbin
+	trap stop_services EXIT
+	start_mosquitto && start_mariadb
+}

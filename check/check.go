@@ -1,0 +1,209 @@
+// Package check runs connectivity checks of source and sink
+// configurations: can a source or sink with these props reach its peer?
+//
+// A check is bounded by a timeout and by the caller's context, runs with
+// its own client identity (it never disturbs a live session), and leaves
+// nothing open. At most MaxInFlight checks run at once; past that a check
+// fails at once with ErrBusy.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+)
+
+// Kinds of failure; an *Error matches exactly one with errors.Is.
+var (
+	ErrInvalid     = errors.New("invalid configuration")
+	ErrUnknownType = errors.New("unknown type")
+	ErrUnsupported = errors.New("check not supported")
+	ErrBusy        = errors.New("too many checks in flight")
+	ErrFailed      = errors.New("check failed")
+	ErrTimeout     = errors.New("check timed out")
+)
+
+// Error is a failed check.
+type Error struct {
+	// Kind is one of the Err values above.
+	Kind error
+	// Reason is a connector.Reason* value for ErrFailed and ErrTimeout.
+	Reason string
+	// Message says what failed and why, with secrets masked.
+	Message string
+	// Fields lists the invalid props, for ErrInvalid.
+	Fields connector.FieldErrors
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is reports whether target is e's Kind.
+func (e *Error) Is(target error) bool { return e.Kind == target }
+
+// Options configure a Checker. A nil *Options means all defaults.
+type Options struct {
+	// Registry holds the types; nil means registry.Default.
+	Registry *registry.Registry
+	// Timeout bounds one check; default 5s.
+	Timeout time.Duration
+	// MaxInFlight caps the checks running at once; default 8.
+	MaxInFlight int
+}
+
+// Checker runs checks. It is safe for concurrent use.
+type Checker struct {
+	reg     *registry.Registry
+	timeout time.Duration
+	slots   chan struct{}
+}
+
+// New returns a Checker.
+func New(opts *Options) *Checker {
+	if opts == nil {
+		opts = &Options{}
+	}
+	c := &Checker{reg: opts.Registry, timeout: opts.Timeout}
+	if c.reg == nil {
+		c.reg = registry.Default
+	}
+	if c.timeout <= 0 {
+		c.timeout = 5 * time.Second
+	}
+	n := opts.MaxInFlight
+	if n <= 0 {
+		n = 8
+	}
+	c.slots = make(chan struct{}, n)
+	return c
+}
+
+// Timeout returns the bound of one check.
+func (c *Checker) Timeout() time.Duration { return c.timeout }
+
+// Request is one check.
+type Request struct {
+	// Type is the connection type, such as "mqtt".
+	Type string
+	// Props are the source's or sink's flat props.
+	Props map[string]any
+	// Base, if not nil, holds the props of a stored connection (secrets in
+	// clear) that Props are laid over; a secret in Props that is
+	// connector.Mask keeps Base's value.
+	Base map[string]any
+}
+
+// Source checks a source configuration and returns how long it took.
+func (c *Checker) Source(ctx context.Context, r Request) (time.Duration, error) {
+	return c.run(ctx, r, "source", func(t connector.Type) (func(context.Context, map[string]any) error, bool) {
+		sc, ok := t.(connector.SourceChecker)
+		if !ok {
+			return nil, false
+		}
+		return sc.CheckSource, true
+	})
+}
+
+// Sink checks a sink configuration and returns how long it took.
+func (c *Checker) Sink(ctx context.Context, r Request) (time.Duration, error) {
+	return c.run(ctx, r, "sink", func(t connector.Type) (func(context.Context, map[string]any) error, bool) {
+		sc, ok := t.(connector.SinkChecker)
+		if !ok {
+			return nil, false
+		}
+		return sc.CheckSink, true
+	})
+}
+
+func (c *Checker) run(ctx context.Context, r Request, side string, pick func(connector.Type) (func(context.Context, map[string]any) error, bool)) (time.Duration, error) {
+	t, ok := c.reg.Lookup(r.Type)
+	if !ok {
+		return 0, &Error{Kind: ErrUnknownType, Message: fmt.Sprintf("unknown type %q; the registered types are %v", r.Type, c.reg.Names())}
+	}
+	fn, ok := pick(t)
+	if !ok {
+		return 0, &Error{Kind: ErrUnsupported, Message: fmt.Sprintf("type %q has no %s check: it has no %s side, or cannot be checked", r.Type, side, side)}
+	}
+	schema := t.Schema()
+	props := merge(schema, r.Base, r.Props)
+
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		return 0, &Error{Kind: ErrBusy, Message: fmt.Sprintf("%d checks are running already; retry in a moment", cap(c.slots))}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		// The slot is freed when the connector returns, even after we
+		// stopped waiting: a connector that ignores its context cannot pile
+		// up goroutines past the cap.
+		defer func() { <-c.slots }()
+		done <- fn(ctx, props)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// Give a connector that honours ctx a moment to say why.
+		select {
+		case err = <-done:
+		case <-time.After(100 * time.Millisecond):
+			err = ctx.Err()
+		}
+	}
+	took := time.Since(start)
+	if err == nil {
+		return took, nil
+	}
+	return took, classify(err, ctx, c.timeout, func(s string) string { return schema.Scrub(s, props) })
+}
+
+// merge lays props over base; a secret sent back masked keeps base's.
+func merge(schema *connector.Schema, base, props map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(props))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range props {
+		if k != "connectionSelector" {
+			out[k] = v
+		}
+	}
+	if base != nil {
+		out = schema.Unmask(out, base)
+	}
+	return out
+}
+
+func classify(err error, ctx context.Context, timeout time.Duration, scrub func(string) string) error {
+	var fe connector.FieldErrors
+	if errors.As(err, &fe) {
+		scrubbed := make(connector.FieldErrors, len(fe))
+		parts := ""
+		for i, f := range fe {
+			scrubbed[i] = connector.FieldError{Field: f.Field, Message: scrub(f.Message)}
+			if i > 0 {
+				parts += "; "
+			}
+			parts += scrubbed[i].Error()
+		}
+		return &Error{Kind: ErrInvalid, Fields: scrubbed, Message: "invalid configuration: " + parts}
+	}
+	var ce *connector.CheckError
+	reason := connector.ReasonUnreachable
+	if errors.As(err, &ce) {
+		reason = ce.Reason
+	}
+	if reason == connector.ReasonTimeout || errors.Is(err, context.DeadlineExceeded) ||
+		(ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+		return &Error{Kind: ErrTimeout, Reason: connector.ReasonTimeout,
+			Message: scrub(fmt.Sprintf("no answer within %v: %v", timeout, err))}
+	}
+	return &Error{Kind: ErrFailed, Reason: reason, Message: scrub(err.Error())}
+}

@@ -1,0 +1,152 @@
+package check_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/registry"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type noChecks struct{}
+
+func (noChecks) Schema() *connector.Schema { return &connector.Schema{} }
+func (noChecks) Open(connector.Props, connector.Events) (connector.Conn, error) {
+	return nil, errors.New("unused")
+}
+
+func setup(opts check.Options) (*check.Checker, *connectortest.Fake) {
+	fake := connectortest.NewFake()
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	reg.Register("plain", noChecks{})
+	opts.Registry = reg
+	return check.New(&opts), fake
+}
+
+func wantKind(t *testing.T, err error, kind error, reason string) *check.Error {
+	t.Helper()
+	var ce *check.Error
+	if !errors.As(err, &ce) || !errors.Is(err, kind) || ce.Reason != reason {
+		t.Fatalf("error %v (%+v), want kind %v reason %q", err, ce, kind, reason)
+	}
+	return ce
+}
+
+func TestOutcomes(t *testing.T) {
+	c, fake := setup(check.Options{Timeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	took, err := c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "ok", "table": "t", "fields": []any{"a"}}})
+	if err != nil || took <= 0 {
+		t.Fatalf("good sink: %v %v", took, err)
+	}
+	if _, err := c.Source(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "ok"}}); err != nil {
+		t.Fatalf("good source: %v", err)
+	}
+	fake.SetUp("down", false)
+	wantKind(t, mustFail(c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "down"}})), check.ErrFailed, connector.ReasonRefused)
+	fake.SetAuthFail("auth", true)
+	ce := wantKind(t, mustFail(c.Source(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "auth", "password": "hunter2"}})), check.ErrFailed, connector.ReasonUnauthorized)
+	if strings.Contains(ce.Message, "hunter2") {
+		t.Errorf("the password is in the message: %s", ce.Message)
+	}
+	wantKind(t, mustFail(c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "ok", "table": "missing"}})), check.ErrFailed, connector.ReasonMissing)
+	ce = wantKind(t, mustFail(c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"mode": "z"}})), check.ErrInvalid, "")
+	if len(ce.Fields) != 2 {
+		t.Errorf("fields %v, want addr and mode", ce.Fields)
+	}
+	wantKind(t, mustFail(c.Sink(ctx, check.Request{Type: "kafka", Props: map[string]any{}})), check.ErrUnknownType, "")
+	wantKind(t, mustFail(c.Sink(ctx, check.Request{Type: "plain", Props: map[string]any{}})), check.ErrUnsupported, "")
+}
+
+func mustFail(_ time.Duration, err error) error { return err }
+
+func TestTimeouts(t *testing.T) {
+	c, fake := setup(check.Options{Timeout: 100 * time.Millisecond})
+	fake.SetHang("hang", true)
+	start := time.Now()
+	wantKind(t, mustFail(c.Sink(context.Background(), check.Request{Type: "fake", Props: map[string]any{"addr": "hang"}})), check.ErrTimeout, connector.ReasonTimeout)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a hung check took %v with a 100ms timeout", d)
+	}
+	// A connector that ignores its context: the caller still gets an
+	// answer in time.
+	fake.SetStall("stall", 600*time.Millisecond)
+	start = time.Now()
+	wantKind(t, mustFail(c.Sink(context.Background(), check.Request{Type: "fake", Props: map[string]any{"addr": "stall"}})), check.ErrTimeout, connector.ReasonTimeout)
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("a stalled check held its caller %v", d)
+	}
+	// The caller's own deadline is honoured too.
+	c2, fake2 := setup(check.Options{Timeout: 10 * time.Second})
+	fake2.SetHang("hang", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	wantKind(t, mustFail(c2.Source(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "hang"}})), check.ErrTimeout, connector.ReasonTimeout)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the caller's deadline was not honoured: %v", d)
+	}
+}
+
+func TestCapInFlight(t *testing.T) {
+	c, fake := setup(check.Options{Timeout: 5 * time.Second, MaxInFlight: 2})
+	fake.SetHang("hang", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "hang"}})
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.Checks("hang") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two checks never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wantKind(t, mustFail(c.Sink(context.Background(), check.Request{Type: "fake", Props: map[string]any{"addr": "ok"}})), check.ErrBusy, "")
+	cancel()
+	wg.Wait()
+	// Slots are freed once the checks end.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.Sink(context.Background(), check.Request{Type: "fake", Props: map[string]any{"addr": "ok"}})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slots never freed: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBaseMerge(t *testing.T) {
+	c, fake := setup(check.Options{})
+	fake.SetAuthFail("auth", true)
+	base := map[string]any{"addr": "auth", "password": "real"}
+	// The body's props win; a masked secret keeps the stored one, which
+	// reaches the connector (the fake quotes it; the checker masks it).
+	ce := wantKind(t, mustFail(c.Source(context.Background(), check.Request{Type: "fake", Base: base,
+		Props: map[string]any{"password": connector.Mask, "connectionSelector": "x"}})), check.ErrFailed, connector.ReasonUnauthorized)
+	if strings.Contains(ce.Message, "real") || !strings.Contains(ce.Message, connector.Mask) {
+		t.Errorf("message %q", ce.Message)
+	}
+	if _, err := c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok"}}); err != nil {
+		t.Errorf("body addr over the base: %v", err)
+	}
+}
