@@ -1,0 +1,399 @@
+package connectortest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+// Harness describes a connector type and a real peer for Run.
+type Harness struct {
+	// Name and Type are the type under test.
+	Name string
+	Type connector.Type
+	// Addr is the host:port of a live peer.
+	Addr string
+	// Props returns props that reach a peer at addr with valid
+	// credentials.
+	Props func(addr string) map[string]any
+	// BadAuth, if set, returns props for the live peer whose credentials
+	// it refuses.
+	BadAuth func() map[string]any
+	// Invalid lists props that must be refused, and the fields named.
+	Invalid []Invalid
+	// Secrets are secret values found in what Props and BadAuth return;
+	// none may appear in any Info, error or log line.
+	Secrets []string
+	// StartLate, if set, returns an address where no peer runs yet and a
+	// function that starts one there.
+	StartLate func(t *testing.T) (addr string, start func())
+	// SourceProps and SinkProps, if set, return the flat props of a source
+	// or sink check against addr; a nil function means the type has no
+	// check of that side.
+	SourceProps, SinkProps func(addr string) map[string]any
+	// Same reports whether clients handed to two refs share one live
+	// connection; nil means ==.
+	Same func(a, b any) bool
+}
+
+// Invalid is a props map that must be refused.
+type Invalid struct {
+	Name   string
+	Props  map[string]any
+	Fields []string
+}
+
+// Run runs the conformance tests against h.
+func Run(t *testing.T, h Harness) {
+	t.Run("Connects", func(t *testing.T) { testConnects(t, h) })
+	t.Run("Invalid", func(t *testing.T) { testInvalid(t, h) })
+	t.Run("Unreachable", func(t *testing.T) { testUnreachable(t, h) })
+	t.Run("StartsLate", func(t *testing.T) { testStartsLate(t, h) })
+	t.Run("Shared", func(t *testing.T) { testShared(t, h) })
+	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, h) })
+	t.Run("Secrets", func(t *testing.T) { testSecrets(t, h) })
+	t.Run("Checks", func(t *testing.T) { testChecks(t, h) })
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type env struct {
+	m    *connection.Manager
+	reg  *registry.Registry
+	logs *logBuffer
+}
+
+func newEnv(t *testing.T, h Harness) *env {
+	t.Helper()
+	e := &env{reg: &registry.Registry{}, logs: &logBuffer{}}
+	e.reg.Register(h.Name, h.Type)
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
+		Registry:       e.reg,
+		Logger:         slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		MinBackoff:     10 * time.Millisecond,
+		MaxBackoff:     200 * time.Millisecond,
+		DialTimeout:    2 * time.Second,
+		HealthInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+	t.Cleanup(func() { m.Close() })
+	return e
+}
+
+func (e *env) create(t *testing.T, id string, props map[string]any) {
+	t.Helper()
+	if _, err := e.m.Create(context.Background(), connection.Spec{ID: id, Type: e.reg.Names()[0], Props: props}); err != nil {
+		t.Fatalf("Create %s: %v", id, err)
+	}
+}
+
+// WaitState polls until the connection id is in state want.
+func WaitState(t *testing.T, m *connection.Manager, id string, want connection.State, within time.Duration) connection.Info {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		in, err := m.Get(id)
+		if err == nil && in.State == want {
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not %s within %v: %+v %v", id, want, within, in.Status, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ClosedAddr returns a loopback address where nothing listens.
+func ClosedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// SilentAddr returns a loopback address that accepts TCP connections and
+// never says a word, until the test ends.
+func SilentAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func testConnects(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	e.create(t, "live", h.Props(h.Addr))
+	in := WaitState(t, e.m, "live", connection.StateConnected, 15*time.Second)
+	if in.Err != "" {
+		t.Errorf("connected with err %q", in.Err)
+	}
+}
+
+func testInvalid(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	for _, inv := range h.Invalid {
+		t.Run(inv.Name, func(t *testing.T) {
+			_, err := e.m.Create(context.Background(), connection.Spec{ID: "bad", Type: h.Name, Props: inv.Props})
+			var ce *connection.Error
+			if !errors.As(err, &ce) || ce.Code != connection.CodeInvalidArgument {
+				t.Fatalf("Create: %v, want invalid_argument", err)
+			}
+			var got []string
+			for _, f := range ce.Fields {
+				got = append(got, f.Field)
+			}
+			for _, f := range inv.Fields {
+				if !slices.Contains(got, f) {
+					t.Errorf("fields %v lack %q: %v", got, f, err)
+				}
+			}
+		})
+	}
+	if l := e.m.List(); len(l) != 0 {
+		t.Errorf("invalid props stored %d connections", len(l))
+	}
+}
+
+func testUnreachable(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	e.create(t, "refused", h.Props(ClosedAddr(t)))
+	in := WaitState(t, e.m, "refused", connection.StateDisconnected, 10*time.Second)
+	if in.Err == "" {
+		t.Error("disconnected with no error")
+	}
+	e.create(t, "silent", h.Props(SilentAddr(t)))
+	in = WaitState(t, e.m, "silent", connection.StateDisconnected, 10*time.Second)
+	if in.Err == "" {
+		t.Error("a silent peer: disconnected with no error")
+	}
+}
+
+func testStartsLate(t *testing.T, h Harness) {
+	if h.StartLate == nil {
+		t.Skip("the harness cannot start a peer late")
+	}
+	addr, start := h.StartLate(t)
+	e := newEnv(t, h)
+	e.create(t, "late", h.Props(addr))
+	WaitState(t, e.m, "late", connection.StateDisconnected, 10*time.Second)
+	start()
+	WaitState(t, e.m, "late", connection.StateConnected, 20*time.Second)
+}
+
+func testShared(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	e.create(t, "shared", h.Props(h.Addr))
+	WaitState(t, e.m, "shared", connection.StateConnected, 15*time.Second)
+	same := h.Same
+	if same == nil {
+		same = func(a, b any) bool { return a == b }
+	}
+	ctx := context.Background()
+	first, err := e.m.Attach(ctx, "shared", "rule0/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := 1; i < n; i++ {
+		c, err := e.m.Attach(ctx, "shared", fmt.Sprintf("rule%d/source", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !same(first, c) {
+			t.Fatalf("attach %d got another live connection", i)
+		}
+	}
+	in, _ := e.m.Get("shared")
+	if in.RefCount != n {
+		t.Errorf("refCount %d, want %d", in.RefCount, n)
+	}
+	for _, r := range in.Refs {
+		e.m.Detach("shared", r)
+	}
+	if in, _ := e.m.Get("shared"); in.RefCount != 0 {
+		t.Errorf("refCount after detaching all: %d", in.RefCount)
+	}
+}
+
+func testClose(t *testing.T, h Harness) {
+	// The silent peer's accept loop is the suite's own; it ends at cleanup.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.SilentAddr.func1"))
+	e := newEnv(t, h)
+	e.create(t, "live", h.Props(h.Addr))
+	e.create(t, "refused", h.Props(ClosedAddr(t)))
+	e.create(t, "silent", h.Props(SilentAddr(t)))
+	WaitState(t, e.m, "live", connection.StateConnected, 15*time.Second)
+	WaitState(t, e.m, "refused", connection.StateDisconnected, 10*time.Second)
+	if _, err := e.m.Attach(context.Background(), "live", "r"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}
+
+func testSecrets(t *testing.T, h Harness) {
+	if len(h.Secrets) == 0 {
+		t.Skip("the harness names no secret")
+	}
+	e := newEnv(t, h)
+	e.create(t, "good", h.Props(h.Addr))
+	e.create(t, "refused", h.Props(ClosedAddr(t)))
+	WaitState(t, e.m, "good", connection.StateConnected, 15*time.Second)
+	WaitState(t, e.m, "refused", connection.StateDisconnected, 10*time.Second)
+	var seen []string
+	if h.BadAuth != nil {
+		e.create(t, "badauth", h.BadAuth())
+		in := WaitState(t, e.m, "badauth", connection.StateDisconnected, 10*time.Second)
+		if !in.Permanent {
+			t.Errorf("refused credentials are not reported as permanent: %+v", in.Status)
+		}
+		seen = append(seen, in.Err)
+	}
+	// An update that changes nothing but sends the masks back.
+	in, _ := e.m.Get("good")
+	up, err := e.m.Update(context.Background(), connection.Spec{ID: "good", Type: h.Name, Props: in.Props}, 0)
+	if err != nil {
+		t.Fatalf("update with masked props: %v", err)
+	}
+	WaitState(t, e.m, "good", connection.StateConnected, 15*time.Second)
+	out, _ := json.Marshal(append(e.m.List(), up))
+	seen = append(seen, string(out), e.logs.String())
+	for _, s := range h.Secrets {
+		for _, text := range seen {
+			if strings.Contains(text, s) {
+				t.Errorf("secret %q appears in:\n%s", s, text)
+			}
+		}
+	}
+}
+
+func testChecks(t *testing.T, h Harness) {
+	if h.SourceProps == nil && h.SinkProps == nil {
+		t.Skip("the type has no checks")
+	}
+	reg := &registry.Registry{}
+	reg.Register(h.Name, h.Type)
+	const timeout = 2 * time.Second
+	c := check.New(&check.Options{Registry: reg, Timeout: timeout})
+	sides := []struct {
+		name  string
+		props func(string) map[string]any
+		run   func(context.Context, check.Request) (time.Duration, error)
+	}{{"source", h.SourceProps, c.Source}, {"sink", h.SinkProps, c.Sink}}
+	for _, side := range sides {
+		if side.props == nil {
+			continue
+		}
+		t.Run(side.name, func(t *testing.T) {
+			ctx := context.Background()
+			if _, err := side.run(ctx, check.Request{Type: h.Name, Props: side.props(h.Addr)}); err != nil {
+				t.Fatalf("check against the live peer: %v", err)
+			}
+			start := time.Now()
+			_, err := side.run(ctx, check.Request{Type: h.Name, Props: side.props(ClosedAddr(t))})
+			wantReason(t, err, check.ErrFailed, connector.ReasonRefused)
+			if d := time.Since(start); d > timeout/2 {
+				t.Errorf("a closed port took %v to fail; it should fail at once", d)
+			}
+			start = time.Now()
+			_, err = side.run(ctx, check.Request{Type: h.Name, Props: side.props(SilentAddr(t))})
+			wantReason(t, err, check.ErrTimeout, connector.ReasonTimeout)
+			if d := time.Since(start); d > timeout+time.Second {
+				t.Errorf("a silent peer took %v with a timeout of %v", d, timeout)
+			}
+			if h.BadAuth != nil {
+				props := side.props(h.Addr)
+				for k, v := range h.BadAuth() {
+					props[k] = v
+				}
+				_, err = side.run(ctx, check.Request{Type: h.Name, Props: props})
+				ce := wantReason(t, err, check.ErrFailed, connector.ReasonUnauthorized)
+				for _, s := range h.Secrets {
+					if strings.Contains(ce.Message, s) {
+						t.Errorf("secret in the check error: %s", ce.Message)
+					}
+				}
+			}
+		})
+	}
+}
+
+func wantReason(t *testing.T, err error, kind error, reason string) *check.Error {
+	t.Helper()
+	var ce *check.Error
+	if !errors.As(err, &ce) || !errors.Is(err, kind) || ce.Reason != reason {
+		t.Fatalf("check error %v (%+v), want %v with reason %q", err, ce, kind, reason)
+	}
+	return ce
+}

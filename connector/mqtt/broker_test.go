@@ -1,0 +1,100 @@
+package mqtt
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// env returns the environment variable name, or skips the test when the
+// servers of `make test` are not running. Once set, an unreachable server
+// fails the test.
+func env(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Skipf("%s is not set: run make test, which starts mosquitto", name)
+	}
+	return v
+}
+
+// broker is a private mosquitto that a test can stop and start again on
+// the same port.
+type broker struct {
+	t    *testing.T
+	port int
+	conf string
+	cmd  *exec.Cmd
+}
+
+func mosquittoPath(t *testing.T) string {
+	for _, p := range []string{"mosquitto", "/usr/sbin/mosquitto"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CONNKIT_MQTT_ADDR") != "" {
+		t.Fatal("mosquitto is not installed, though CONNKIT_MQTT_ADDR is set")
+	}
+	t.Skip("mosquitto is not installed: run make test")
+	return ""
+}
+
+// newBroker reserves a port; Start runs mosquitto on it.
+func newBroker(t *testing.T) *broker {
+	t.Helper()
+	mosquittoPath(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	b := &broker{t: t, port: port, conf: filepath.Join(dir, "mosquitto.conf")}
+	conf := fmt.Sprintf("persistence false\nuser root\nsys_interval 1\nlog_dest none\nlistener %d 127.0.0.1\nallow_anonymous true\n", port)
+	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	return b
+}
+
+func (b *broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
+
+// Start runs mosquitto and waits until it accepts connections.
+func (b *broker) Start() {
+	b.t.Helper()
+	b.cmd = exec.Command(mosquittoPath(b.t), "-c", b.conf)
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", b.Addr())
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("mosquitto on %s did not start: %v", b.Addr(), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills mosquitto, as a crash would.
+func (b *broker) Stop() {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
+	}
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.cmd.Wait()
+	b.cmd = nil
+}

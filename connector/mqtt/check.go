@@ -1,0 +1,36 @@
+package mqtt
+
+import (
+	"context"
+
+	"github.com/connkit/connkit/connector"
+)
+
+// CheckSource implements connector.SourceChecker: it connects to the
+// broker with a probe client id of its own, then disconnects.
+func (Connector) CheckSource(ctx context.Context, p map[string]any) error { return probe(ctx, p) }
+
+// CheckSink implements connector.SinkChecker, as CheckSource.
+func (Connector) CheckSink(ctx context.Context, p map[string]any) error { return probe(ctx, p) }
+
+func probe(ctx context.Context, raw map[string]any) error {
+	p, err := schema.Decode(schema.Pick(raw))
+	if err != nil {
+		return err
+	}
+	s, err := parse(p)
+	if err != nil {
+		return err
+	}
+	// Never the session's own id: the broker would drop the live session.
+	id := randomID("connkit-probe-")
+	if s.clientID != "" {
+		id = randomID(s.clientID + "-probe-")
+	}
+	cl, err := s.dial(ctx, id, nil)
+	if err != nil {
+		return connector.CheckFailed(reason(err), err)
+	}
+	cl.Disconnect(0)
+	return nil
+}

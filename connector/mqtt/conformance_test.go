@@ -1,0 +1,57 @@
+package mqtt
+
+import (
+	"testing"
+
+	"github.com/connkit/connkit/connector/connectortest"
+)
+
+func harness(t *testing.T) connectortest.Harness {
+	addr := env(t, "CONNKIT_MQTT_ADDR")
+	authAddr := env(t, "CONNKIT_MQTT_AUTH_ADDR")
+	user, pw := env(t, "CONNKIT_MQTT_USER"), env(t, "CONNKIT_MQTT_PASSWORD")
+	props := func(a string) map[string]any {
+		return map[string]any{"server": "tcp://" + a, "username": user, "password": pw}
+	}
+	same := func(a, b any) bool { return a.(*view).c == b.(*view).c }
+	return connectortest.Harness{
+		Name:  Type,
+		Type:  Connector{},
+		Addr:  addr,
+		Props: props,
+		BadAuth: func() map[string]any {
+			return map[string]any{"server": "tcp://" + authAddr, "username": user, "password": "wrong-Secret-9"}
+		},
+		Secrets: []string{pw, "wrong-Secret-9"},
+		Invalid: []connectortest.Invalid{
+			{"no server", map[string]any{}, []string{"server"}},
+			{"http server", map[string]any{"server": "http://127.0.0.1:1883"}, []string{"server"}},
+			{"no host", map[string]any{"server": "tcp://"}, []string{"server"}},
+			{"MQTT 5", map[string]any{"server": "tcp://" + addr, "protocolVersion": "5"}, []string{"protocolVersion"}},
+			{"keepAlive kind", map[string]any{"server": "tcp://" + addr, "keepAlive": "60s"}, []string{"keepAlive"}},
+			{"negative keepAlive", map[string]any{"server": "tcp://" + addr, "keepAlive": -1}, []string{"keepAlive"}},
+			{"unknown prop", map[string]any{"server": "tcp://" + addr, "qos": 1}, []string{"qos"}},
+			{"missing CA file", map[string]any{"server": "ssl://" + addr, "rootCaPath": "/nonexistent/ca.pem"}, []string{"rootCaPath"}},
+			{"cert without key", map[string]any{"server": "ssl://" + addr, "certificationPath": "/x.pem"}, []string{"privateKeyPath"}},
+		},
+		StartLate: func(t *testing.T) (string, func()) {
+			b := newBroker(t)
+			return b.Addr(), b.Start
+		},
+		SourceProps: func(a string) map[string]any {
+			p := props(a)
+			p["datasource"] = "sensors/#"
+			return p
+		},
+		SinkProps: func(a string) map[string]any {
+			p := props(a)
+			p["topic"], p["qos"] = "out", 1
+			return p
+		},
+		Same: same,
+	}
+}
+
+func TestConformance(t *testing.T) {
+	connectortest.Run(t, harness(t))
+}

@@ -1,0 +1,493 @@
+// Package mqtt is the connection type "mqtt": one MQTT session to a broker,
+// shared by every rule attached to it, with eKuiper's property names.
+//
+// Props:
+//
+//	server              tcp://host:1883, ssl://host:8883, ws://host/mqtt or
+//	                    wss://host/mqtt (required)
+//	protocolVersion     "3.1" or "3.1.1" (default)
+//	clientid            the session's client id; default connkit-<random>
+//	username, password  credentials; the password is secret
+//	keepAlive           seconds between keep-alive pings; default 30
+//	insecureSkipVerify, certificationPath, privateKeyPath, rootCaPath: TLS
+//
+// An engine gets a paho mqtt.Client with Client:
+//
+//	c, err := mqtt.Client(m.Attach(ctx, "broker", "rule1/source"))
+//	c.Subscribe("sensors/#", 1, handle)
+//
+// The client is a view of the shared session for one ref. Subscriptions
+// are counted per topic: the broker subscription stays while any ref holds
+// it, and detaching a ref drops only its own. They are restored after every
+// reconnect. Connect and Disconnect of the view do nothing: the Manager
+// owns the session.
+//
+// Each dial uses a fresh paho client (paho documents that reusing one after
+// a disconnect is unsafe), with the same client id; a dial is cancelled by
+// closing its socket when its context ends, so a broker that accepts and
+// never answers cannot hold it.
+package mqtt
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+)
+
+// Type is the name this connection type registers under.
+const Type = "mqtt"
+
+func init() { registry.Register(Type, Connector{}) }
+
+// Connector is the mqtt connector.Type.
+type Connector struct{}
+
+var schema = &connector.Schema{Fields: []connector.Field{
+	{Name: "server", Kind: connector.URL, Required: true, Doc: "broker URL: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://host/mqtt"},
+	{Name: "protocolVersion", Kind: connector.String, Default: "3.1.1", Allowed: []any{"3.1", "3.1.1"}, Doc: "MQTT protocol version; MQTT 5 is not supported"},
+	{Name: "clientid", Kind: connector.String, Doc: "client id of the shared session; default connkit-<random>"},
+	{Name: "username", Kind: connector.String, Doc: "user name"},
+	{Name: "password", Kind: connector.String, Secret: true, Doc: "password"},
+	{Name: "keepAlive", Kind: connector.Int, Default: 30, Doc: "seconds between keep-alive pings"},
+	{Name: "insecureSkipVerify", Kind: connector.Bool, Doc: "skip verifying the broker's TLS certificate"},
+	{Name: "certificationPath", Kind: connector.String, Doc: "client certificate file (PEM) for TLS"},
+	{Name: "privateKeyPath", Kind: connector.String, Doc: "client private key file (PEM) for TLS"},
+	{Name: "rootCaPath", Kind: connector.String, Doc: "CA certificate file (PEM) to verify the broker"},
+}}
+
+// Schema implements connector.Type.
+func (Connector) Schema() *connector.Schema { return schema }
+
+// settings are decoded and checked props.
+type settings struct {
+	server   *url.URL
+	version  uint
+	clientID string
+	username string
+	password string
+	keep     time.Duration
+	tls      *tls.Config
+}
+
+var schemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "tcps": true, "ws": true, "wss": true}
+
+func parse(p connector.Props) (*settings, error) {
+	var fe connector.FieldErrors
+	s := &settings{username: p.String("username"), password: p.String("password"), clientID: p.String("clientid")}
+	u, err := url.Parse(p.String("server"))
+	switch {
+	case err != nil:
+		fe = append(fe, connector.FieldError{Field: "server", Message: "not a URL; use tcp://host:1883"})
+	case !schemes[u.Scheme]:
+		fe = append(fe, connector.FieldError{Field: "server", Message: fmt.Sprintf("scheme %q is not supported; use tcp, ssl, ws or wss, as in tcp://host:1883", u.Scheme)})
+	case u.Host == "":
+		fe = append(fe, connector.FieldError{Field: "server", Message: "no host; use tcp://host:1883"})
+	default:
+		s.server = u
+	}
+	s.version = 4
+	if p.String("protocolVersion") == "3.1" {
+		s.version = 3
+	}
+	if ka := p.Int("keepAlive"); ka < 0 {
+		fe = append(fe, connector.FieldError{Field: "keepAlive", Message: "must not be negative"})
+	} else {
+		s.keep = time.Duration(ka) * time.Second
+	}
+	tc, tfe := tlsConfig(p, s.server)
+	fe = append(fe, tfe...)
+	s.tls = tc
+	if len(fe) > 0 {
+		return nil, fe
+	}
+	return s, nil
+}
+
+func tlsConfig(p connector.Props, u *url.URL) (*tls.Config, connector.FieldErrors) {
+	secure := u != nil && (u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" || u.Scheme == "tcps" || u.Scheme == "wss")
+	cert, key, ca := p.String("certificationPath"), p.String("privateKeyPath"), p.String("rootCaPath")
+	if !secure && cert == "" && ca == "" && !p.Bool("insecureSkipVerify") {
+		return nil, nil
+	}
+	var fe connector.FieldErrors
+	tc := &tls.Config{InsecureSkipVerify: p.Bool("insecureSkipVerify"), MinVersion: tls.VersionTLS12}
+	if u != nil {
+		tc.ServerName = u.Hostname()
+	}
+	if (cert == "") != (key == "") {
+		fe = append(fe, connector.FieldError{Field: "privateKeyPath", Message: "give certificationPath and privateKeyPath together"})
+	} else if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			fe = append(fe, connector.FieldError{Field: "certificationPath", Message: "cannot load the certificate and key: " + err.Error()})
+		} else {
+			tc.Certificates = []tls.Certificate{pair}
+		}
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		pool := x509.NewCertPool()
+		switch {
+		case err != nil:
+			fe = append(fe, connector.FieldError{Field: "rootCaPath", Message: err.Error()})
+		case !pool.AppendCertsFromPEM(pem):
+			fe = append(fe, connector.FieldError{Field: "rootCaPath", Message: "no PEM certificate in " + ca})
+		default:
+			tc.RootCAs = pool
+		}
+	}
+	return tc, fe
+}
+
+func randomID(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// Open implements connector.Type.
+func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
+	s, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	if s.clientID == "" {
+		s.clientID = randomID("connkit-")
+	}
+	return &conn{s: s, ev: ev, subs: map[string]*sub{}}, nil
+}
+
+// attempt lets a dial's socket be closed when its context ends, until the
+// dial has succeeded.
+type attempt struct {
+	mu   sync.Mutex
+	stop func() bool
+}
+
+func (a *attempt) keep() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stop != nil {
+		a.stop()
+	}
+}
+
+// options builds paho options for one dial under ctx.
+func (s *settings) options(ctx context.Context, clientID string, a *attempt) *paho.ClientOptions {
+	o := paho.NewClientOptions()
+	o.AddBroker(s.server.String())
+	o.SetClientID(clientID)
+	o.SetUsername(s.username)
+	o.SetPassword(s.password)
+	o.SetProtocolVersion(s.version) // explicit: no silent fallback to 3.1
+	o.SetKeepAlive(s.keep)
+	o.SetAutoReconnect(false) // the Manager owns retries
+	o.SetConnectRetry(false)
+	o.SetCleanSession(true)
+	if s.tls != nil {
+		o.SetTLSConfig(s.tls)
+	}
+	timeout := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	o.SetConnectTimeout(timeout)
+	o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+		var c net.Conn
+		var err error
+		switch u.Scheme {
+		case "ws", "wss":
+			du := *u
+			du.User = nil
+			c, err = paho.NewWebsocket(du.String(), s.tls, timeout, nil, nil)
+		case "ssl", "tls", "mqtts", "tcps":
+			c, err = (&tls.Dialer{Config: s.tls}).DialContext(ctx, "tcp", u.Host)
+		default:
+			c, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		a.stop = context.AfterFunc(ctx, func() { c.Close() })
+		a.mu.Unlock()
+		return c, nil
+	})
+	return o
+}
+
+// dial connects a new paho client under ctx.
+func (s *settings) dial(ctx context.Context, clientID string, lost func(paho.Client, error)) (paho.Client, error) {
+	a := &attempt{}
+	o := s.options(ctx, clientID, a)
+	if lost != nil {
+		o.SetConnectionLostHandler(lost)
+	}
+	cl := paho.NewClient(o)
+	tok := cl.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		// The socket is closed by now, so paho gives up promptly.
+		select {
+		case <-tok.Done():
+		case <-time.After(5 * time.Second):
+			return nil, fmt.Errorf("connect to %s: %w", s.server.Redacted(), ctx.Err())
+		}
+	}
+	if err := tok.Error(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return nil, fmt.Errorf("connect to %s: %w", s.server.Redacted(), err)
+	}
+	a.keep()
+	return cl, nil
+}
+
+// reason classifies a dial error for checks and for permanence.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
+		return connector.ReasonUnauthorized
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return connector.ReasonTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return connector.ReasonRefused
+	}
+	return connector.ReasonUnreachable
+}
+
+type conn struct {
+	s  *settings
+	ev connector.Events
+
+	mu     sync.Mutex
+	cur    paho.Client // the connected client, nil while down
+	subs   map[string]*sub
+	closed bool
+}
+
+// sub is one broker subscription and the refs that hold it.
+type sub struct {
+	qos byte
+	// handlers is replaced, never modified, so dispatch reads it unlocked.
+	handlers []refHandler
+}
+
+type refHandler struct {
+	ref string
+	h   paho.MessageHandler
+}
+
+var errClosed = errors.New("mqtt: connection closed")
+
+// Connect implements connector.Conn.
+func (c *conn) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errClosed
+	}
+	stale := c.cur
+	c.cur = nil
+	c.mu.Unlock()
+	if stale != nil {
+		stale.Disconnect(0)
+	}
+	var cl paho.Client
+	cl, err := c.s.dial(ctx, c.s.clientID, func(lostCl paho.Client, err error) {
+		c.mu.Lock()
+		current := c.cur == lostCl
+		if current {
+			c.cur = nil
+		}
+		c.mu.Unlock()
+		if current {
+			c.ev.Lost(err)
+		}
+	})
+	if err != nil {
+		if reason(err) == connector.ReasonUnauthorized {
+			return connector.Permanent(err)
+		}
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cl.Disconnect(0)
+		return errClosed
+	}
+	c.cur = cl
+	restore := make(map[string]byte, len(c.subs))
+	for topic, s := range c.subs {
+		restore[topic] = s.qos
+	}
+	c.mu.Unlock()
+	if len(restore) > 0 {
+		// Routes first, so that no message of the new subscriptions is
+		// missed.
+		for topic := range restore {
+			cl.AddRoute(topic, c.dispatch(topic))
+		}
+		tok := cl.SubscribeMultiple(restore, nil)
+		if err := waitToken(ctx, tok); err != nil {
+			return fmt.Errorf("restoring %d subscriptions: %w", len(restore), err)
+		}
+	}
+	return nil
+}
+
+func waitToken(ctx context.Context, tok paho.Token) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Client implements connector.Conn: a paho client view for ref.
+func (c *conn) Client(ref string) any { return &view{c: c, ref: ref} }
+
+// Release implements connector.Releaser: ref's subscriptions go, and the
+// broker's where no other ref holds the topic.
+func (c *conn) Release(ref string) {
+	c.mu.Lock()
+	var topics []string
+	for topic, s := range c.subs {
+		for _, h := range s.handlers {
+			if h.ref == ref {
+				topics = append(topics, topic)
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.unsubscribe(ref, topics...)
+}
+
+// Close implements connector.Conn.
+func (c *conn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cl := c.cur
+	c.cur = nil
+	c.mu.Unlock()
+	if cl != nil {
+		cl.Disconnect(250)
+	}
+	return nil
+}
+
+func (c *conn) current() paho.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// dispatch delivers a message of topic's subscription to every ref on it.
+func (c *conn) dispatch(topic string) paho.MessageHandler {
+	return func(_ paho.Client, msg paho.Message) {
+		c.mu.Lock()
+		s := c.subs[topic]
+		var hs []refHandler
+		if s != nil {
+			hs = s.handlers
+		}
+		c.mu.Unlock()
+		for _, h := range hs {
+			h.h(&view{c: c, ref: h.ref}, msg)
+		}
+	}
+}
+
+func (c *conn) subscribe(ref, topic string, qos byte, h paho.MessageHandler) paho.Token {
+	if h == nil {
+		return doneToken(errors.New("mqtt: Subscribe needs a handler: the view has no default one"))
+	}
+	c.mu.Lock()
+	s := c.subs[topic]
+	need := s == nil
+	if s == nil {
+		s = &sub{qos: qos}
+		c.subs[topic] = s
+	}
+	if qos > s.qos {
+		s.qos, need = qos, true
+	}
+	hs := make([]refHandler, 0, len(s.handlers)+1)
+	for _, x := range s.handlers {
+		if x.ref != ref {
+			hs = append(hs, x)
+		}
+	}
+	s.handlers = append(hs, refHandler{ref, h})
+	q := s.qos
+	cl := c.cur
+	c.mu.Unlock()
+	if !need || cl == nil {
+		// Held already, or made on the next connect.
+		return doneToken(nil)
+	}
+	return cl.Subscribe(topic, q, c.dispatch(topic))
+}
+
+func (c *conn) unsubscribe(ref string, topics ...string) paho.Token {
+	var gone []string
+	c.mu.Lock()
+	for _, topic := range topics {
+		s := c.subs[topic]
+		if s == nil {
+			continue
+		}
+		hs := make([]refHandler, 0, len(s.handlers))
+		for _, x := range s.handlers {
+			if x.ref != ref {
+				hs = append(hs, x)
+			}
+		}
+		s.handlers = hs
+		if len(hs) == 0 {
+			delete(c.subs, topic)
+			gone = append(gone, topic)
+		}
+	}
+	cl := c.cur
+	c.mu.Unlock()
+	if len(gone) == 0 || cl == nil {
+		return doneToken(nil)
+	}
+	return cl.Unsubscribe(gone...)
+}
+
+// Client returns the paho client view that Attach handed out, for use as
+//
+//	c, err := mqtt.Client(m.Attach(ctx, id, ref))
+func Client(client any, err error) (paho.Client, error) {
+	if err != nil {
+		return nil, err
+	}
+	v, ok := client.(*view)
+	if !ok {
+		return nil, fmt.Errorf("connector/mqtt: the connection is not of type mqtt but %T", client)
+	}
+	return v, nil
+}

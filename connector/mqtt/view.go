@@ -1,0 +1,133 @@
+package mqtt
+
+import (
+	"errors"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// view is the paho.Client one ref gets: the shared session, with its
+// subscriptions counted per topic.
+type view struct {
+	c   *conn
+	ref string
+}
+
+var _ paho.Client = (*view)(nil)
+
+// ErrNotConnected is the error of a Publish while the session is down.
+var ErrNotConnected = errors.New("mqtt: not connected; the Manager is redialing")
+
+func (v *view) IsConnected() bool {
+	cl := v.c.current()
+	return cl != nil && cl.IsConnected()
+}
+
+func (v *view) IsConnectionOpen() bool {
+	cl := v.c.current()
+	return cl != nil && cl.IsConnectionOpen()
+}
+
+// Connect does nothing: the Manager owns the session.
+func (v *view) Connect() paho.Token { return doneToken(nil) }
+
+// Disconnect does nothing: detach the ref from the Manager instead.
+func (v *view) Disconnect(uint) {}
+
+func (v *view) Publish(topic string, qos byte, retained bool, payload any) paho.Token {
+	cl := v.c.current()
+	if cl == nil {
+		return doneToken(ErrNotConnected)
+	}
+	return cl.Publish(topic, qos, retained, payload)
+}
+
+// Subscribe adds ref's handler to topic. The broker is asked only for the
+// first ref on a topic (or a higher QoS); while the session is down, the
+// subscription is made when it comes back.
+func (v *view) Subscribe(topic string, qos byte, h paho.MessageHandler) paho.Token {
+	return v.c.subscribe(v.ref, topic, qos, h)
+}
+
+func (v *view) SubscribeMultiple(filters map[string]byte, h paho.MessageHandler) paho.Token {
+	toks := make([]paho.Token, 0, len(filters))
+	for topic, qos := range filters {
+		toks = append(toks, v.c.subscribe(v.ref, topic, qos, h))
+	}
+	return allTokens(toks)
+}
+
+// Unsubscribe drops ref's handlers of topics; the broker subscription goes
+// when no ref holds it.
+func (v *view) Unsubscribe(topics ...string) paho.Token {
+	return v.c.unsubscribe(v.ref, topics...)
+}
+
+// AddRoute adds a handler on the current session only; it is not restored
+// after a reconnect. Prefer Subscribe.
+func (v *view) AddRoute(topic string, h paho.MessageHandler) {
+	if cl := v.c.current(); cl != nil {
+		cl.AddRoute(topic, h)
+	}
+}
+
+func (v *view) OptionsReader() paho.ClientOptionsReader {
+	o := paho.NewClientOptions()
+	o.AddBroker(v.c.s.server.String())
+	o.SetClientID(v.c.s.clientID)
+	o.SetUsername(v.c.s.username)
+	o.SetProtocolVersion(v.c.s.version)
+	o.SetKeepAlive(v.c.s.keep)
+	return paho.NewOptionsReader(o)
+}
+
+// token is a paho.Token that is already done, or done when others are.
+type token struct {
+	done chan struct{}
+	err  error
+}
+
+func doneToken(err error) paho.Token {
+	t := &token{done: make(chan struct{}), err: err}
+	close(t.done)
+	return t
+}
+
+func allTokens(toks []paho.Token) paho.Token {
+	t := &token{done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		for _, x := range toks {
+			<-x.Done()
+			if err := x.Error(); err != nil && t.err == nil {
+				t.err = err
+			}
+		}
+	}()
+	return t
+}
+
+func (t *token) Wait() bool { <-t.done; return true }
+
+func (t *token) WaitTimeout(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+func (t *token) Done() <-chan struct{} { return t.done }
+
+func (t *token) Error() error {
+	select {
+	case <-t.done:
+		return t.err
+	default:
+		return nil
+	}
+}
