@@ -1,0 +1,255 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+var ctx = context.Background()
+
+func newManager(t *testing.T, logs io.Writer) *connection.Manager {
+	t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
+	reg := &registry.Registry{}
+	reg.Register(Type, Connector{})
+	m, err := connection.New(ctx, memory.New(), &connection.Options{
+		Registry: reg, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DialTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func create(t *testing.T, m *connection.Manager, id string, props map[string]any) {
+	t.Helper()
+	if _, err := m.Create(ctx, connection.Spec{ID: id, Type: Type, Props: props}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, id, connection.StateConnected, 10*time.Second)
+}
+
+func attach(t *testing.T, m *connection.Manager, id, ref string) paho.Client {
+	t.Helper()
+	c, err := Client(m.Attach(ctx, id, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// bare connects a plain paho client, outside connkit.
+func bare(t *testing.T, addr string) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(randomID("bare-")).SetProtocolVersion(4)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("bare client: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+// inbox collects messages for a test to wait on.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (b *inbox) handler(_ paho.Client, m paho.Message) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, string(m.Payload()))
+}
+
+func (b *inbox) has(payload string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.msgs {
+		if m == payload {
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func wait(t *testing.T, tok paho.Token) {
+	t.Helper()
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("token: %v", tok.Error())
+	}
+}
+
+// TestThousandRefsOneSession: 1,000 refs on one connection are one client
+// session on the broker, as the broker itself counts them.
+func TestThousandRefsOneSession(t *testing.T) {
+	b := newBroker(t)
+	b.Start()
+	watcher := bare(t, b.Addr())
+	var maxSeen, last atomic.Int64
+	wait(t, watcher.Subscribe("$SYS/broker/clients/connected", 0, func(_ paho.Client, msg paho.Message) {
+		n, _ := strconv.ParseInt(string(msg.Payload()), 10, 64)
+		last.Store(n)
+		if n > maxSeen.Load() {
+			maxSeen.Store(n)
+		}
+	}))
+	m := newManager(t, nil)
+	create(t, m, "bus", map[string]any{"server": "tcp://" + b.Addr()})
+	var in inbox
+	for i := range 1000 {
+		c := attach(t, m, "bus", fmt.Sprintf("rule%d/source", i))
+		if i%100 == 0 {
+			wait(t, c.Subscribe(fmt.Sprintf("t/%d", i), 0, in.handler))
+		}
+	}
+	if info, _ := m.Get("bus"); info.RefCount != 1000 {
+		t.Fatalf("refCount %d", info.RefCount)
+	}
+	// The broker publishes its count every second: the watcher and our one
+	// session make 2.
+	last.Store(0)
+	waitFor(t, "the broker to count the clients", 10*time.Second, func() bool { return last.Load() != 0 })
+	if got := last.Load(); got != 2 {
+		t.Errorf("broker counts %d connected clients, want 2 (the watcher and one shared session)", got)
+	}
+	if got := maxSeen.Load(); got > 2 {
+		t.Errorf("the broker saw up to %d clients at once", got)
+	}
+}
+
+// TestPublishReachesOtherRef and the per-topic ref count.
+func TestSharedSubscriptions(t *testing.T) {
+	addr := env(t, "CONNKIT_MQTT_ADDR")
+	m := newManager(t, nil)
+	create(t, m, "bus", map[string]any{"server": "tcp://" + addr})
+	topic := randomID("shared/")
+	var a, b inbox
+	ca := attach(t, m, "bus", "ruleA/source")
+	cb := attach(t, m, "bus", "ruleB/source")
+	sink := attach(t, m, "bus", "ruleC/sink")
+	wait(t, ca.Subscribe(topic, 1, a.handler))
+	wait(t, cb.Subscribe(topic, 1, b.handler))
+
+	wait(t, sink.Publish(topic, 1, false, "one"))
+	waitFor(t, "both refs to receive one", 5*time.Second, func() bool { return a.has("one") && b.has("one") })
+
+	// A detaches: B keeps receiving, A gets nothing more.
+	m.Detach("bus", "ruleA/source")
+	wait(t, sink.Publish(topic, 1, false, "two"))
+	waitFor(t, "B to receive two", 5*time.Second, func() bool { return b.has("two") })
+	// A third message, so that a late delivery to A of "two" would have
+	// arrived by the time B has "three" (QoS 1 keeps order on one session).
+	wait(t, sink.Publish(topic, 1, false, "three"))
+	waitFor(t, "B to receive three", 5*time.Second, func() bool { return b.has("three") })
+	if a.has("two") || a.has("three") {
+		t.Error("a detached ref still receives")
+	}
+	// B unsubscribes: the broker subscription goes, so a bare publisher's
+	// message reaches no one.
+	var sync inbox
+	wait(t, sink.Subscribe(topic+"/sync", 1, sync.handler))
+	wait(t, cb.Unsubscribe(topic))
+	c := bare(t, addr)
+	wait(t, c.Publish(topic, 1, false, "four"))
+	wait(t, c.Publish(topic+"/sync", 1, false, "sync"))
+	// One publisher, one session: had "four" been routed to the session,
+	// it would have arrived before "sync".
+	waitFor(t, "the sync message", 5*time.Second, func() bool { return sync.has("sync") })
+	if b.has("four") {
+		t.Error("an unsubscribed ref still receives")
+	}
+	if pub := sink.Publish(topic, 0, false, "x"); pub.Error() != nil {
+		t.Errorf("publish: %v", pub.Error())
+	}
+}
+
+// TestBrokerRestart: the broker dies and comes back; the connection
+// reconnects and restores its subscriptions by itself.
+func TestBrokerRestart(t *testing.T) {
+	b := newBroker(t)
+	b.Start()
+	m := newManager(t, nil)
+	create(t, m, "bus", map[string]any{"server": "tcp://" + b.Addr(), "keepAlive": 2})
+	var in inbox
+	c := attach(t, m, "bus", "rule1/source")
+	wait(t, c.Subscribe("restart/t", 1, in.handler))
+
+	b.Stop()
+	connectortest.WaitState(t, m, "bus", connection.StateDisconnected, 10*time.Second)
+	if c.IsConnected() {
+		t.Error("the view reports connected while the broker is down")
+	}
+	if tok := c.Publish("restart/t", 0, false, "lost"); tok.Error() == nil {
+		t.Error("publish while down succeeded")
+	}
+	b.Start()
+	back := time.Now()
+	connectortest.WaitState(t, m, "bus", connection.StateConnected, 15*time.Second)
+	t.Logf("connected again %v after the broker came back", time.Since(back).Round(time.Millisecond))
+
+	p := bare(t, b.Addr())
+	waitFor(t, "the restored subscription to deliver", 10*time.Second, func() bool {
+		wait(t, p.Publish("restart/t", 1, false, "after"))
+		return in.has("after")
+	})
+}
+
+// TestCheckKeepsLiveSession: a check with the live session's own client id
+// must not kick it off the broker.
+func TestCheckKeepsLiveSession(t *testing.T) {
+	addr := env(t, "CONNKIT_MQTT_ADDR")
+	m := newManager(t, nil)
+	props := map[string]any{"server": "tcp://" + addr, "clientid": randomID("live-")}
+	create(t, m, "bus", props)
+	before, _ := m.Get("bus")
+	reg := &registry.Registry{}
+	reg.Register(Type, Connector{})
+	ch := check.New(&check.Options{Registry: reg})
+	for range 3 {
+		if _, err := ch.Sink(ctx, check.Request{Type: Type, Props: props}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Had a probe used the live id, the broker would have dropped the
+	// session: a round trip through it shows it is still the same.
+	c := attach(t, m, "bus", "r")
+	var in inbox
+	wait(t, c.Subscribe("probe/t", 1, in.handler))
+	wait(t, c.Publish("probe/t", 1, false, "still here"))
+	waitFor(t, "the live session to deliver", 5*time.Second, func() bool { return in.has("still here") })
+	after, _ := m.Get("bus")
+	if after.State != connection.StateConnected || !after.Since.Equal(before.Since) {
+		t.Errorf("the live session changed state: %+v -> %+v", before.Status, after.Status)
+	}
+}
