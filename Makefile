@@ -1,6 +1,7 @@
 # make test: install what the tests need (as root, when missing), start it on
 # loopback, run every test under the race detector, stop it again.
 # make run:  the REST server on its embedded SQLite store.
+# make bench: every benchmark, with the same servers started.
 
 .PHONY: test run bench fmt
 
@@ -11,7 +12,7 @@ run:
 	go run ./examples/server
 
 bench:
-	go test -tags libsqlite3 -run '^$$' -bench . -benchmem ./...
+	bash .ci/bench.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -7,6 +7,24 @@
 #   CONNKIT_MYSQL_URL        mysql://connkit:...@127.0.0.1:PORT/test (MariaDB)
 # Tests that need one of them fail, not skip, when its variable is set.
 
+log() { printf '== %s\n' "$*" >&2; }
+
+# apt_install PKG...: install Debian packages that are missing, if we can.
+apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+		log "missing ${missing[*]} and cannot apt-get them (not root, or no apt)"
+		return 1
+	fi
+	log "installing ${missing[*]}"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 SVC_DIR=$(mktemp -d /tmp/ck.XXXXXX)
 SVC_PIDS=()
 

@@ -4,23 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '== %s\n' "$*" >&2; }
-
-# apt_install PKG...: install Debian packages that are missing, if we can.
-apt_install() {
-	local missing=()
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-		log "missing ${missing[*]} and cannot apt-get them (not root, or no apt)"
-		return 1
-	fi
-	log "installing ${missing[*]}"
-	apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+source .ci/services.sh
 
 # Link Debian's SQLite instead of compiling the bundled one twice (plain
 # and -race): it saves about a minute and a half of a cold build.
@@ -38,7 +22,6 @@ if [ -n "$unformatted" ]; then
 fi
 
 # The real peers: mosquitto and MariaDB on loopback, stopped on exit.
-source .ci/services.sh
 start_services
 
 log "go vet"

@@ -4,5 +4,6 @@
 package all
 
 import (
-	_ "github.com/connkit/connkit/connector/sql" // sql
+	_ "github.com/connkit/connkit/connector/mqtt" // mqtt
+	_ "github.com/connkit/connkit/connector/sql"  // sql
 )

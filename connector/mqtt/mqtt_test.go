@@ -22,7 +22,7 @@ import (
 
 var ctx = context.Background()
 
-func newManager(t *testing.T, logs io.Writer) *connection.Manager {
+func newManager(t testing.TB, logs io.Writer) *connection.Manager {
 	t.Helper()
 	if logs == nil {
 		logs = io.Discard

@@ -57,7 +57,8 @@ func newManager(t *testing.T) *connection.Manager {
 	reg := &registry.Registry{}
 	reg.Register(sql.Type, sql.Connector{})
 	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
-		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		HealthInterval: 50 * time.Millisecond, DialTimeout: 2 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

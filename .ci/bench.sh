@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every benchmark, with mosquitto and MariaDB started as for the tests.
+# Extra arguments go to go test, e.g. bash .ci/bench.sh -count 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source .ci/services.sh
+TAGS=""
+if apt_install libsqlite3-dev; then
+	TAGS="-tags=libsqlite3"
+fi
+start_services
+# The readings table the SQL benchmarks look up is made by the tests.
+go test $TAGS -count=1 -run 'TestConformance' ./connector/sql/ >/dev/null
+go test $TAGS -run '^$' -bench . -benchmem "$@" ./...
