@@ -14,8 +14,11 @@ require (
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
 	github.com/eclipse/paho.mqtt.golang v1.5.1 // indirect
+	github.com/edgexfoundry/go-mod-messaging/v3 v3.1.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
+	go.nanomsg.org/mangos/v3 v3.4.2 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.17.0 // indirect
 )

@@ -40,7 +40,6 @@ import (
 	"net/url"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -266,12 +265,8 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return connector.ReasonUnauthorized
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
-		return connector.ReasonTimeout
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
-		return connector.ReasonRefused
 	}
-	return connector.ReasonUnreachable
+	return connector.NetReason(err)
 }
 
 type conn struct {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
@@ -173,14 +172,12 @@ func columns(ctx context.Context, db *sqlx.DB, driver, table string) ([]string, 
 func classifyCheck(ctx context.Context, err error) error {
 	var me *mysql.MySQLError
 	switch {
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+	case ctx.Err() != nil:
 		return connector.CheckFailed(connector.ReasonTimeout, err)
 	case errors.As(err, &me) && (me.Number == 1045 || me.Number == 1044):
 		return connector.CheckFailed(connector.ReasonUnauthorized, err)
 	case errors.As(err, &me) && me.Number == 1049:
 		return connector.CheckFailed(connector.ReasonMissing, err)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return connector.CheckFailed(connector.ReasonRefused, err)
 	}
-	return connector.CheckFailed(connector.ReasonUnreachable, err)
+	return connector.CheckFailed(connector.NetReason(err), err)
 }

@@ -1,0 +1,280 @@
+// Package nng is the connection type "nng": a mangos (nanomsg) socket that
+// dials a peer, shared by every rule attached to it.
+//
+// Props:
+//
+//	url       tcp://host:port or ipc:///path (required)
+//	protocol  pair (default), push, pull, pub, sub, req or rep
+//
+// An engine gets the socket with Socket:
+//
+//	s, err := nng.Socket(m.Attach(ctx, "bus", "rule1/sink"))
+//	err = s.Send(msg)
+//
+// Status follows the socket's pipes: when the peer goes away the connection
+// is disconnected, and connected again when mangos has redialed it. The
+// socket belongs to the Manager: do not close it.
+//
+// mangos waits forever for the handshake of a peer that accepts a
+// connection and never answers, and closing the socket does not free it.
+// So before mangos dials, Connect exchanges the SP header with the peer
+// itself, under the dial's deadline; a silent peer fails that probe and
+// mangos never meets it. The check is the same probe.
+package nng
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol/pair"
+	"go.nanomsg.org/mangos/v3/protocol/pub"
+	"go.nanomsg.org/mangos/v3/protocol/pull"
+	"go.nanomsg.org/mangos/v3/protocol/push"
+	"go.nanomsg.org/mangos/v3/protocol/rep"
+	"go.nanomsg.org/mangos/v3/protocol/req"
+	"go.nanomsg.org/mangos/v3/protocol/sub"
+	_ "go.nanomsg.org/mangos/v3/transport/ipc" // ipc://
+	_ "go.nanomsg.org/mangos/v3/transport/tcp" // tcp://
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+)
+
+// Type is the name this connection type registers under.
+const Type = "nng"
+
+func init() { registry.Register(Type, Connector{}) }
+
+// Connector is the nng connector.Type.
+type Connector struct{}
+
+type protocol struct {
+	open       func() (mangos.Socket, error)
+	self, peer uint16
+}
+
+var protocols = map[string]protocol{
+	"pair": {pair.NewSocket, pair.Self, pair.Peer},
+	"push": {push.NewSocket, push.Self, push.Peer},
+	"pull": {pull.NewSocket, pull.Self, pull.Peer},
+	"pub":  {pub.NewSocket, pub.Self, pub.Peer},
+	"sub":  {sub.NewSocket, sub.Self, sub.Peer},
+	"req":  {req.NewSocket, req.Self, req.Peer},
+	"rep":  {rep.NewSocket, rep.Self, rep.Peer},
+}
+
+var schema = &connector.Schema{Fields: []connector.Field{
+	{Name: "url", Kind: connector.URL, Required: true, Doc: "tcp://host:port or ipc:///path of the peer"},
+	{Name: "protocol", Kind: connector.String, Default: "pair",
+		Allowed: []any{"pair", "push", "pull", "pub", "sub", "req", "rep"}, Doc: "the socket's protocol"},
+}}
+
+// Schema implements connector.Type.
+func (Connector) Schema() *connector.Schema { return schema }
+
+// target is where to dial: the network and address for net.Dial.
+type target struct {
+	url      string
+	network  string
+	addr     string
+	protocol protocol
+}
+
+func parse(p connector.Props) (*target, error) {
+	u, err := url.Parse(p.String("url"))
+	if err != nil {
+		return nil, connector.FieldErrors{{Field: "url", Message: "not a URL; use tcp://host:port or ipc:///path"}}
+	}
+	t := &target{url: u.String(), protocol: protocols[p.String("protocol")]}
+	switch u.Scheme {
+	case "tcp":
+		if u.Host == "" || u.Port() == "" {
+			return nil, connector.FieldErrors{{Field: "url", Message: "give host and port, as in tcp://127.0.0.1:40899"}}
+		}
+		t.network, t.addr = "tcp", u.Host
+	case "ipc":
+		path := u.Host + u.Path
+		if path == "" {
+			return nil, connector.FieldErrors{{Field: "url", Message: "no path; use ipc:///tmp/name.ipc"}}
+		}
+		if len(path) >= 108 {
+			return nil, connector.FieldErrors{{Field: "url", Message: fmt.Sprintf("ipc path is %d bytes; the system allows at most 107", len(path))}}
+		}
+		t.network, t.addr = "unix", path
+	default:
+		return nil, connector.FieldErrors{{Field: "url", Message: fmt.Sprintf("scheme %q is not supported; use tcp:// or ipc://", u.Scheme)}}
+	}
+	return t, nil
+}
+
+// Open implements connector.Type. It makes the socket; nothing is dialed.
+func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
+	t, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	s, err := t.protocol.open()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{t: t, sock: s, ev: ev, attached: make(chan struct{})}
+	s.SetPipeEventHook(c.pipeEvent)
+	return c, nil
+}
+
+type conn struct {
+	t    *target
+	sock mangos.Socket
+	ev   connector.Events
+
+	mu       sync.Mutex
+	dialer   mangos.Dialer
+	pipes    int
+	attached chan struct{} // closed while a pipe is attached
+	up       bool          // Connect reported the link up
+	closed   bool
+}
+
+func (c *conn) pipeEvent(ev mangos.PipeEvent, _ mangos.Pipe) {
+	c.mu.Lock()
+	var lost bool
+	switch ev {
+	case mangos.PipeEventAttached:
+		c.pipes++
+		if c.pipes == 1 {
+			close(c.attached)
+		}
+	case mangos.PipeEventDetached:
+		c.pipes--
+		if c.pipes == 0 {
+			c.attached = make(chan struct{})
+			lost, c.up = c.up, false
+		}
+	}
+	c.mu.Unlock()
+	if lost {
+		c.ev.Lost(errors.New("the peer went away"))
+	}
+}
+
+// Connect implements connector.Conn.
+func (c *conn) Connect(ctx context.Context) error {
+	if err := c.t.probe(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("nng: connection closed")
+	}
+	if c.dialer == nil {
+		// mangos redials this dialer by itself after a drop.
+		d, err := c.sock.NewDialer(c.t.url, map[string]any{mangos.OptionDialAsynch: true})
+		if err == nil {
+			err = d.Dial()
+		}
+		if err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("dial %s: %w", c.t.url, err)
+		}
+		c.dialer = d
+	}
+	attached := c.attached
+	c.mu.Unlock()
+	select {
+	case <-attached:
+	case <-ctx.Done():
+		return fmt.Errorf("%s answered the handshake, but the socket did not attach: %w", c.t.url, ctx.Err())
+	}
+	c.mu.Lock()
+	c.up = c.pipes > 0
+	up := c.up
+	c.mu.Unlock()
+	if !up {
+		return fmt.Errorf("%s went away while attaching", c.t.url)
+	}
+	return nil
+}
+
+func (c *conn) Client(string) any { return c.sock }
+
+func (c *conn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return c.sock.Close()
+}
+
+// probe dials the peer and exchanges the SP header, all under ctx: it
+// fails at once on a closed port, and with ctx on a silent peer.
+func (t *target) probe(ctx context.Context) error {
+	nc, err := (&net.Dialer{}).DialContext(ctx, t.network, t.addr)
+	if err != nil {
+		return connector.CheckFailed(connector.NetReason(err), fmt.Errorf("dial %s: %w", t.url, err))
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	hdr := [8]byte{0, 'S', 'P', 0}
+	binary.BigEndian.PutUint16(hdr[4:], t.protocol.self)
+	if _, err := nc.Write(hdr[:]); err != nil {
+		return t.probeErr(ctx, err)
+	}
+	var peer [8]byte
+	if _, err := io.ReadFull(nc, peer[:]); err != nil {
+		return t.probeErr(ctx, err)
+	}
+	if peer[0] != 0 || peer[1] != 'S' || peer[2] != 'P' || peer[3] != 0 {
+		return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("%s does not speak nng (SP)", t.url))
+	}
+	if got := binary.BigEndian.Uint16(peer[4:]); got != t.protocol.peer {
+		return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("the peer at %s speaks protocol %d, which cannot talk to this socket's; check protocol", t.url, got))
+	}
+	return nil
+}
+
+func (t *target) probeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return connector.CheckFailed(connector.ReasonTimeout, fmt.Errorf("%s accepted the connection but did not answer the handshake: %w", t.url, ctx.Err()))
+	}
+	return connector.CheckFailed(connector.NetReason(err), fmt.Errorf("handshake with %s: %w", t.url, err))
+}
+
+// CheckSource implements connector.SourceChecker: the SP handshake.
+func (Connector) CheckSource(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+
+// CheckSink implements connector.SinkChecker: the SP handshake.
+func (Connector) CheckSink(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+
+func check(ctx context.Context, raw map[string]any) error {
+	p, err := schema.Decode(schema.Pick(raw))
+	if err != nil {
+		return err
+	}
+	t, err := parse(p)
+	if err != nil {
+		return err
+	}
+	return t.probe(ctx)
+}
+
+// Socket returns the socket that Attach handed out, for use as
+//
+//	s, err := nng.Socket(m.Attach(ctx, id, ref))
+func Socket(client any, err error) (mangos.Socket, error) {
+	if err != nil {
+		return nil, err
+	}
+	s, ok := client.(mangos.Socket)
+	if !ok {
+		return nil, fmt.Errorf("connector/nng: the connection is not of type nng but %T", client)
+	}
+	return s, nil
+}

@@ -1,0 +1,191 @@
+package nng_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.nanomsg.org/mangos/v3"
+	"go.nanomsg.org/mangos/v3/protocol/pair"
+	"go.nanomsg.org/mangos/v3/protocol/pull"
+
+	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/connector/nng"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+// peer is a real mangos pair socket listening on url.
+func peer(t *testing.T, url string) mangos.Socket {
+	t.Helper()
+	s, err := pair.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(url); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestConformance(t *testing.T) {
+	addr := freeAddr(t)
+	peer(t, "tcp://"+addr)
+	props := func(a string) map[string]any { return map[string]any{"url": "tcp://" + a} }
+	connectortest.Run(t, connectortest.Harness{
+		Name:  nng.Type,
+		Type:  nng.Connector{},
+		Addr:  addr,
+		Props: props,
+		Invalid: []connectortest.Invalid{
+			{Name: "no url", Props: map[string]any{}, Fields: []string{"url"}},
+			{Name: "http", Props: map[string]any{"url": "http://127.0.0.1:80"}, Fields: []string{"url"}},
+			{Name: "no port", Props: map[string]any{"url": "tcp://127.0.0.1"}, Fields: []string{"url"}},
+			{Name: "bus", Props: map[string]any{"url": "tcp://" + addr, "protocol": "bus"}, Fields: []string{"protocol"}},
+			{Name: "long ipc path", Props: map[string]any{"url": "ipc:///tmp/" + longName()}, Fields: []string{"url"}},
+		},
+		StartLate: func(t *testing.T) (string, func()) {
+			a := freeAddr(t)
+			return a, func() { peer(t, "tcp://"+a) }
+		},
+		SourceProps: props,
+		SinkProps:   props,
+	})
+}
+
+func longName() string {
+	b := make([]byte, 120)
+	for i := range b {
+		b[i] = 'a'
+	}
+	return string(b)
+}
+
+func newManager(t *testing.T) *connection.Manager {
+	reg := &registry.Registry{}
+	reg.Register(nng.Type, nng.Connector{})
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
+		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		DialTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func recv(t *testing.T, s mangos.Socket) string {
+	t.Helper()
+	if err := s.SetOption(mangos.OptionRecvDeadline, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Recv()
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return string(b)
+}
+
+func TestMessagesBothWays(t *testing.T) {
+	dir, err := os.MkdirTemp("", "ck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	for _, url := range []string{"tcp://" + freeAddr(t), "ipc://" + filepath.Join(dir, "p.ipc")} {
+		t.Run(url[:3], func(t *testing.T) {
+			p := peer(t, url)
+			m := newManager(t)
+			if _, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: nng.Type, Props: map[string]any{"url": url}}); err != nil {
+				t.Fatal(err)
+			}
+			connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+			s, err := nng.Socket(m.Attach(context.Background(), "bus", "rule1/sink"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send([]byte("to peer")); err != nil {
+				t.Fatal(err)
+			}
+			if got := recv(t, p); got != "to peer" {
+				t.Errorf("peer got %q", got)
+			}
+			if err := p.Send([]byte("from peer")); err != nil {
+				t.Fatal(err)
+			}
+			if got := recv(t, s); got != "from peer" {
+				t.Errorf("connection got %q", got)
+			}
+			m.Detach("bus", "rule1/sink")
+		})
+	}
+}
+
+// TestPeerGoesAndComes: status follows the socket's pipes.
+func TestPeerGoesAndComes(t *testing.T) {
+	addr := freeAddr(t)
+	url := "tcp://" + addr
+	p := peer(t, url)
+	m := newManager(t)
+	if _, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: nng.Type, Props: map[string]any{"url": url}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+	p.Close()
+	in := connectortest.WaitState(t, m, "bus", connection.StateDisconnected, 10*time.Second)
+	if in.Err == "" {
+		t.Error("disconnected without a reason")
+	}
+	p = peer(t, url)
+	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+	s, _ := nng.Socket(m.Attach(context.Background(), "bus", "r"))
+	if err := s.Send([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, p); got != "again" {
+		t.Errorf("after the peer came back it got %q", got)
+	}
+	m.Detach("bus", "r")
+}
+
+func TestCheckProtocolMismatch(t *testing.T) {
+	addr := freeAddr(t)
+	s, err := pull.NewSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Listen("tcp://" + addr); err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Register(nng.Type, nng.Connector{})
+	c := check.New(&check.Options{Registry: reg})
+	if _, err := c.Sink(context.Background(), check.Request{Type: nng.Type, Props: map[string]any{"url": "tcp://" + addr, "protocol": "push"}}); err != nil {
+		t.Errorf("push to a pull peer: %v", err)
+	}
+	_, err = c.Sink(context.Background(), check.Request{Type: nng.Type, Props: map[string]any{"url": "tcp://" + addr, "protocol": "pair"}})
+	var ce *check.Error
+	if !errors.As(err, &ce) || ce.Reason != connector.ReasonUnreachable {
+		t.Errorf("pair to a pull peer: %v", err)
+	}
+}
