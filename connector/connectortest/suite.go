@@ -41,6 +41,11 @@ type Harness struct {
 	// Secrets are secret values found in what Props and BadAuth return;
 	// none may appear in any Info, error or log line.
 	Secrets []string
+	// Unreachable, if set, returns props that cannot connect, for a type
+	// where that is not a closed port or a silent peer (a listener whose
+	// address another program holds). Unset, the suite dials a closed port
+	// and a peer that never answers.
+	Unreachable func(t *testing.T) map[string]any
 	// StartLate, if set, returns an address where no peer runs yet and a
 	// function that starts one there.
 	StartLate func(t *testing.T) (addr string, start func())
@@ -219,17 +224,22 @@ func testInvalid(t *testing.T, h Harness) {
 	}
 }
 
+// unreachable returns props that cannot connect, by name.
+func (h Harness) unreachable(t *testing.T) map[string]map[string]any {
+	if h.Unreachable != nil {
+		return map[string]map[string]any{"unreachable": h.Unreachable(t)}
+	}
+	return map[string]map[string]any{"refused": h.Props(ClosedAddr(t)), "silent": h.Props(SilentAddr(t))}
+}
+
 func testUnreachable(t *testing.T, h Harness) {
 	e := newEnv(t, h)
-	e.create(t, "refused", h.Props(ClosedAddr(t)))
-	in := WaitState(t, e.m, "refused", connection.StateDisconnected, 10*time.Second)
-	if in.Err == "" {
-		t.Error("disconnected with no error")
-	}
-	e.create(t, "silent", h.Props(SilentAddr(t)))
-	in = WaitState(t, e.m, "silent", connection.StateDisconnected, 10*time.Second)
-	if in.Err == "" {
-		t.Error("a silent peer: disconnected with no error")
+	for id, props := range h.unreachable(t) {
+		e.create(t, id, props)
+		in := WaitState(t, e.m, id, connection.StateDisconnected, 10*time.Second)
+		if in.Err == "" {
+			t.Errorf("%s: disconnected with no error", id)
+		}
 	}
 }
 
@@ -286,10 +296,11 @@ func testClose(t *testing.T, h Harness) {
 		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.SilentAddr.func1"))
 	e := newEnv(t, h)
 	e.create(t, "live", h.Props(h.Addr))
-	e.create(t, "refused", h.Props(ClosedAddr(t)))
-	e.create(t, "silent", h.Props(SilentAddr(t)))
+	for id, props := range h.unreachable(t) {
+		e.create(t, id, props)
+		WaitState(t, e.m, id, connection.StateDisconnected, 10*time.Second)
+	}
 	WaitState(t, e.m, "live", connection.StateConnected, 15*time.Second)
-	WaitState(t, e.m, "refused", connection.StateDisconnected, 10*time.Second)
 	if _, err := e.m.Attach(context.Background(), "live", "r"); err != nil {
 		t.Fatal(err)
 	}
@@ -308,9 +319,11 @@ func testSecrets(t *testing.T, h Harness) {
 	}
 	e := newEnv(t, h)
 	e.create(t, "good", h.Props(h.Addr))
-	e.create(t, "refused", h.Props(ClosedAddr(t)))
+	for id, props := range h.unreachable(t) {
+		e.create(t, id, props)
+		WaitState(t, e.m, id, connection.StateDisconnected, 10*time.Second)
+	}
 	WaitState(t, e.m, "good", connection.StateConnected, 15*time.Second)
-	WaitState(t, e.m, "refused", connection.StateDisconnected, 10*time.Second)
 	var seen []string
 	if h.BadAuth != nil {
 		e.create(t, "badauth", h.BadAuth())

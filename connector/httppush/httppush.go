@@ -1,0 +1,323 @@
+// Package httppush is the connection type "httppush": an HTTP listener that
+// receives pushed requests for the sources attached to it.
+//
+// Props:
+//
+//	addr               listen address; default 127.0.0.1:10081
+//	endpoint           default path of Receive; default /
+//	method             default method of Receive: POST (default) or PUT
+//	certificationPath, privateKeyPath: serve HTTPS with this certificate
+//
+// A source receives the requests sent to its endpoint:
+//
+//	r, err := httppush.ReceiverOf(m.Attach(ctx, "push", "rule1/source"))
+//	msgs, err := r.Receive("/orders", "POST")
+//
+// Every ref on one endpoint gets every request; the request is answered
+// 200 once each has taken it, or 503 if one does not within the request's
+// life. When the last ref of an endpoint detaches, its route goes (404).
+// Connections on the same addr share one listener, as eKuiper's do; an
+// addr that another program holds is a clear error.
+//
+// There is no sink side: a sink check answers that it is not supported.
+package httppush
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/httpserver"
+	"github.com/connkit/connkit/registry"
+)
+
+// Type is the name this connection type registers under.
+const Type = "httppush"
+
+func init() { registry.Register(Type, Connector{}) }
+
+// Connector is the httppush connector.Type.
+type Connector struct{}
+
+// MaxBody caps a pushed request body.
+const MaxBody = 8 << 20
+
+var schema = &connector.Schema{Fields: []connector.Field{
+	{Name: "addr", Kind: connector.String, Default: "127.0.0.1:10081", Doc: "listen address, host:port"},
+	{Name: "endpoint", Kind: connector.String, Default: "/", Doc: "default path of Receive"},
+	{Name: "method", Kind: connector.String, Default: "POST", Allowed: []any{"POST", "PUT"}, Doc: "default method of Receive"},
+	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): serve HTTPS"},
+	{Name: "privateKeyPath", Kind: connector.String, Doc: "private key file (PEM) of the certificate"},
+}}
+
+// Schema implements connector.Type.
+func (Connector) Schema() *connector.Schema { return schema }
+
+type settings struct {
+	addr, endpoint, method string
+	tls                    *tls.Config
+}
+
+func parse(p connector.Props) (*settings, error) {
+	s := &settings{addr: p.String("addr"), endpoint: p.String("endpoint"), method: p.String("method")}
+	var fe connector.FieldErrors
+	if _, _, err := net.SplitHostPort(s.addr); err != nil {
+		fe = append(fe, connector.FieldError{Field: "addr", Message: "want host:port, such as 127.0.0.1:10081"})
+	}
+	if !strings.HasPrefix(s.endpoint, "/") {
+		fe = append(fe, connector.FieldError{Field: "endpoint", Message: "must start with /"})
+	}
+	cert, key := p.String("certificationPath"), p.String("privateKeyPath")
+	switch {
+	case (cert == "") != (key == ""):
+		fe = append(fe, connector.FieldError{Field: "privateKeyPath", Message: "give certificationPath and privateKeyPath together"})
+	case cert != "":
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			fe = append(fe, connector.FieldError{Field: "certificationPath", Message: "cannot load the certificate and key: " + err.Error()})
+		} else {
+			s.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		}
+	}
+	if len(fe) > 0 {
+		return nil, fe
+	}
+	return s, nil
+}
+
+// Open implements connector.Type.
+func (Connector) Open(p connector.Props, _ connector.Events) (connector.Conn, error) {
+	s, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{s: s, routes: map[route]*endpoint{}}, nil
+}
+
+type route struct{ path, method string }
+
+// endpoint is one route and the refs that receive from it.
+type endpoint struct {
+	// subs is replaced, never modified, so the handler reads it unlocked.
+	subs []*subscriber
+}
+
+type subscriber struct {
+	ref  string
+	ch   chan Message
+	done chan struct{} // closed when ref releases
+}
+
+// Message is one pushed request.
+type Message struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+type conn struct {
+	s *settings
+
+	mu     sync.Mutex
+	srv    *httpserver.Server
+	routes map[route]*endpoint
+	closed bool
+}
+
+// Connect implements connector.Conn: it takes the listener.
+func (c *conn) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("httppush: connection closed")
+	}
+	if c.srv != nil {
+		return nil
+	}
+	srv, err := httpserver.Acquire(c.s.addr, c.s.tls)
+	if err != nil {
+		if errors.Is(err, httpserver.ErrInUse) {
+			return connector.Permanent(err)
+		}
+		return err
+	}
+	for r := range c.routes {
+		if err := srv.Handle(r.path, r.method, c.handler(r)); err != nil {
+			c.dropRoutes(srv)
+			srv.Release()
+			return connector.Permanent(err)
+		}
+	}
+	c.srv = srv
+	return nil
+}
+
+func (c *conn) dropRoutes(srv *httpserver.Server) {
+	for r := range c.routes {
+		srv.Remove(r.path, r.method)
+	}
+}
+
+func (c *conn) Client(ref string) any { return &Receiver{c: c, ref: ref} }
+
+// Release implements connector.Releaser: ref's endpoints stop delivering to
+// it, and a route with no ref left goes.
+func (c *conn) Release(ref string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for r, ep := range c.routes {
+		var keep []*subscriber
+		for _, s := range ep.subs {
+			if s.ref == ref {
+				close(s.done)
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		ep.subs = keep
+		if len(keep) == 0 {
+			delete(c.routes, r)
+			if c.srv != nil {
+				c.srv.Remove(r.path, r.method)
+			}
+		}
+	}
+}
+
+func (c *conn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	srv := c.srv
+	c.srv = nil
+	if srv != nil {
+		c.dropRoutes(srv)
+	}
+	c.mu.Unlock()
+	if srv != nil {
+		srv.Release()
+	}
+	return nil
+}
+
+func (c *conn) handler(r route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBody))
+		if err != nil {
+			http.Error(w, "body over 8 MiB or unreadable", http.StatusRequestEntityTooLarge)
+			return
+		}
+		c.mu.Lock()
+		var subs []*subscriber
+		if ep := c.routes[r]; ep != nil {
+			subs = ep.subs
+		}
+		c.mu.Unlock()
+		msg := Message{Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone(), Body: body}
+		for _, s := range subs {
+			select {
+			case s.ch <- msg:
+			case <-s.done:
+			case <-req.Context().Done():
+				http.Error(w, "a receiver did not take the request in time", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "{\"ok\":true}\n")
+	})
+}
+
+// Receiver is what a ref of an httppush connection gets.
+type Receiver struct {
+	c   *conn
+	ref string
+}
+
+// Addr is the address the listener is bound to, once connected.
+func (r *Receiver) Addr() string {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	if r.c.srv == nil {
+		return ""
+	}
+	return r.c.srv.Addr().String()
+}
+
+// Receive starts delivering the requests to path with method to the
+// returned channel, which is never closed: stop reading after Detach. An
+// empty path or method means the connection's endpoint or method.
+func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
+	if path == "" {
+		path = r.c.s.endpoint
+	}
+	if method == "" {
+		method = r.c.s.method
+	}
+	method = strings.ToUpper(method)
+	if method != http.MethodPost && method != http.MethodPut {
+		return nil, fmt.Errorf("httppush: method %s is not supported; use POST or PUT", method)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("httppush: path %q must start with /", path)
+	}
+	rt := route{path, method}
+	s := &subscriber{ref: r.ref, ch: make(chan Message, 16), done: make(chan struct{})}
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ep := c.routes[rt]
+	if ep == nil {
+		if c.srv != nil {
+			if err := c.srv.Handle(path, method, c.handler(rt)); err != nil {
+				return nil, err
+			}
+		}
+		ep = &endpoint{}
+		c.routes[rt] = ep
+	}
+	ep.subs = append(append([]*subscriber(nil), ep.subs...), s)
+	return s.ch, nil
+}
+
+// CheckSource implements connector.SourceChecker: the addr can be bound,
+// or this program serves it already.
+func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
+	p, err := schema.Decode(schema.Pick(raw))
+	if err != nil {
+		return err
+	}
+	s, err := parse(p)
+	if err != nil {
+		return err
+	}
+	if httpserver.Serves(s.addr) {
+		return nil
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
+	if err != nil {
+		return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("cannot listen on %s: %w", s.addr, err))
+	}
+	return ln.Close()
+}
+
+// ReceiverOf returns the Receiver that Attach handed out, for use as
+//
+//	r, err := httppush.ReceiverOf(m.Attach(ctx, id, ref))
+func ReceiverOf(client any, err error) (*Receiver, error) {
+	if err != nil {
+		return nil, err
+	}
+	r, ok := client.(*Receiver)
+	if !ok {
+		return nil, fmt.Errorf("connector/httppush: the connection is not of type httppush but %T", client)
+	}
+	return r, nil
+}

@@ -1,0 +1,188 @@
+package httppush_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/connector/httppush"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+// taken returns an address that a foreign listener holds until the test
+// ends, and a function that frees it.
+func taken(t *testing.T) (string, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String(), func() { ln.Close() }
+}
+
+func TestConformance(t *testing.T) {
+	props := func(a string) map[string]any { return map[string]any{"addr": a} }
+	connectortest.Run(t, connectortest.Harness{
+		Name:  httppush.Type,
+		Type:  httppush.Connector{},
+		Addr:  "127.0.0.1:0",
+		Props: props,
+		Unreachable: func(t *testing.T) map[string]any {
+			a, _ := taken(t)
+			return props(a)
+		},
+		StartLate: func(t *testing.T) (string, func()) { return taken(t) },
+		// Each ref has its own Receiver; shared means one listener.
+		Same: func(a, b any) bool { return a.(*httppush.Receiver).Addr() == b.(*httppush.Receiver).Addr() },
+		Invalid: []connectortest.Invalid{
+			{Name: "addr", Props: map[string]any{"addr": "nope"}, Fields: []string{"addr"}},
+			{Name: "method", Props: map[string]any{"method": "GET"}, Fields: []string{"method"}},
+			{Name: "endpoint", Props: map[string]any{"endpoint": "orders"}, Fields: []string{"endpoint"}},
+			{Name: "cert without key", Props: map[string]any{"certificationPath": "/c.pem"}, Fields: []string{"privateKeyPath"}},
+		},
+	})
+}
+
+func newManager(t *testing.T) *connection.Manager {
+	reg := &registry.Registry{}
+	reg.Register(httppush.Type, httppush.Connector{})
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
+		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func post(t *testing.T, method, url, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func take(t *testing.T, ch <-chan httppush.Message) httppush.Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+		return httppush.Message{}
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "push", Type: httppush.Type, Props: map[string]any{"addr": "127.0.0.1:0", "endpoint": "/in"}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "push", connection.StateConnected, 5*time.Second)
+	r1, err := httppush.ReceiverOf(m.Attach(ctx, "push", "rule1/source"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := httppush.ReceiverOf(m.Attach(ctx, "push", "rule2/source"))
+	r3, _ := httppush.ReceiverOf(m.Attach(ctx, "push", "rule3/source"))
+	a1, _ := r1.Receive("", "") // the connection's /in, POST
+	a2, _ := r2.Receive("/in", "POST")
+	b3, _ := r3.Receive("/orders", "PUT")
+	base := "http://" + r1.Addr()
+
+	// Both refs on /in get each request; /orders is routed apart.
+	if code := post(t, "POST", base+"/in", `{"t":1}`); code != 200 {
+		t.Fatalf("POST /in: %d", code)
+	}
+	if m1, m2 := take(t, a1), take(t, a2); string(m1.Body) != `{"t":1}` || string(m2.Body) != `{"t":1}` {
+		t.Errorf("bodies %q %q", m1.Body, m2.Body)
+	}
+	if code := post(t, "PUT", base+"/orders", `o`); code != 200 {
+		t.Fatalf("PUT /orders: %d", code)
+	}
+	if msg := take(t, b3); string(msg.Body) != "o" || msg.Method != "PUT" {
+		t.Errorf("orders got %+v", msg)
+	}
+	if code := post(t, "POST", base+"/orders", `o`); code != 405 {
+		t.Errorf("POST to a PUT endpoint: %d, want 405", code)
+	}
+	if code := post(t, "POST", base+"/nope", `x`); code != 404 {
+		t.Errorf("unknown endpoint: %d, want 404", code)
+	}
+	// rule1 leaves: /in still serves rule2.
+	m.Detach("push", "rule1/source")
+	if code := post(t, "POST", base+"/in", `two`); code != 200 {
+		t.Fatalf("POST /in after a detach: %d", code)
+	}
+	if msg := take(t, a2); string(msg.Body) != "two" {
+		t.Errorf("rule2 got %q", msg.Body)
+	}
+	// The last ref of /orders leaves: its route goes.
+	m.Detach("push", "rule3/source")
+	if code := post(t, "PUT", base+"/orders", `x`); code != 404 {
+		t.Errorf("/orders after its last ref left: %d, want 404", code)
+	}
+	m.Detach("push", "rule2/source")
+	if code := post(t, "POST", base+"/in", `x`); code != 404 {
+		t.Errorf("/in after its last ref left: %d, want 404", code)
+	}
+}
+
+func TestAddressTaken(t *testing.T) {
+	addr, _ := taken(t)
+	m := newManager(t)
+	if _, err := m.Create(context.Background(), connection.Spec{ID: "push", Type: httppush.Type, Props: map[string]any{"addr": addr}}); err != nil {
+		t.Fatal(err)
+	}
+	in := connectortest.WaitState(t, m, "push", connection.StateDisconnected, 5*time.Second)
+	if !in.Permanent || !strings.Contains(in.Err, "another program listens on "+addr) {
+		t.Errorf("status %+v", in.Status)
+	}
+}
+
+func TestChecks(t *testing.T) {
+	reg := &registry.Registry{}
+	reg.Register(httppush.Type, httppush.Connector{})
+	c := check.New(&check.Options{Registry: reg})
+	ctx := context.Background()
+	addr, _ := taken(t)
+	if _, err := c.Source(ctx, check.Request{Type: httppush.Type, Props: map[string]any{"addr": addr}}); !errors.Is(err, check.ErrFailed) {
+		t.Errorf("source check on a foreign address: %v", err)
+	}
+	free, release := taken(t)
+	release()
+	if _, err := c.Source(ctx, check.Request{Type: httppush.Type, Props: map[string]any{"addr": free}}); err != nil {
+		t.Errorf("source check on a free address: %v", err)
+	}
+	// Ours: a connection serves it.
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "push", Type: httppush.Type, Props: map[string]any{"addr": free}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "push", connection.StateConnected, 5*time.Second)
+	if _, err := c.Source(ctx, check.Request{Type: httppush.Type, Props: map[string]any{"addr": free}}); err != nil {
+		t.Errorf("source check on our own address: %v", err)
+	}
+	_, err := c.Sink(ctx, check.Request{Type: httppush.Type, Props: map[string]any{"addr": free}})
+	var ce *check.Error
+	if !errors.As(err, &ce) || !errors.Is(err, check.ErrUnsupported) || !strings.Contains(ce.Message, "no sink") {
+		t.Errorf("sink check: %v", err)
+	}
+}
