@@ -1,0 +1,460 @@
+// Package websocket is the connection type "websocket", on
+// github.com/coder/websocket (the maintained successor of
+// nhooyr.io/websocket).
+//
+// Props:
+//
+//	addr           host:port of the peer; empty means server mode
+//	path           the peer's path, or the path served; default /
+//	scheme         ws (default) or wss
+//	requestHeader  headers of the handshake; Authorization and Cookie are secret
+//	insecureSkipVerify, certificationPath, privateKeyPath, rootCaPath: TLS
+//	listenAddr     server mode: the address served; default 127.0.0.1:10081
+//
+// In client mode the connection dials the peer and, unlike eKuiper, dials
+// again with backoff after the peer drops it. In server mode it serves path
+// on listenAddr (shared with httppush connections on the same address);
+// peers connect to it, every message of any peer reaches every ref, and a
+// Write goes to every peer.
+//
+//	c, err := websocket.ClientOf(m.Attach(ctx, "ws", "rule1/sink"))
+//	err = c.Write(ctx, []byte(`{"t":1}`))
+//	for msg := range c.Receive() { ... }
+package websocket
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+
+	ws "github.com/coder/websocket"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/httpserver"
+	"github.com/connkit/connkit/registry"
+)
+
+// Type is the name this connection type registers under.
+const Type = "websocket"
+
+func init() { registry.Register(Type, Connector{}) }
+
+// Connector is the websocket connector.Type.
+type Connector struct{}
+
+// ReadLimit caps one received message.
+const ReadLimit = 1 << 20
+
+var schema = &connector.Schema{Fields: []connector.Field{
+	{Name: "addr", Kind: connector.String, Doc: "host:port of the peer; empty means server mode"},
+	{Name: "path", Kind: connector.String, Default: "/", Doc: "the peer's path, or the path served"},
+	{Name: "scheme", Kind: connector.String, Default: "ws", Allowed: []any{"ws", "wss"}, Doc: "ws or wss"},
+	{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"Authorization", "Cookie", "Proxy-Authorization"}, Doc: "headers of the handshake"},
+	{Name: "insecureSkipVerify", Kind: connector.Bool, Doc: "skip verifying the peer's certificate"},
+	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): the client's, or the server's in server mode"},
+	{Name: "privateKeyPath", Kind: connector.String, Doc: "private key file (PEM) of the certificate"},
+	{Name: "rootCaPath", Kind: connector.String, Doc: "CA file (PEM) to verify the peer"},
+	{Name: "listenAddr", Kind: connector.String, Default: "127.0.0.1:10081", Doc: "server mode: the address served"},
+}}
+
+// Schema implements connector.Type.
+func (Connector) Schema() *connector.Schema { return schema }
+
+type settings struct {
+	url    string // client mode
+	listen string // server mode
+	path   string
+	header http.Header
+	tls    *tls.Config
+}
+
+func (s *settings) server() bool { return s.url == "" }
+
+func parse(p connector.Props) (*settings, error) {
+	var fe connector.FieldErrors
+	s := &settings{path: p.String("path"), header: http.Header{}}
+	if !strings.HasPrefix(s.path, "/") {
+		fe = append(fe, connector.FieldError{Field: "path", Message: "must start with /"})
+	}
+	for k, v := range p.Map("requestHeader") {
+		str, ok := v.(string)
+		if !ok {
+			fe = append(fe, connector.FieldError{Field: "requestHeader", Message: fmt.Sprintf("header %s: want a string", k)})
+			continue
+		}
+		s.header.Set(k, str)
+	}
+	if addr := p.String("addr"); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			fe = append(fe, connector.FieldError{Field: "addr", Message: "want host:port, or empty for server mode"})
+		}
+		s.url = (&url.URL{Scheme: p.String("scheme"), Host: addr, Path: s.path}).String()
+	} else {
+		s.listen = p.String("listenAddr")
+		if _, _, err := net.SplitHostPort(s.listen); err != nil {
+			fe = append(fe, connector.FieldError{Field: "listenAddr", Message: "want host:port"})
+		}
+	}
+	tc, tfe := tlsConfig(p, s.server())
+	s.tls = tc
+	fe = append(fe, tfe...)
+	if len(fe) > 0 {
+		return nil, fe
+	}
+	return s, nil
+}
+
+func tlsConfig(p connector.Props, server bool) (*tls.Config, connector.FieldErrors) {
+	cert, key, ca := p.String("certificationPath"), p.String("privateKeyPath"), p.String("rootCaPath")
+	if cert == "" && key == "" && ca == "" && !p.Bool("insecureSkipVerify") && (server || p.String("scheme") != "wss") {
+		return nil, nil
+	}
+	var fe connector.FieldErrors
+	tc := &tls.Config{InsecureSkipVerify: p.Bool("insecureSkipVerify"), MinVersion: tls.VersionTLS12}
+	switch {
+	case (cert == "") != (key == ""):
+		fe = append(fe, connector.FieldError{Field: "privateKeyPath", Message: "give certificationPath and privateKeyPath together"})
+	case cert != "":
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			fe = append(fe, connector.FieldError{Field: "certificationPath", Message: "cannot load the certificate and key: " + err.Error()})
+		} else {
+			tc.Certificates = []tls.Certificate{pair}
+		}
+	case server:
+		return nil, nil
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		pool := x509.NewCertPool()
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			fe = append(fe, connector.FieldError{Field: "rootCaPath", Message: "no PEM certificate could be read from " + ca})
+		} else {
+			tc.RootCAs = pool
+		}
+	}
+	return tc, fe
+}
+
+// Open implements connector.Type.
+func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
+	s, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{s: s, ev: ev, ctx: ctx, cancel: cancel, peers: map[*ws.Conn]struct{}{}}, nil
+}
+
+// dial performs the handshake with the peer.
+func (s *settings) dial(ctx context.Context) (*ws.Conn, *http.Transport, error) {
+	tr := &http.Transport{TLSClientConfig: s.tls, DisableKeepAlives: true}
+	c, res, err := ws.Dial(ctx, s.url, &ws.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: s.header})
+	if err != nil {
+		tr.CloseIdleConnections()
+		reason := connector.NetReason(err)
+		if res != nil && (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden) {
+			reason = connector.ReasonUnauthorized
+		}
+		return nil, nil, connector.CheckFailed(reason, fmt.Errorf("handshake with %s: %w", s.url, err))
+	}
+	c.SetReadLimit(ReadLimit)
+	return c, tr, nil
+}
+
+type conn struct {
+	s      *settings
+	ev     connector.Events
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // readers
+
+	mu     sync.Mutex
+	cur    *ws.Conn // client mode: the live link
+	tr     *http.Transport
+	srv    *httpserver.Server
+	peers  map[*ws.Conn]struct{} // server mode
+	subs   []*subscriber
+	closed bool
+}
+
+type subscriber struct {
+	ref  string
+	ch   chan []byte
+	done chan struct{}
+}
+
+// Connect implements connector.Conn: the handshake in client mode, the
+// route in server mode.
+func (c *conn) Connect(ctx context.Context) error {
+	if c.s.server() {
+		return c.serve()
+	}
+	link, tr, err := c.s.dial(ctx)
+	if err != nil {
+		var ce *connector.CheckError
+		if errors.As(err, &ce) && ce.Reason == connector.ReasonUnauthorized {
+			return connector.Permanent(err)
+		}
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		link.CloseNow()
+		tr.CloseIdleConnections()
+		return errors.New("websocket: connection closed")
+	}
+	c.cur, c.tr = link, tr
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.read(link, true)
+	return nil
+}
+
+func (c *conn) serve() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("websocket: connection closed")
+	}
+	if c.srv != nil {
+		return nil
+	}
+	srv, err := httpserver.Acquire(c.s.listen, c.s.tls)
+	if err != nil {
+		return connector.Permanent(err)
+	}
+	if err := srv.Handle(c.s.path, "", http.HandlerFunc(c.accept)); err != nil {
+		srv.Release()
+		return connector.Permanent(err)
+	}
+	c.srv = srv
+	return nil
+}
+
+func (c *conn) accept(w http.ResponseWriter, r *http.Request) {
+	link, err := ws.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	link.SetReadLimit(ReadLimit)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		link.CloseNow()
+		return
+	}
+	c.peers[link] = struct{}{}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	c.read(link, false)
+}
+
+// read delivers link's messages to every ref until it fails.
+func (c *conn) read(link *ws.Conn, client bool) {
+	defer c.wg.Done()
+	for {
+		_, data, err := link.Read(c.ctx)
+		if err != nil {
+			link.CloseNow()
+			c.mu.Lock()
+			delete(c.peers, link)
+			lost := client && c.cur == link && !c.closed
+			if lost {
+				c.cur = nil
+			}
+			c.mu.Unlock()
+			if lost {
+				c.ev.Lost(fmt.Errorf("the peer dropped the link: %w", err))
+			}
+			return
+		}
+		c.mu.Lock()
+		subs := c.subs
+		c.mu.Unlock()
+		for _, s := range subs {
+			select {
+			case s.ch <- data:
+			case <-s.done:
+			case <-c.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) Client(ref string) any { return &Client{c: c, ref: ref} }
+
+// Release implements connector.Releaser: ref receives no more.
+func (c *conn) Release(ref string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var keep []*subscriber
+	for _, s := range c.subs {
+		if s.ref == ref {
+			close(s.done)
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	c.subs = keep
+}
+
+func (c *conn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	links := make([]*ws.Conn, 0, len(c.peers)+1)
+	if c.cur != nil {
+		links = append(links, c.cur)
+	}
+	for p := range c.peers {
+		links = append(links, p)
+	}
+	srv, tr := c.srv, c.tr
+	c.mu.Unlock()
+	if srv != nil {
+		srv.Remove(c.s.path, "")
+	}
+	// Cancelling the readers' context closes their links; CloseNow is for
+	// a link whose reader has not started. No close handshake: a dead peer
+	// would hold it for seconds.
+	c.cancel()
+	for _, l := range links {
+		l.CloseNow()
+	}
+	c.wg.Wait()
+	if srv != nil {
+		srv.Release()
+	}
+	if tr != nil {
+		tr.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Client is what a ref of a websocket connection gets.
+type Client struct {
+	c   *conn
+	ref string
+}
+
+// ErrNotConnected is the error of a Write while no peer is linked.
+var ErrNotConnected = errors.New("websocket: not connected; the Manager is redialing")
+
+// Write sends data as a text message: to the peer in client mode, to every
+// peer in server mode.
+func (cl *Client) Write(ctx context.Context, data []byte) error {
+	c := cl.c
+	c.mu.Lock()
+	var links []*ws.Conn
+	if c.cur != nil {
+		links = append(links, c.cur)
+	}
+	for p := range c.peers {
+		links = append(links, p)
+	}
+	c.mu.Unlock()
+	if len(links) == 0 {
+		return ErrNotConnected
+	}
+	var errs []error
+	for _, l := range links {
+		if err := l.Write(ctx, ws.MessageText, data); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Receive returns a channel of the messages received from now on; it is
+// never closed: stop reading after Detach. A ref that does not read holds
+// up the others.
+func (cl *Client) Receive() <-chan []byte {
+	s := &subscriber{ref: cl.ref, ch: make(chan []byte, 64), done: make(chan struct{})}
+	c := cl.c
+	c.mu.Lock()
+	c.subs = append(append([]*subscriber(nil), c.subs...), s)
+	c.mu.Unlock()
+	return s.ch
+}
+
+// Addr is the address served, in server mode, once connected.
+func (cl *Client) Addr() string {
+	c := cl.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.srv == nil {
+		return ""
+	}
+	return c.srv.Addr().String()
+}
+
+// Peers is how many peers are linked.
+func (cl *Client) Peers() int {
+	c := cl.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.peers)
+	if c.cur != nil {
+		n++
+	}
+	return n
+}
+
+// CheckSource implements connector.SourceChecker: the handshake with the
+// peer, or in server mode that listenAddr can be bound or is ours.
+func (Connector) CheckSource(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+
+// CheckSink implements connector.SinkChecker, as CheckSource.
+func (Connector) CheckSink(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+
+func check(ctx context.Context, raw map[string]any) error {
+	p, err := schema.Decode(schema.Pick(raw))
+	if err != nil {
+		return err
+	}
+	s, err := parse(p)
+	if err != nil {
+		return err
+	}
+	if s.server() {
+		if httpserver.Serves(s.listen) {
+			return nil
+		}
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.listen)
+		if err != nil {
+			return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("cannot listen on %s: %w", s.listen, err))
+		}
+		return ln.Close()
+	}
+	link, tr, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	link.Close(ws.StatusNormalClosure, "check done")
+	tr.CloseIdleConnections()
+	return nil
+}
+
+// ClientOf returns the Client that Attach handed out, for use as
+//
+//	c, err := websocket.ClientOf(m.Attach(ctx, id, ref))
+func ClientOf(client any, err error) (*Client, error) {
+	if err != nil {
+		return nil, err
+	}
+	c, ok := client.(*Client)
+	if !ok {
+		return nil, fmt.Errorf("connector/websocket: the connection is not of type websocket but %T", client)
+	}
+	return c, nil
+}

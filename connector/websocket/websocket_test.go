@@ -1,0 +1,246 @@
+package websocket_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	ws "github.com/coder/websocket"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/connector/websocket"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+const token = "Bearer s3cr3t-T0ken"
+
+// peer is a real WebSocket server on ln: it wants the token, echoes every
+// message back, and can drop every link it holds.
+type peer struct {
+	srv   *http.Server
+	mu    sync.Mutex
+	links map[*ws.Conn]struct{}
+	got   chan string
+}
+
+func startPeer(t *testing.T, ln net.Listener) *peer {
+	p := &peer{links: map[*ws.Conn]struct{}{}, got: make(chan string, 100)}
+	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != token {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		c, err := ws.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.links[c] = struct{}{}
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			delete(p.links, c)
+			p.mu.Unlock()
+			c.CloseNow()
+		}()
+		for {
+			typ, data, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			select {
+			case p.got <- string(data):
+			default:
+			}
+			if err := c.Write(r.Context(), typ, append([]byte("echo:"), data...)); err != nil {
+				return
+			}
+		}
+	})}
+	go p.srv.Serve(ln)
+	t.Cleanup(func() {
+		p.dropAll()
+		p.srv.Close()
+	})
+	return p
+}
+
+func (p *peer) dropAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.links {
+		c.CloseNow()
+	}
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func props(addr string) map[string]any {
+	return map[string]any{"addr": addr, "path": "/ws", "requestHeader": map[string]any{"Authorization": token}}
+}
+
+func TestConformance(t *testing.T) {
+	ln := listen(t, "127.0.0.1:0")
+	p := startPeer(t, ln)
+	addr := ln.Addr().String()
+	connectortest.Run(t, connectortest.Harness{
+		Name:  websocket.Type,
+		Type:  websocket.Connector{},
+		Addr:  addr,
+		Props: props,
+		BadAuth: func() map[string]any {
+			return map[string]any{"addr": addr, "path": "/ws", "requestHeader": map[string]any{"Authorization": "Bearer wr0ng-T0ken"}}
+		},
+		Secrets: []string{"s3cr3t-T0ken", "wr0ng-T0ken"},
+		Invalid: []connectortest.Invalid{
+			{Name: "addr", Props: map[string]any{"addr": "nope"}, Fields: []string{"addr"}},
+			{Name: "scheme", Props: map[string]any{"addr": addr, "scheme": "http"}, Fields: []string{"scheme"}},
+			{Name: "path", Props: map[string]any{"addr": addr, "path": "ws"}, Fields: []string{"path"}},
+			{Name: "header kind", Props: map[string]any{"addr": addr, "requestHeader": map[string]any{"X": 1}}, Fields: []string{"requestHeader"}},
+			{Name: "listenAddr", Props: map[string]any{"listenAddr": "x"}, Fields: []string{"listenAddr"}},
+		},
+		StartLate: func(t *testing.T) (string, func()) {
+			free := listen(t, "127.0.0.1:0")
+			a := free.Addr().String()
+			free.Close()
+			return a, func() { startPeer(t, listen(t, a)) }
+		},
+		SourceProps: props,
+		SinkProps:   props,
+		// Shared means one link, as the peer itself counts them.
+		Same: func(a, b any) bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.links) == 1 && a.(*websocket.Client).Peers() == 1 && b.(*websocket.Client).Peers() == 1
+		},
+	})
+}
+
+func newManager(t *testing.T) *connection.Manager {
+	reg := &registry.Registry{}
+	reg.Register(websocket.Type, websocket.Connector{})
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
+		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		DialTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func next(t *testing.T, ch <-chan []byte) string {
+	t.Helper()
+	select {
+	case b := <-ch:
+		return string(b)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+		return ""
+	}
+}
+
+// TestClientRedials: the peer drops the link; the connection dials again
+// and messages flow both ways once more.
+func TestClientRedials(t *testing.T) {
+	ctx := context.Background()
+	ln := listen(t, "127.0.0.1:0")
+	p := startPeer(t, ln)
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "ws", Type: websocket.Type, Props: props(ln.Addr().String())}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "ws", connection.StateConnected, 5*time.Second)
+	sink, err := websocket.ClientOf(m.Attach(ctx, "ws", "rule1/sink"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := websocket.ClientOf(m.Attach(ctx, "ws", "rule2/source"))
+	in := src.Receive()
+	if err := sink.Write(ctx, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, in); got != "echo:one" {
+		t.Errorf("source got %q", got)
+	}
+	p.dropAll()
+	connectortest.WaitState(t, m, "ws", connection.StateDisconnected, 5*time.Second)
+	connectortest.WaitState(t, m, "ws", connection.StateConnected, 5*time.Second)
+	if err := sink.Write(ctx, []byte("two")); err != nil {
+		t.Fatalf("write after the redial: %v", err)
+	}
+	if got := next(t, in); got != "echo:two" {
+		t.Errorf("after the redial the source got %q", got)
+	}
+	m.Detach("ws", "rule1/sink")
+	m.Detach("ws", "rule2/source")
+}
+
+// TestServerMode: real clients connect to the served path.
+func TestServerMode(t *testing.T) {
+	ctx := context.Background()
+	free := listen(t, "127.0.0.1:0")
+	addr := free.Addr().String()
+	free.Close()
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "wss", Type: websocket.Type, Props: map[string]any{"listenAddr": addr, "path": "/feed"}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "wss", connection.StateConnected, 5*time.Second)
+	srv, err := websocket.ClientOf(m.Attach(ctx, "wss", "rule1/source"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := srv.Receive()
+	var peers []*ws.Conn
+	for range 2 {
+		c, _, err := ws.Dial(ctx, "ws://"+addr+"/feed", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		peers = append(peers, c)
+	}
+	if err := peers[0].Write(ctx, ws.MessageText, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, in); got != "hello" {
+		t.Errorf("server got %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Peers() != 2 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := srv.Write(ctx, []byte("to all")); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range peers {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, data, err := p.Read(rctx)
+		cancel()
+		if err != nil || string(data) != "to all" {
+			t.Errorf("peer %d got %q %v", i, data, err)
+		}
+	}
+	m.Detach("wss", "rule1/source")
+	if err := m.Delete(ctx, "wss", 0); err != nil {
+		t.Fatal(err)
+	}
+	// The path is gone with the connection.
+	if _, _, err := ws.Dial(ctx, "ws://"+addr+"/feed", nil); err == nil {
+		t.Error("the path is still served after Delete")
+	}
+}
