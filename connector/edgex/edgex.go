@@ -1,0 +1,552 @@
+// Package edgex is the connection type "edgex": an EdgeX message bus client
+// (github.com/edgexfoundry/go-mod-messaging/v3), shared by every rule
+// attached to it.
+//
+// Props:
+//
+//	protocol  tcp (default), ssl, ...: the broker URL's scheme
+//	server    broker host (required)
+//	port      broker port; default 1883
+//	type      mqtt (default); nats-core and nats-jetstream need the build tag
+//	          include_nats_messaging, as go-mod-messaging compiles NATS only then
+//	optional  ClientId, Username, Password (secret), Qos, KeepAlive, Retained,
+//	          CleanSession, CertFile, KeyFile, CaFile, SkipCertVerify
+//
+// Props are never modified (eKuiper deletes optional from the stored map).
+//
+//	c, err := edgex.ClientOf(m.Attach(ctx, "bus", "rule1/source"))
+//	err = c.Subscribe([]types.TopicChannel{{Topic: "edgex/events/#", Messages: ch}}, errs)
+//
+// The client is a messaging.MessageClient view for one ref: subscriptions
+// are counted per topic (go-mod-messaging keeps one handler per topic, so
+// two rules on one topic would take each other's messages), and restored
+// when the Manager dials again. Connect and Disconnect of the view do
+// nothing.
+//
+// go-mod-messaging reports no lost connection, so the Manager's health
+// check pings the broker's address; its MQTT client reconnects on its own
+// after a short drop. A dial makes a fresh client whose connect timeout is
+// the dial's deadline. Its connect cannot be cancelled, so a dial first
+// probes the broker (CONNECT, CONNACK, DISCONNECT under the dial's
+// context): a broker that accepts and never answers fails the probe and
+// never holds the client.
+package edgex
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-messaging/v3/messaging"
+	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+)
+
+// Type is the name this connection type registers under.
+const Type = "edgex"
+
+func init() { registry.Register(Type, Connector{}) }
+
+// Connector is the edgex connector.Type.
+type Connector struct{}
+
+var optionalKeys = []string{"CaFile", "CertFile", "CleanSession", "ClientId", "KeepAlive", "KeyFile", "Password", "Qos", "Retained", "SkipCertVerify", "Username"}
+
+var schema = &connector.Schema{Fields: []connector.Field{
+	{Name: "protocol", Kind: connector.String, Default: "tcp", Doc: "the broker URL's scheme"},
+	{Name: "server", Kind: connector.String, Required: true, Doc: "broker host"},
+	{Name: "port", Kind: connector.Int, Default: 1883, Doc: "broker port"},
+	{Name: "type", Kind: connector.String, Default: "mqtt", Allowed: []any{"mqtt", "nats-core", "nats-jetstream"}, Doc: "message bus type"},
+	{Name: "optional", Kind: connector.Map, SecretKeys: []string{"Password"}, Doc: "client options: " + strings.Join(optionalKeys, ", ")},
+}}
+
+// Schema implements connector.Type.
+func (Connector) Schema() *connector.Schema { return schema }
+
+type settings struct {
+	cfg      types.MessageBusConfig // Optional without ClientId and timeouts
+	clientID string
+}
+
+func parse(p connector.Props) (*settings, error) {
+	var fe connector.FieldErrors
+	typ := p.String("type")
+	if strings.HasPrefix(typ, "nats") && !natsCompiled {
+		fe = append(fe, connector.FieldError{Field: "type", Message: typ + " needs connkit built with -tags include_nats_messaging; this build has mqtt only"})
+	}
+	port := p.Int("port")
+	if port <= 0 || port > math.MaxUint16 {
+		fe = append(fe, connector.FieldError{Field: "port", Message: "want 1 to 65535"})
+	}
+	if strings.ContainsAny(p.String("server"), "/:@") {
+		fe = append(fe, connector.FieldError{Field: "server", Message: "want a host name or address only; put the port in port and the scheme in protocol"})
+	}
+	opt := map[string]string{}
+	for k, v := range p.Map("optional") {
+		if !slices.Contains(optionalKeys, k) {
+			fe = append(fe, connector.FieldError{Field: "optional", Message: fmt.Sprintf("unknown key %q; the keys are %s", k, strings.Join(optionalKeys, ", "))})
+			continue
+		}
+		switch x := v.(type) {
+		case string:
+			opt[k] = x
+		case bool:
+			opt[k] = strconv.FormatBool(x)
+		default:
+			if n, ok := asNumber(v); ok {
+				opt[k] = strconv.FormatFloat(n, 'f', -1, 64)
+			} else {
+				fe = append(fe, connector.FieldError{Field: "optional", Message: fmt.Sprintf("%s: want a string, number or bool", k)})
+			}
+		}
+	}
+	if q, ok := opt["Qos"]; ok {
+		if n, err := strconv.Atoi(q); err != nil || n < 0 || n > 2 {
+			fe = append(fe, connector.FieldError{Field: "optional", Message: "Qos: want 0, 1 or 2"})
+		}
+	}
+	for _, k := range []string{"Retained", "SkipCertVerify", "CleanSession"} {
+		if v, ok := opt[k]; ok {
+			if _, err := strconv.ParseBool(v); err != nil {
+				fe = append(fe, connector.FieldError{Field: "optional", Message: k + ": want true or false"})
+			}
+		}
+	}
+	if v, ok := opt["KeepAlive"]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			fe = append(fe, connector.FieldError{Field: "optional", Message: "KeepAlive: want whole seconds"})
+		}
+	}
+	if len(fe) > 0 {
+		sort.SliceStable(fe, func(i, j int) bool { return fe[i].Field < fe[j].Field })
+		return nil, fe
+	}
+	s := &settings{clientID: opt["ClientId"]}
+	delete(opt, "ClientId")
+	s.cfg = types.MessageBusConfig{
+		Broker:   types.HostInfo{Host: p.String("server"), Port: int(port), Protocol: p.String("protocol")},
+		Type:     typ,
+		Optional: opt,
+	}
+	return s, nil
+}
+
+func asNumber(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case interface{ Float64() (float64, error) }:
+		f, err := n.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
+
+func randomID(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// config returns the bus config of one client, under ctx's deadline.
+func (s *settings) config(ctx context.Context, clientID string) types.MessageBusConfig {
+	cfg := s.cfg
+	cfg.Optional = make(map[string]string, len(s.cfg.Optional)+3)
+	for k, v := range s.cfg.Optional {
+		cfg.Optional[k] = v
+	}
+	cfg.Optional["ClientId"] = clientID
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	cfg.Optional["ConnectTimeout"] = strconv.Itoa(max(1, int(math.Ceil(timeout.Seconds()))))
+	cfg.Optional["AutoReconnect"] = "true"
+	return cfg
+}
+
+// connect makes and connects a client under ctx. The library's Connect
+// cannot be cancelled: it runs in a goroutine that wg counts, and ends by
+// the connect timeout at the latest.
+func (s *settings) connect(ctx context.Context, clientID string, wg *sync.WaitGroup) (messaging.MessageClient, error) {
+	if err := s.probe(ctx); err != nil {
+		return nil, err
+	}
+	cl, err := messaging.NewMessageClient(s.config(ctx, clientID))
+	if err != nil {
+		return nil, connector.FieldErrors{{Field: "type", Message: err.Error()}}
+	}
+	done := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		done <- cl.Connect()
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		go func() {
+			// Disconnect once the attempt has ended, whatever it was.
+			if <-done == nil {
+				cl.Disconnect()
+			}
+		}()
+		return nil, connector.CheckFailed(connector.ReasonTimeout, fmt.Errorf("connect to %s: %w", s.cfg.Broker.GetHostURL(), ctx.Err()))
+	}
+	if err != nil {
+		return nil, connector.CheckFailed(reason(err), fmt.Errorf("connect to %s: %w", s.cfg.Broker.GetHostURL(), err))
+	}
+	return cl, nil
+}
+
+// reason reads the error's text: go-mod-messaging does not wrap causes.
+func reason(err error) string {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "not authorized"), strings.Contains(msg, "bad user name or password"):
+		return connector.ReasonUnauthorized
+	case strings.Contains(msg, "connection refused"):
+		return connector.ReasonRefused
+	case strings.Contains(msg, "timeout"), strings.Contains(msg, "timed out"):
+		return connector.ReasonTimeout
+	}
+	return connector.ReasonUnreachable
+}
+
+// Open implements connector.Type.
+func (Connector) Open(p connector.Props, _ connector.Events) (connector.Conn, error) {
+	s, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	if s.clientID == "" {
+		s.clientID = randomID("connkit-edgex-")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{s: s, ctx: ctx, cancel: cancel, topics: map[string]*topic{}, errs: make(chan error, 16)}
+	c.wg.Add(1)
+	go c.forwardErrors()
+	return c, nil
+}
+
+type conn struct {
+	s      *settings
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // connect attempts and forwarders
+	errs   chan error     // errors of every subscription
+
+	mu     sync.Mutex
+	cur    messaging.MessageClient
+	topics map[string]*topic
+	closed bool
+}
+
+// topic is one subscription on the bus and the refs that hold it.
+type topic struct {
+	in   chan types.MessageEnvelope // what the library delivers
+	stop chan struct{}
+	// subs is replaced, never modified, so the forwarder reads it unlocked.
+	subs []sub
+}
+
+type sub struct {
+	ref  string
+	out  chan<- types.MessageEnvelope
+	errs chan error
+}
+
+// Connect implements connector.Conn.
+func (c *conn) Connect(ctx context.Context) error {
+	cl, err := c.s.connect(ctx, c.s.clientID, &c.wg)
+	if err != nil {
+		var ce *connector.CheckError
+		if errors.As(err, &ce) && ce.Reason == connector.ReasonUnauthorized {
+			return connector.Permanent(err)
+		}
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cl.Disconnect()
+		return errors.New("edgex: connection closed")
+	}
+	old := c.cur
+	c.cur = cl
+	var restore []types.TopicChannel
+	for name, t := range c.topics {
+		restore = append(restore, types.TopicChannel{Topic: name, Messages: t.in})
+	}
+	c.mu.Unlock()
+	if old != nil {
+		old.Disconnect()
+	}
+	if len(restore) > 0 {
+		if err := cl.Subscribe(restore, c.errs); err != nil {
+			return fmt.Errorf("restoring %d subscriptions: %w", len(restore), err)
+		}
+	}
+	return nil
+}
+
+// Ping implements connector.Pinger: the broker's address answers.
+func (c *conn) Ping(ctx context.Context) error {
+	b := c.s.cfg.Broker
+	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
+	if err != nil {
+		return err
+	}
+	return nc.Close()
+}
+
+func (c *conn) Client(ref string) any { return &view{c: c, ref: ref} }
+
+// Release implements connector.Releaser.
+func (c *conn) Release(ref string) {
+	c.mu.Lock()
+	var names []string
+	for name, t := range c.topics {
+		for _, s := range t.subs {
+			if s.ref == ref {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.unsubscribe(ref, names...)
+}
+
+func (c *conn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cl := c.cur
+	c.cur = nil
+	c.mu.Unlock()
+	if cl != nil {
+		cl.Disconnect()
+	}
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+func (c *conn) current() messaging.MessageClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// forward delivers what the bus sends on t to each ref.
+func (c *conn) forward(t *topic) {
+	defer c.wg.Done()
+	for {
+		select {
+		case env := <-t.in:
+			c.mu.Lock()
+			subs := t.subs
+			c.mu.Unlock()
+			for _, s := range subs {
+				select {
+				case s.out <- env:
+				case <-t.stop:
+					return
+				case <-c.ctx.Done():
+					return
+				}
+			}
+		case <-t.stop:
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) forwardErrors() {
+	defer c.wg.Done()
+	for {
+		select {
+		case err := <-c.errs:
+			c.mu.Lock()
+			var outs []chan error
+			for _, t := range c.topics {
+				for _, s := range t.subs {
+					if s.errs != nil && !slices.Contains(outs, s.errs) {
+						outs = append(outs, s.errs)
+					}
+				}
+			}
+			c.mu.Unlock()
+			for _, o := range outs {
+				select {
+				case o <- err:
+				default: // a ref that does not read its errors misses them
+				}
+			}
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) subscribe(ref string, tcs []types.TopicChannel, errs chan error) error {
+	var fresh []types.TopicChannel
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("edgex: connection closed")
+	}
+	for _, tc := range tcs {
+		t := c.topics[tc.Topic]
+		if t == nil {
+			t = &topic{in: make(chan types.MessageEnvelope, 64), stop: make(chan struct{})}
+			c.topics[tc.Topic] = t
+			c.wg.Add(1)
+			go c.forward(t)
+			fresh = append(fresh, types.TopicChannel{Topic: tc.Topic, Messages: t.in})
+		}
+		subs := make([]sub, 0, len(t.subs)+1)
+		for _, s := range t.subs {
+			if s.ref != ref {
+				subs = append(subs, s)
+			}
+		}
+		t.subs = append(subs, sub{ref: ref, out: tc.Messages, errs: errs})
+	}
+	cl := c.cur
+	c.mu.Unlock()
+	if cl == nil || len(fresh) == 0 {
+		return nil // held already, or made on the next connect
+	}
+	return cl.Subscribe(fresh, c.errs)
+}
+
+func (c *conn) unsubscribe(ref string, names ...string) error {
+	var gone []string
+	c.mu.Lock()
+	for _, name := range names {
+		t := c.topics[name]
+		if t == nil {
+			continue
+		}
+		subs := make([]sub, 0, len(t.subs))
+		for _, s := range t.subs {
+			if s.ref != ref {
+				subs = append(subs, s)
+			}
+		}
+		t.subs = subs
+		if len(subs) == 0 {
+			close(t.stop)
+			delete(c.topics, name)
+			gone = append(gone, name)
+		}
+	}
+	cl := c.cur
+	c.mu.Unlock()
+	if cl == nil || len(gone) == 0 {
+		return nil
+	}
+	return cl.Unsubscribe(gone...)
+}
+
+// ErrNotConnected is the error of a Publish while the bus is down.
+var ErrNotConnected = errors.New("edgex: not connected; the Manager is redialing")
+
+// view is the messaging.MessageClient one ref gets.
+type view struct {
+	c   *conn
+	ref string
+}
+
+var _ messaging.MessageClient = (*view)(nil)
+
+// Connect does nothing: the Manager owns the client.
+func (v *view) Connect() error { return nil }
+
+// Disconnect does nothing: detach the ref from the Manager instead.
+func (v *view) Disconnect() error { return nil }
+
+func (v *view) Publish(msg types.MessageEnvelope, topic string) error {
+	cl := v.c.current()
+	if cl == nil {
+		return ErrNotConnected
+	}
+	return cl.Publish(msg, topic)
+}
+
+// Subscribe delivers the bus's messages on each topic to its channel. The
+// channels must be read: a full one holds up the other refs on its topic.
+func (v *view) Subscribe(topics []types.TopicChannel, messageErrors chan error) error {
+	return v.c.subscribe(v.ref, topics, messageErrors)
+}
+
+func (v *view) Unsubscribe(topics ...string) error { return v.c.unsubscribe(v.ref, topics...) }
+
+func (v *view) Request(msg types.MessageEnvelope, requestTopic, responseTopicPrefix string, timeout time.Duration) (*types.MessageEnvelope, error) {
+	cl := v.c.current()
+	if cl == nil {
+		return nil, ErrNotConnected
+	}
+	return cl.Request(msg, requestTopic, responseTopicPrefix, timeout)
+}
+
+// CheckSource implements connector.SourceChecker: a client with its own id
+// connects to the bus and disconnects.
+func (Connector) CheckSource(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+
+// CheckSink implements connector.SinkChecker, as CheckSource.
+func (Connector) CheckSink(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+
+func check(ctx context.Context, raw map[string]any) error {
+	p, err := schema.Decode(schema.Pick(raw))
+	if err != nil {
+		return err
+	}
+	s, err := parse(p)
+	if err != nil {
+		return err
+	}
+	id := randomID("connkit-probe-")
+	if s.clientID != "" {
+		id = randomID(s.clientID + "-probe-")
+	}
+	var wg sync.WaitGroup
+	cl, err := s.connect(ctx, id, &wg)
+	if err != nil {
+		return err
+	}
+	return cl.Disconnect()
+}
+
+// ClientOf returns the message client that Attach handed out, for use as
+//
+//	c, err := edgex.ClientOf(m.Attach(ctx, id, ref))
+func ClientOf(client any, err error) (messaging.MessageClient, error) {
+	if err != nil {
+		return nil, err
+	}
+	v, ok := client.(*view)
+	if !ok {
+		return nil, fmt.Errorf("connector/edgex: the connection is not of type edgex but %T", client)
+	}
+	return v, nil
+}

@@ -1,0 +1,118 @@
+package edgex_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/connector/edgex"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+func env(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Skipf("%s is not set: run make test, which starts mosquitto", name)
+	}
+	return v
+}
+
+func split(t *testing.T, addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(port)
+	return host, n
+}
+
+func newManager(t *testing.T) *connection.Manager {
+	reg := &registry.Registry{}
+	reg.Register(edgex.Type, edgex.Connector{})
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
+		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		DialTimeout: 3 * time.Second, HealthInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestBusEndToEnd(t *testing.T) {
+	addr := env(t, "CONNKIT_MQTT_ADDR")
+	host, port := split(t, addr)
+	ctx := context.Background()
+	m := newManager(t)
+	props := map[string]any{"server": host, "port": port, "optional": map[string]any{"Qos": 1, "Password": "pw-not-needed", "ClientId": "edgex-e2e"}}
+	before := connector.Props(props).Clone()
+	if _, err := m.Create(ctx, connection.Spec{ID: "bus", Type: edgex.Type, Props: props}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+	if diff := cmp.Diff(before, connector.Props(props)); diff != "" {
+		t.Errorf("Create modified the props (-before +after):\n%s", diff)
+	}
+	in, _ := m.Get("bus")
+	opt := in.Props["optional"].(map[string]any)
+	if opt["Password"] != connector.Mask || opt["ClientId"] != "edgex-e2e" {
+		t.Errorf("optional as reported: %v", opt)
+	}
+
+	pub, err := edgex.ClientOf(m.Attach(ctx, "bus", "rule1/sink"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subA, _ := edgex.ClientOf(m.Attach(ctx, "bus", "rule2/source"))
+	subB, _ := edgex.ClientOf(m.Attach(ctx, "bus", "rule3/source"))
+	topic := "edgex/events/" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	a, b := make(chan types.MessageEnvelope, 4), make(chan types.MessageEnvelope, 4)
+	errs := make(chan error, 4)
+	if err := subA.Subscribe([]types.TopicChannel{{Topic: topic, Messages: a}}, errs); err != nil {
+		t.Fatal(err)
+	}
+	if err := subB.Subscribe([]types.TopicChannel{{Topic: topic, Messages: b}}, errs); err != nil {
+		t.Fatal(err)
+	}
+	env := types.NewMessageEnvelopeForRequest([]byte(`{"reading":21.5}`), nil)
+	if err := pub.Publish(env, topic); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]chan types.MessageEnvelope{"A": a, "B": b} {
+		select {
+		case got := <-ch:
+			if got.CorrelationID != env.CorrelationID || got.ReceivedTopic != topic {
+				t.Errorf("%s got %+v", name, got)
+			}
+		case err := <-errs:
+			t.Fatalf("%s: %v", name, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ref %s received nothing", name)
+		}
+	}
+	m.Detach("bus", "rule1/sink")
+	m.Detach("bus", "rule2/source")
+	m.Detach("bus", "rule3/source")
+}
+
+func TestNatsNeedsTag(t *testing.T) {
+	m := newManager(t)
+	_, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: edgex.Type, Props: map[string]any{"server": "127.0.0.1", "type": "nats-core"}})
+	if err == nil || !strings.Contains(err.Error(), "include_nats_messaging") {
+		t.Errorf("nats-core without the tag: %v", err)
+	}
+}
