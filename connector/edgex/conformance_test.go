@@ -59,4 +59,3 @@ func TestConformance(t *testing.T) {
 		Same:        func(a, b any) bool { return a.(*view).c == b.(*view).c },
 	})
 }
-
