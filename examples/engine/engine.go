@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/httppush"
+	"github.com/connkit/connkit/connector/mqtt"
+	"github.com/connkit/connkit/connector/sql"
+)
+
+// config names the peers the engine's connections reach.
+type config struct {
+	MQTT  string // broker URL, tcp://host:port
+	DB    string // mysql://... or sqlite:path
+	Push  string // listen address of the ingest endpoint
+	Table string // where readings go
+}
+
+// reading is what devices send.
+type reading struct {
+	Device string  `json:"device"`
+	Value  float64 `json:"value"`
+}
+
+var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// engine runs two rules on three shared connections:
+//
+//	forward_ingest: HTTP push on /ingest  -> MQTT sensors/<device>/temperature
+//	store_readings: MQTT sensors/+/temperature -> SQL table
+//
+// Both rules use the one MQTT connection "broker": two refs, one session.
+type engine struct {
+	m    *connection.Manager
+	log  *slog.Logger
+	cfg  config
+	push *httppush.Receiver
+	wg   sync.WaitGroup
+	stop context.CancelFunc
+}
+
+// ensure creates the connection, or updates it to spec if it exists.
+func ensure(ctx context.Context, m *connection.Manager, spec connection.Spec) error {
+	_, err := m.Create(ctx, spec)
+	if errors.Is(err, connection.ErrAlreadyExists) {
+		_, err = m.Update(ctx, spec, 0)
+	}
+	return err
+}
+
+// start declares the connections and starts the rules.
+func start(ctx context.Context, m *connection.Manager, cfg config, log *slog.Logger) (*engine, error) {
+	if !tableRE.MatchString(cfg.Table) {
+		return nil, fmt.Errorf("table %q: use letters, digits and _", cfg.Table)
+	}
+	for _, spec := range []connection.Spec{
+		{ID: "broker", Type: mqtt.Type, Props: map[string]any{"server": cfg.MQTT}},
+		{ID: "warehouse", Type: sql.Type, Props: map[string]any{"url": cfg.DB, "maxOpenConns": 4}},
+		{ID: "ingest", Type: httppush.Type, Props: map[string]any{"addr": cfg.Push, "endpoint": "/ingest"}},
+	} {
+		if err := ensure(ctx, m, spec); err != nil {
+			return nil, fmt.Errorf("connection %s: %w", spec.ID, err)
+		}
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	e := &engine{m: m, log: log, cfg: cfg, stop: cancel}
+	if err := e.storeReadings(ctx, rctx); err != nil {
+		e.Stop()
+		return nil, err
+	}
+	if err := e.forwardIngest(ctx, rctx); err != nil {
+		e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// storeReadings: MQTT in, SQL out.
+func (e *engine) storeReadings(ctx, rctx context.Context) error {
+	const rule = "store_readings"
+	db, err := sql.DB(e.m.Attach(ctx, "warehouse", rule+"/sink"))
+	if err != nil {
+		return err
+	}
+	in, err := mqtt.Client(e.m.Attach(ctx, "broker", rule+"/source"))
+	if err != nil {
+		return err
+	}
+	if err := waitConnected(ctx, e.m, "warehouse"); err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+e.cfg.Table+
+		` (device VARCHAR(64) NOT NULL, value DOUBLE NOT NULL, received_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("%s: create table: %w", rule, err)
+	}
+	insert := db.Rebind(`INSERT INTO ` + e.cfg.Table + ` (device, value, received_at) VALUES (?, ?, ?)`)
+	rows := make(chan reading, 256)
+	tok := in.Subscribe("sensors/+/temperature", 1, func(_ paho.Client, msg paho.Message) {
+		var r reading
+		if err := json.Unmarshal(msg.Payload(), &r); err != nil {
+			e.log.Warn("bad reading", "rule", rule, "topic", msg.Topic(), "err", err)
+			return
+		}
+		if r.Device == "" {
+			r.Device = strings.Split(msg.Topic(), "/")[1]
+		}
+		select {
+		case rows <- r:
+		case <-rctx.Done():
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("%s: subscribe: %v", rule, tok.Error())
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for {
+			select {
+			case r := <-rows:
+				e.write(rctx, db, insert, r)
+			case <-rctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (e *engine) write(ctx context.Context, db *sqlx.DB, insert string, r reading) {
+	if _, err := db.ExecContext(ctx, insert, r.Device, r.Value, time.Now().UnixMilli()); err != nil && ctx.Err() == nil {
+		e.log.Warn("insert failed", "rule", "store_readings", "err", err)
+	}
+}
+
+// forwardIngest: HTTP push in, MQTT out.
+func (e *engine) forwardIngest(ctx, rctx context.Context) error {
+	const rule = "forward_ingest"
+	out, err := mqtt.Client(e.m.Attach(ctx, "broker", rule+"/sink"))
+	if err != nil {
+		return err
+	}
+	e.push, err = httppush.ReceiverOf(e.m.Attach(ctx, "ingest", rule+"/source"))
+	if err != nil {
+		return err
+	}
+	msgs, err := e.push.Receive("", "")
+	if err != nil {
+		return err
+	}
+	if err := waitConnected(ctx, e.m, "ingest"); err != nil {
+		return err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for {
+			select {
+			case msg := <-msgs:
+				var r reading
+				if err := json.Unmarshal(msg.Body, &r); err != nil || r.Device == "" {
+					e.log.Warn("bad push", "rule", rule, "err", err)
+					continue
+				}
+				tok := out.Publish("sensors/"+r.Device+"/temperature", 1, false, msg.Body)
+				if tok.WaitTimeout(5*time.Second) && tok.Error() != nil {
+					e.log.Warn("publish failed", "rule", rule, "err", tok.Error())
+				}
+			case <-rctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// PushAddr is where devices POST readings.
+func (e *engine) PushAddr() string { return e.push.Addr() }
+
+// Stop ends the rules and detaches them; the connections stay, for the
+// next start.
+func (e *engine) Stop() {
+	e.stop()
+	e.wg.Wait()
+	for _, ref := range [][2]string{
+		{"broker", "store_readings/source"}, {"warehouse", "store_readings/sink"},
+		{"broker", "forward_ingest/sink"}, {"ingest", "forward_ingest/source"},
+	} {
+		e.m.Detach(ref[0], ref[1])
+	}
+}
+
+// waitConnected waits until the connection id is up, or ctx ends.
+func waitConnected(ctx context.Context, m *connection.Manager, id string) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		in, err := m.Get(id)
+		if err != nil {
+			return err
+		}
+		if in.State == connection.StateConnected {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("connection %s is %s: %s", id, in.State, in.Err)
+		case <-t.C:
+		}
+	}
+}
