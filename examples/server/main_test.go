@@ -110,6 +110,22 @@ func TestServerSurvivesSIGKILL(t *testing.T) {
 	data := "sqlite:" + filepath.Join(dir, "data.db")
 
 	p := start(t, bin, db)
+	res, err := http.Get(p.url + "/metadata/connections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []struct {
+		Type string `json:"type"`
+	}
+	json.NewDecoder(res.Body).Decode(&types)
+	res.Body.Close()
+	var names []string
+	for _, ty := range types {
+		names = append(names, ty.Type)
+	}
+	if got := strings.Join(names, ","); got != "edgex,httppush,mqtt,nng,sql,websocket" {
+		t.Errorf("the server serves types %s, want all six", got)
+	}
 	code, body := call(t, "POST", p.url+"/connections", `{"id":"Sales_DB","typ":"sql","props":{"url":"`+data+`"}}`)
 	if code != 201 {
 		t.Fatalf("create: %d %v", code, body)
