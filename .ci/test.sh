@@ -29,3 +29,11 @@ go vet $TAGS ./...
 
 log "go test -race"
 go test $TAGS -race -count=1 -timeout 20m ./...
+
+# A short fuzz run of every target on top of its committed corpus
+# (FUZZTIME=1m make test for a longer one).
+log "fuzz"
+for target in connection/httpapi:FuzzCreateBody connection/httpapi:FuzzUpdateBody \
+	connection/httpapi:FuzzCheckBody connection/httpapi:FuzzID connector/all:FuzzProps; do
+	go test $TAGS -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-5s}" "./${target%%:*}/"
+done

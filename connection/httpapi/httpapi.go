@@ -44,6 +44,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, errBody{Code: string(connection.CodeInternal), Error: "internal error; the server log has the details"})
 		}
 	}()
+	// The mux would answer a path with . or .. segments or doubled slashes
+	// with an HTML redirect; every answer here is JSON.
+	if p := r.URL.Path; p != "" {
+		if c := path.Clean(p); c != p && c+"/" != p {
+			writeError(w, http.StatusNotFound, errBody{Code: string(connection.CodeNotFound),
+				Error: fmt.Sprintf("no route %s %s; the path is not in canonical form", r.Method, p)})
+			return
+		}
+	}
 	h.mux.ServeHTTP(w, r)
 }
 
