@@ -29,6 +29,12 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// DialTimeout bounds one dial and one health check; default 10s.
 	DialTimeout time.Duration
+	// SecretKey, if set, encrypts secret props at rest with AES-GCM (16,
+	// 24 or 32 bytes: AES-128, -192 or -256). Records stored before are
+	// read as they are and sealed at their next write. Once secrets are
+	// sealed, New fails without the key or with another one: they are
+	// never read as blanks.
+	SecretKey []byte
 	// HealthInterval is how often a connected connection whose type can
 	// ping (connector.Pinger) is pinged; a failed ping counts as a lost
 	// link. Default 5s.
@@ -46,6 +52,7 @@ type Manager struct {
 	reg   *registry.Registry
 	log   *slog.Logger
 	cfg   dialConfig
+	seal  *sealer // nil: secrets stored as given
 
 	mu     sync.Mutex
 	conns  map[string]*entry
@@ -99,9 +106,25 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	if m.cfg.maxBackoff < m.cfg.minBackoff {
 		m.cfg.maxBackoff = m.cfg.minBackoff
 	}
+	var err error
+	if m.seal, err = newSealer(opts.SecretKey); err != nil {
+		return nil, err
+	}
 	recs, err := s.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connection: loading stored connections: %w", err)
+	}
+	// Every secret is opened before anything dials: a missing or wrong key
+	// stops the start, and nothing runs on blank secrets.
+	for i, rec := range recs {
+		props, err := parseProps(rec.Props)
+		if err != nil {
+			continue // prepare reports it
+		}
+		if err := m.seal.openAll(props); err != nil {
+			return nil, fmt.Errorf("connection: stored connection %q: %w", rec.ID, err)
+		}
+		recs[i].Props, _ = json.Marshal(props)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -231,6 +254,23 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*li
 	return l, t.Schema(), raw, err
 }
 
+// sealed returns the props JSON to store: raw with its secrets encrypted
+// when a SecretKey is set.
+func (m *Manager) sealed(schema *connector.Schema, raw json.RawMessage) (json.RawMessage, error) {
+	if m.seal == nil {
+		return raw, nil
+	}
+	props, err := parseProps(raw)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := schema.MapSecrets(props, m.seal.seal)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(sealed)
+}
+
 // acquire returns the stored entry id with m.mu held, once no write on it
 // is in flight. On error m.mu has been released.
 func (m *Manager) acquire(ctx context.Context, id string) (*entry, error) {
@@ -317,7 +357,11 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 
 	var rec store.Record
 	err = guard(func() (err error) {
-		rec, err = m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw})
+		toStore, err := m.sealed(schema, raw)
+		if err != nil {
+			return err
+		}
+		rec, err = m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: toStore})
 		return err
 	})
 	m.mu.Lock()
@@ -375,7 +419,11 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	if err == nil {
 		var rec store.Record
 		err = guard(func() (err error) {
-			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: raw}, version)
+			toStore, err := m.sealed(schema, raw)
+			if err != nil {
+				return err
+			}
+			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: toStore}, version)
 			return err
 		})
 		if err != nil {

@@ -472,3 +472,41 @@ func (s *Schema) Pick(raw map[string]any) map[string]any {
 	}
 	return out
 }
+
+// MapSecrets returns a copy of p in which f has replaced every secret
+// string: the whole value of a Secret field (a URL included), and the
+// SecretKeys values of a Map field.
+func (s *Schema) MapSecrets(p map[string]any, f func(string) (string, error)) (map[string]any, error) {
+	out := cloneMap(p)
+	for _, fl := range s.Fields {
+		v, ok := out[fl.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case fl.Secret:
+			if str, ok := v.(string); ok && str != "" {
+				sv, err := f(str)
+				if err != nil {
+					return nil, err
+				}
+				out[fl.Name] = sv
+			}
+		case len(fl.SecretKeys) > 0:
+			m, ok := v.(map[string]any)
+			if !ok {
+				continue
+			}
+			for k, kv := range m {
+				if str, ok := kv.(string); ok && str != "" && fl.secretKey(k) {
+					sv, err := f(str)
+					if err != nil {
+						return nil, err
+					}
+					m[k] = sv
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,23 +32,45 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9081", "address to serve the REST API on")
 	db := flag.String("db", "connkit.db", "path of the SQLite database that stores the connections")
+	keyFile := flag.String("secret-key-file", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts secret props at rest")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *db, log); err != nil {
+	key, err := readKey(*keyFile)
+	if err != nil {
+		log.Error("secret key", "err", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, *addr, *db, key, log); err != nil {
 		log.Error("connkit server failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr, dbPath string, log *slog.Logger) error {
+// readKey reads a base64 key from path; no path means no encryption.
+func readKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: not base64: %v (make one with: head -c 32 /dev/urandom | base64)", path, err)
+	}
+	return key, nil
+}
+
+func run(ctx context.Context, addr, dbPath string, key []byte, log *slog.Logger) error {
 	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	m, err := connection.New(ctx, st, &connection.Options{Logger: log})
+	m, err := connection.New(ctx, st, &connection.Options{Logger: log, SecretKey: key})
 	if err != nil {
 		return err
 	}
