@@ -25,6 +25,7 @@ var (
 	ErrBusy        = errors.New("too many checks in flight")
 	ErrFailed      = errors.New("check failed")
 	ErrTimeout     = errors.New("check timed out")
+	ErrDenied      = errors.New("dial denied by the check dial policy")
 )
 
 // Error is a failed check.
@@ -52,6 +53,10 @@ type Options struct {
 	Timeout time.Duration
 	// MaxInFlight caps the checks running at once; default 8.
 	MaxInFlight int
+	// DialPolicy, if set, limits the addresses checks may dial, for
+	// example to deny loopback and link-local ones in production. It is
+	// enforced on every connection a check opens.
+	DialPolicy *connector.DialPolicy
 }
 
 // Checker runs checks. It is safe for concurrent use.
@@ -59,6 +64,7 @@ type Checker struct {
 	reg     *registry.Registry
 	timeout time.Duration
 	slots   chan struct{}
+	policy  *connector.DialPolicy
 }
 
 // New returns a Checker.
@@ -66,7 +72,7 @@ func New(opts *Options) *Checker {
 	if opts == nil {
 		opts = &Options{}
 	}
-	c := &Checker{reg: opts.Registry, timeout: opts.Timeout}
+	c := &Checker{reg: opts.Registry, timeout: opts.Timeout, policy: opts.DialPolicy}
 	if c.reg == nil {
 		c.reg = registry.Default
 	}
@@ -135,7 +141,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 	default:
 		return 0, &Error{Kind: ErrBusy, Message: fmt.Sprintf("%d checks are running already; retry in a moment", cap(c.slots))}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(connector.WithDialPolicy(ctx, c.policy), c.timeout)
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
@@ -194,6 +200,9 @@ func classify(err error, ctx context.Context, timeout time.Duration, scrub func(
 			parts += scrubbed[i].Error()
 		}
 		return &Error{Kind: ErrInvalid, Fields: scrubbed, Message: "invalid configuration: " + parts}
+	}
+	if errors.Is(err, connector.ErrDialDenied) {
+		return &Error{Kind: ErrDenied, Reason: "denied", Message: scrub(err.Error())}
 	}
 	var ce *connector.CheckError
 	reason := connector.ReasonUnreachable

@@ -19,7 +19,8 @@
 // credentials, or lacks a table or column, 504 when it does not answer in
 // time, and 503 resource_exhausted (with Retry-After) past the cap of checks
 // in flight. A failed check's body has a "reason": refused, unreachable,
-// unauthorized, missing or timeout.
+// unauthorized, missing or timeout; or denied (400) when the checker's dial
+// policy forbids the address.
 //
 // Every body is JSON, errors included:
 //
@@ -397,7 +398,7 @@ func (h *handler) check(run func(context.Context, check.Request) (time.Duration,
 		body := errBody{Error: ce.Message, Fields: ce.Fields, Reason: ce.Reason}
 		status := http.StatusBadGateway
 		switch {
-		case errors.Is(err, check.ErrInvalid), errors.Is(err, check.ErrUnsupported):
+		case errors.Is(err, check.ErrInvalid), errors.Is(err, check.ErrUnsupported), errors.Is(err, check.ErrDenied):
 			status, body.Code = http.StatusBadRequest, string(connection.CodeInvalidArgument)
 		case errors.Is(err, check.ErrUnknownType):
 			status, body.Code = http.StatusNotFound, string(connection.CodeNotFound)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -385,6 +386,32 @@ func testChecks(t *testing.T, h Harness) {
 			if d := time.Since(start); d > timeout+time.Second {
 				t.Errorf("a silent peer took %v with a timeout of %v", d, timeout)
 			}
+			// A dial policy holds on every connection the check opens.
+			host, port := splitAddr(t, h.Addr)
+			runWith := func(pol *connector.DialPolicy) error {
+				pc := check.New(&check.Options{Registry: reg, Timeout: timeout, DialPolicy: pol})
+				req := check.Request{Type: h.Name, Props: side.props(h.Addr)}
+				var err error
+				if side.name == "source" {
+					_, err = pc.Source(ctx, req)
+				} else {
+					_, err = pc.Sink(ctx, req)
+				}
+				return err
+			}
+			for name, pol := range map[string]*connector.DialPolicy{
+				"deny loopback": {DenyLoopback: true},
+				"other port":    {Ports: []uint16{port + 1}},
+				"other network": {Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+			} {
+				if err := runWith(pol); !errors.Is(err, check.ErrDenied) {
+					t.Errorf("policy %s: %v, want the dial denied", name, err)
+				}
+			}
+			exact := &connector.DialPolicy{Allow: []netip.Prefix{netip.PrefixFrom(host, host.BitLen())}, Ports: []uint16{port}, DenyLinkLocal: true}
+			if err := runWith(exact); err != nil {
+				t.Errorf("a policy that allows exactly the peer: %v", err)
+			}
 			if h.BadAuth != nil {
 				props := side.props(h.Addr)
 				for k, v := range h.BadAuth() {
@@ -400,6 +427,14 @@ func testChecks(t *testing.T, h Harness) {
 			}
 		})
 	}
+}
+
+func splitAddr(t *testing.T, addr string) (netip.Addr, uint16) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		t.Fatalf("harness Addr %q: %v", addr, err)
+	}
+	return ap.Addr(), ap.Port()
 }
 
 func wantReason(t *testing.T, err error, kind error, reason string) *check.Error {

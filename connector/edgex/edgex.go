@@ -529,6 +529,11 @@ func check(ctx context.Context, raw map[string]any) error {
 	if s.clientID != "" {
 		id = randomID(s.clientID + "-probe-")
 	}
+	if connector.DialPolicyFrom(ctx) != nil {
+		// Under a dial policy the probe, a full MQTT session handshake, is
+		// the check: go-mod-messaging's own dial cannot be held to it.
+		return s.probe(ctx)
+	}
 	var wg sync.WaitGroup
 	cl, err := s.connect(ctx, id, &wg)
 	if err != nil {

@@ -27,11 +27,15 @@ func (s *settings) probe(ctx context.Context) error {
 	var err error
 	switch b.Protocol {
 	case "tcp", "mqtt", "":
-		nc, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		nc, err = connector.Dialer(ctx).DialContext(ctx, "tcp", addr)
 	case "ssl", "tls", "mqtts", "tcps":
 		skip, _ := strconv.ParseBool(s.cfg.Optional["SkipCertVerify"])
-		nc, err = (&tls.Dialer{Config: &tls.Config{ServerName: b.Host, InsecureSkipVerify: skip, MinVersion: tls.VersionTLS12}}).DialContext(ctx, "tcp", addr)
+		nc, err = (&tls.Dialer{NetDialer: connector.Dialer(ctx), Config: &tls.Config{ServerName: b.Host, InsecureSkipVerify: skip, MinVersion: tls.VersionTLS12}}).DialContext(ctx, "tcp", addr)
 	default:
+		if connector.DialPolicyFrom(ctx) != nil {
+			// The client's own dial cannot be held to the policy.
+			return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("%w: protocol %q cannot be checked under a dial policy", connector.ErrDialDenied, b.Protocol))
+		}
 		return nil // a transport the probe does not speak: the client's connect decides
 	}
 	if err != nil {

@@ -212,13 +212,11 @@ func (s *settings) options(ctx context.Context, clientID string, a *attempt) *pa
 		var err error
 		switch u.Scheme {
 		case "ws", "wss":
-			du := *u
-			du.User = nil
-			c, err = paho.NewWebsocket(du.String(), s.tls, timeout, nil, nil)
+			c, err = dialWebsocket(ctx, u, s.tls)
 		case "ssl", "tls", "mqtts", "tcps":
-			c, err = (&tls.Dialer{Config: s.tls}).DialContext(ctx, "tcp", u.Host)
+			c, err = (&tls.Dialer{NetDialer: connector.Dialer(ctx), Config: s.tls}).DialContext(ctx, "tcp", u.Host)
 		default:
-			c, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+			c, err = connector.Dialer(ctx).DialContext(ctx, "tcp", u.Host)
 		}
 		if err != nil {
 			return nil, err

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"sync"
 
@@ -215,7 +214,7 @@ func (c *conn) Close() error {
 // probe dials the peer and exchanges the SP header, all under ctx: it
 // fails at once on a closed port, and with ctx on a silent peer.
 func (t *target) probe(ctx context.Context) error {
-	nc, err := (&net.Dialer{}).DialContext(ctx, t.network, t.addr)
+	nc, err := connector.Dialer(ctx).DialContext(ctx, t.network, t.addr)
 	if err != nil {
 		return connector.CheckFailed(connector.NetReason(err), fmt.Errorf("dial %s: %w", t.url, err))
 	}

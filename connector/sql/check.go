@@ -2,8 +2,10 @@ package sql
 
 import (
 	"context"
+	dbsql "database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -118,7 +120,7 @@ func (x *checkSpec) run(ctx context.Context) error {
 			return err
 		}
 	}
-	db, err := sqlx.Open(x.target.Driver, dsn)
+	db, err := openForCheck(x.target.Driver, dsn)
 	if err != nil {
 		return connector.CheckFailed(connector.ReasonUnreachable, err)
 	}
@@ -157,6 +159,26 @@ func (x *checkSpec) run(ctx context.Context) error {
 		st.Close()
 	}
 	return nil
+}
+
+// openForCheck opens a pool whose MySQL dials go through connector.Dialer,
+// so that a check's DialPolicy holds.
+func openForCheck(driver, dsn string) (*sqlx.DB, error) {
+	if driver != "mysql" {
+		return sqlx.Open(driver, dsn)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return connector.Dialer(ctx).DialContext(ctx, network, addr)
+	}
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sqlx.NewDb(dbsql.OpenDB(c), "mysql"), nil
 }
 
 func columns(ctx context.Context, db *sqlx.DB, driver, table string) ([]string, error) {

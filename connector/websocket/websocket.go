@@ -156,7 +156,7 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 
 // dial performs the handshake with the peer.
 func (s *settings) dial(ctx context.Context) (*ws.Conn, *http.Transport, error) {
-	tr := &http.Transport{TLSClientConfig: s.tls, DisableKeepAlives: true}
+	tr := &http.Transport{DialContext: connector.Dialer(ctx).DialContext, TLSClientConfig: s.tls, DisableKeepAlives: true}
 	c, res, err := ws.Dial(ctx, s.url, &ws.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: s.header})
 	if err != nil {
 		tr.CloseIdleConnections()

@@ -1,0 +1,60 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/connkit/connkit/connector"
+)
+
+func TestDialPolicy(t *testing.T) {
+	prod := &connector.DialPolicy{DenyLoopback: true, DenyLinkLocal: true, Deny: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}}
+	cases := []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:1883", false}, {"[::1]:1883", false}, {"[::ffff:127.0.0.1]:80", false},
+		{"169.254.169.254:80", false}, {"[fe80::1]:80", false}, {"10.9.1.1:3306", false}, {"0.0.0.0:80", false},
+		{"192.0.2.10:1883", true}, {"10.8.1.1:3306", true},
+	}
+	for _, tc := range cases {
+		err := prod.Permit(netip.MustParseAddrPort(tc.addr))
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, connector.ErrDialDenied)) {
+			t.Errorf("Permit(%s) = %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+	}
+	ports := &connector.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Ports: []uint16{1883}}
+	if ports.Permit(netip.MustParseAddrPort("192.0.2.1:1883")) != nil || ports.Permit(netip.MustParseAddrPort("192.0.2.1:22")) == nil ||
+		ports.Permit(netip.MustParseAddrPort("198.51.100.1:1883")) == nil {
+		t.Error("Allow and Ports not both enforced")
+	}
+	var none *connector.DialPolicy
+	if none.Permit(netip.MustParseAddrPort("127.0.0.1:1")) != nil {
+		t.Error("a nil policy denies")
+	}
+}
+
+// TestDialerEnforcesAtConnect: the policy holds on a real dial, after
+// name resolution.
+func TestDialerEnforcesAtConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx := connector.WithDialPolicy(context.Background(), &connector.DialPolicy{DenyLoopback: true})
+	if _, err := connector.Dialer(ctx).DialContext(ctx, "tcp", "localhost:"+netip.MustParseAddrPort(ln.Addr().String()).String()[len("127.0.0.1:"):]); !errors.Is(err, connector.ErrDialDenied) {
+		t.Errorf("dial of localhost under DenyLoopback: %v", err)
+	}
+	if _, err := connector.Dialer(ctx).DialContext(ctx, "unix", "/tmp/x.sock"); !errors.Is(err, connector.ErrDialDenied) {
+		t.Errorf("unix socket under DenyLoopback: %v", err)
+	}
+	c, err := connector.Dialer(context.Background()).DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("no policy: %v", err)
+	}
+	c.Close()
+}
