@@ -518,6 +518,9 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 // connector's to buffer or fail. Attaching a ref that is already attached
 // is harmless. Refs name their users, for example "rule1/source".
 func (m *Manager) Attach(ctx context.Context, id, ref string) (any, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	if ref == "" {
 		return nil, invalidField(id, "ref", "give the name of the user, such as rule1/source")
 	}

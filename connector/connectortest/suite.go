@@ -356,6 +356,9 @@ func testChecks(t *testing.T, h Harness) {
 	if h.SourceProps == nil && h.SinkProps == nil {
 		t.Skip("the type has no checks")
 	}
+	// A check leaves nothing open: no socket, no goroutine.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.SilentAddr.func1"))
 	reg := &registry.Registry{}
 	reg.Register(h.Name, h.Type)
 	const timeout = 2 * time.Second
