@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -447,4 +448,16 @@ func wantReason(t *testing.T, err error, kind error, reason string) *check.Error
 		t.Fatalf("check error %v (%+v), want %v with reason %q", err, ce, kind, reason)
 	}
 	return ce
+}
+
+// Env returns the environment variable name, which names a real peer that
+// `make test` starts (CONNKIT_MQTT_ADDR, CONNKIT_MYSQL_URL, ...). Unset, the
+// test is skipped; once set, a test that cannot reach the peer fails.
+func Env(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Skipf("%s is not set: run make test, which starts the servers", name)
+	}
+	return v
 }

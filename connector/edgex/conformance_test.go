@@ -2,21 +2,11 @@ package edgex
 
 import (
 	"net"
-	"os"
 	"strconv"
 	"testing"
 
 	"github.com/connkit/connkit/connector/connectortest"
 )
-
-func env(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Skipf("%s is not set: run make test, which starts mosquitto", name)
-	}
-	return v
-}
 
 func split(t *testing.T, addr string) (string, int) {
 	host, port, err := net.SplitHostPort(addr)
@@ -28,9 +18,9 @@ func split(t *testing.T, addr string) (string, int) {
 }
 
 func TestConformance(t *testing.T) {
-	addr := env(t, "CONNKIT_MQTT_ADDR")
-	authAddr := env(t, "CONNKIT_MQTT_AUTH_ADDR")
-	user, pw := env(t, "CONNKIT_MQTT_USER"), env(t, "CONNKIT_MQTT_PASSWORD")
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
+	authAddr := connectortest.Env(t, "CONNKIT_MQTT_AUTH_ADDR")
+	user, pw := connectortest.Env(t, "CONNKIT_MQTT_USER"), connectortest.Env(t, "CONNKIT_MQTT_PASSWORD")
 	props := func(a string) map[string]any {
 		host, port := split(t, a)
 		return map[string]any{"server": host, "port": port, "optional": map[string]any{"Username": user, "Password": pw}}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,15 +19,6 @@ import (
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
 )
-
-func env(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Skipf("%s is not set: run make test, which starts mosquitto", name)
-	}
-	return v
-}
 
 func split(t *testing.T, addr string) (string, int) {
 	host, port, err := net.SplitHostPort(addr)
@@ -54,7 +44,7 @@ func newManager(t *testing.T) *connection.Manager {
 }
 
 func TestBusEndToEnd(t *testing.T) {
-	addr := env(t, "CONNKIT_MQTT_ADDR")
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
 	host, port := split(t, addr)
 	ctx := context.Background()
 	m := newManager(t)

@@ -74,17 +74,10 @@ func parse(p connector.Props) (*settings, error) {
 	if !strings.HasPrefix(s.endpoint, "/") {
 		fe = append(fe, connector.FieldError{Field: "endpoint", Message: "must start with /"})
 	}
-	cert, key := p.String("certificationPath"), p.String("privateKeyPath")
-	switch {
-	case (cert == "") != (key == ""):
-		fe = append(fe, connector.FieldError{Field: "privateKeyPath", Message: "give certificationPath and privateKeyPath together"})
-	case cert != "":
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			fe = append(fe, connector.FieldError{Field: "certificationPath", Message: "cannot load the certificate and key: " + err.Error()})
-		} else {
-			s.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-		}
+	tc, tfe := connector.LoadTLS(p)
+	fe = append(fe, tfe...)
+	if tc != nil && len(tc.Certificates) > 0 {
+		s.tls = tc
 	}
 	if len(fe) > 0 {
 		return nil, fe

@@ -3,7 +3,6 @@ package mqtt
 import (
 	"context"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -11,22 +10,15 @@ import (
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 )
-
-func benchEnv(b *testing.B, name string) string {
-	v := os.Getenv(name)
-	if v == "" {
-		b.Skipf("%s is not set: run make bench", name)
-	}
-	return v
-}
 
 // BenchmarkPublishQoS0 publishes 10,000 QoS 0 messages per op through a
 // bare paho client and through the managed client on the same broker, in
 // the same run, and reports the time per message of each and their ratio.
 func BenchmarkPublishQoS0(b *testing.B) {
-	addr := benchEnv(b, "CONNKIT_MQTT_ADDR")
+	addr := connectortest.Env(b, "CONNKIT_MQTT_ADDR")
 	bareCl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(randomID("bench-bare-")).SetProtocolVersion(4))
 	if tok := bareCl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		b.Fatal(tok.Error())
@@ -74,7 +66,7 @@ func BenchmarkPublishQoS0(b *testing.B) {
 
 // BenchmarkSinkCheck is the latency of one sink check.
 func BenchmarkSinkCheck(b *testing.B) {
-	addr := benchEnv(b, "CONNKIT_MQTT_ADDR")
+	addr := connectortest.Env(b, "CONNKIT_MQTT_ADDR")
 	reg := &registry.Registry{}
 	reg.Register(Type, Connector{})
 	c := check.New(&check.Options{Registry: reg})

@@ -12,18 +12,6 @@ import (
 	"time"
 )
 
-// env returns the environment variable name, or skips the test when the
-// servers of `make test` are not running. Once set, an unreachable server
-// fails the test.
-func env(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Skipf("%s is not set: run make test, which starts mosquitto", name)
-	}
-	return v
-}
-
 // broker is a private mosquitto that a test can stop and start again on
 // the same port.
 type broker struct {

@@ -7,9 +7,9 @@ import (
 )
 
 func harness(t *testing.T) connectortest.Harness {
-	addr := env(t, "CONNKIT_MQTT_ADDR")
-	authAddr := env(t, "CONNKIT_MQTT_AUTH_ADDR")
-	user, pw := env(t, "CONNKIT_MQTT_USER"), env(t, "CONNKIT_MQTT_PASSWORD")
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
+	authAddr := connectortest.Env(t, "CONNKIT_MQTT_AUTH_ADDR")
+	user, pw := connectortest.Env(t, "CONNKIT_MQTT_USER"), connectortest.Env(t, "CONNKIT_MQTT_PASSWORD")
 	props := func(a string) map[string]any {
 		return map[string]any{"server": "tcp://" + a, "username": user, "password": pw}
 	}

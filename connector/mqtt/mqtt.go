@@ -32,13 +32,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -109,49 +107,19 @@ func parse(p connector.Props) (*settings, error) {
 	} else {
 		s.keep = time.Duration(ka) * time.Second
 	}
-	tc, tfe := tlsConfig(p, s.server)
+	tc, tfe := connector.LoadTLS(p)
 	fe = append(fe, tfe...)
+	if u := s.server; u != nil && (tc != nil || u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" || u.Scheme == "tcps" || u.Scheme == "wss") {
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tc.ServerName = u.Hostname()
+	}
 	s.tls = tc
 	if len(fe) > 0 {
 		return nil, fe
 	}
 	return s, nil
-}
-
-func tlsConfig(p connector.Props, u *url.URL) (*tls.Config, connector.FieldErrors) {
-	secure := u != nil && (u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" || u.Scheme == "tcps" || u.Scheme == "wss")
-	cert, key, ca := p.String("certificationPath"), p.String("privateKeyPath"), p.String("rootCaPath")
-	if !secure && cert == "" && ca == "" && !p.Bool("insecureSkipVerify") {
-		return nil, nil
-	}
-	var fe connector.FieldErrors
-	tc := &tls.Config{InsecureSkipVerify: p.Bool("insecureSkipVerify"), MinVersion: tls.VersionTLS12}
-	if u != nil {
-		tc.ServerName = u.Hostname()
-	}
-	if (cert == "") != (key == "") {
-		fe = append(fe, connector.FieldError{Field: "privateKeyPath", Message: "give certificationPath and privateKeyPath together"})
-	} else if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			fe = append(fe, connector.FieldError{Field: "certificationPath", Message: "cannot load the certificate and key: " + err.Error()})
-		} else {
-			tc.Certificates = []tls.Certificate{pair}
-		}
-	}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		pool := x509.NewCertPool()
-		switch {
-		case err != nil:
-			fe = append(fe, connector.FieldError{Field: "rootCaPath", Message: err.Error()})
-		case !pool.AppendCertsFromPEM(pem):
-			fe = append(fe, connector.FieldError{Field: "rootCaPath", Message: "no PEM certificate in " + ca})
-		default:
-			tc.RootCAs = pool
-		}
-	}
-	return tc, fe
 }
 
 func randomID(prefix string) string {

@@ -150,7 +150,7 @@ func TestThousandRefsOneSession(t *testing.T) {
 
 // TestPublishReachesOtherRef and the per-topic ref count.
 func TestSharedSubscriptions(t *testing.T) {
-	addr := env(t, "CONNKIT_MQTT_ADDR")
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
 	m := newManager(t, nil)
 	create(t, m, "bus", map[string]any{"server": "tcp://" + addr})
 	topic := randomID("shared/")
@@ -265,7 +265,7 @@ func TestBrokerRestart(t *testing.T) {
 // TestCheckKeepsLiveSession: a check with the live session's own client id
 // must not kick it off the broker.
 func TestCheckKeepsLiveSession(t *testing.T) {
-	addr := env(t, "CONNKIT_MQTT_ADDR")
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
 	m := newManager(t, nil)
 	props := map[string]any{"server": "tcp://" + addr, "clientid": randomID("live-")}
 	create(t, m, "bus", props)

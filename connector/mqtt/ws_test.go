@@ -44,7 +44,7 @@ func wsBridge(t *testing.T, broker string) string {
 }
 
 func TestOverWebSocket(t *testing.T) {
-	bridge := wsBridge(t, env(t, "CONNKIT_MQTT_ADDR"))
+	bridge := wsBridge(t, connectortest.Env(t, "CONNKIT_MQTT_ADDR"))
 	m := newManager(t, nil)
 	if _, err := m.Create(ctx, connection.Spec{ID: "ws", Type: Type, Props: map[string]any{"server": "ws://" + bridge + "/mqtt"}}); err != nil {
 		t.Fatal(err)

@@ -2,10 +2,10 @@ package sql_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/connector/sql"
 	"github.com/connkit/connkit/registry"
 )
@@ -13,10 +13,7 @@ import (
 // BenchmarkSinkCheck is the latency of one sink check against MariaDB:
 // connect, authenticate, and look the table and its columns up.
 func BenchmarkSinkCheck(b *testing.B) {
-	url := os.Getenv("CONNKIT_MYSQL_URL")
-	if url == "" {
-		b.Skip("CONNKIT_MYSQL_URL is not set: run make bench")
-	}
+	url := connectortest.Env(b, "CONNKIT_MYSQL_URL")
 	reg := &registry.Registry{}
 	reg.Register(sql.Type, sql.Connector{})
 	c := check.New(&check.Options{Registry: reg})

@@ -14,7 +14,7 @@ import (
 // mysqlURL returns the test server's URL, its user info split out, and
 // makes the tables the checks look for.
 func mysqlServer(t *testing.T) (addr, user, pw string) {
-	raw := env(t, "CONNKIT_MYSQL_URL")
+	raw := connectortest.Env(t, "CONNKIT_MYSQL_URL")
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)

@@ -15,17 +15,6 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// env returns the variable name, or skips when the servers of `make test`
-// are not running; once set, an unreachable server fails the test.
-func env(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Skipf("%s is not set: run make test, which starts MariaDB", name)
-	}
-	return v
-}
-
 func binary(t *testing.T, name string) string {
 	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
 		if path, err := exec.LookPath(p); err == nil {

@@ -25,13 +25,11 @@ package websocket
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 
@@ -103,45 +101,19 @@ func parse(p connector.Props) (*settings, error) {
 			fe = append(fe, connector.FieldError{Field: "listenAddr", Message: "want host:port"})
 		}
 	}
-	tc, tfe := tlsConfig(p, s.server())
-	s.tls = tc
+	tc, tfe := connector.LoadTLS(p)
 	fe = append(fe, tfe...)
+	switch {
+	case s.server() && tc != nil && len(tc.Certificates) == 0:
+		tc = nil // a server without a certificate serves plain ws
+	case !s.server() && tc == nil && p.String("scheme") == "wss":
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	s.tls = tc
 	if len(fe) > 0 {
 		return nil, fe
 	}
 	return s, nil
-}
-
-func tlsConfig(p connector.Props, server bool) (*tls.Config, connector.FieldErrors) {
-	cert, key, ca := p.String("certificationPath"), p.String("privateKeyPath"), p.String("rootCaPath")
-	if cert == "" && key == "" && ca == "" && !p.Bool("insecureSkipVerify") && (server || p.String("scheme") != "wss") {
-		return nil, nil
-	}
-	var fe connector.FieldErrors
-	tc := &tls.Config{InsecureSkipVerify: p.Bool("insecureSkipVerify"), MinVersion: tls.VersionTLS12}
-	switch {
-	case (cert == "") != (key == ""):
-		fe = append(fe, connector.FieldError{Field: "privateKeyPath", Message: "give certificationPath and privateKeyPath together"})
-	case cert != "":
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			fe = append(fe, connector.FieldError{Field: "certificationPath", Message: "cannot load the certificate and key: " + err.Error()})
-		} else {
-			tc.Certificates = []tls.Certificate{pair}
-		}
-	case server:
-		return nil, nil
-	}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		pool := x509.NewCertPool()
-		if err != nil || !pool.AppendCertsFromPEM(pem) {
-			fe = append(fe, connector.FieldError{Field: "rootCaPath", Message: "no PEM certificate could be read from " + ca})
-		} else {
-			tc.RootCAs = pool
-		}
-	}
-	return tc, fe
 }
 
 // Open implements connector.Type.
