@@ -2,9 +2,14 @@ package websocket_test
 
 import (
 	"context"
+	"encoding/pem"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,4 +248,50 @@ func TestServerMode(t *testing.T) {
 	if _, _, err := ws.Dial(ctx, "ws://"+addr+"/feed", nil); err == nil {
 		t.Error("the path is still served after Delete")
 	}
+}
+
+// TestWSS dials a real TLS peer, verified through rootCaPath.
+func TestWSS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ws.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		typ, data, err := c.Read(r.Context())
+		if err == nil {
+			c.Write(r.Context(), typ, data)
+		}
+		c.Read(r.Context())
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	ctx := context.Background()
+	m := newManager(t)
+	// Without the CA the certificate is not trusted.
+	if _, err := m.Create(ctx, connection.Spec{ID: "untrusted", Type: websocket.Type, Props: map[string]any{"addr": addr, "scheme": "wss"}}); err != nil {
+		t.Fatal(err)
+	}
+	in := connectortest.WaitState(t, m, "untrusted", connection.StateDisconnected, 5*time.Second)
+	if !strings.Contains(in.Err, "certificate") {
+		t.Errorf("untrusted peer: %q", in.Err)
+	}
+	if _, err := m.Create(ctx, connection.Spec{ID: "wss", Type: websocket.Type, Props: map[string]any{"addr": addr, "scheme": "wss", "rootCaPath": ca}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "wss", connection.StateConnected, 5*time.Second)
+	c, _ := websocket.ClientOf(m.Attach(ctx, "wss", "r"))
+	rx := c.Receive()
+	if err := c.Write(ctx, []byte("secure")); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, rx); got != "secure" {
+		t.Errorf("over wss: %q", got)
+	}
+	m.Detach("wss", "r")
 }
