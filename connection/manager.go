@@ -116,21 +116,22 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	}
 	// Every secret is opened before anything dials: a missing or wrong key
 	// stops the start, and nothing runs on blank secrets.
+	props := make([]map[string]any, len(recs))
+	parseErrs := make([]error, len(recs))
 	for i, rec := range recs {
-		props, err := parseProps(rec.Props)
-		if err != nil {
+		props[i], parseErrs[i] = parseProps(rec.Props)
+		if parseErrs[i] != nil {
 			continue // prepare reports it
 		}
-		if err := m.seal.openAll(props); err != nil {
+		if err := m.seal.openAll(props[i]); err != nil {
 			return nil, fmt.Errorf("connection: stored connection %q: %w", rec.ID, err)
 		}
-		recs[i].Props, _ = json.Marshal(props)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, rec := range recs {
+	for i, rec := range recs {
 		e := &entry{rec: rec, refs: map[string]struct{}{}, stored: true}
-		if err := m.prepare(e); err != nil {
+		if err := m.prepare(e, props[i], parseErrs[i]); err != nil {
 			m.log.Error("stored connection cannot run", "connection", rec.ID, "type", rec.Type, "err", err)
 		}
 		m.conns[rec.ID] = e
@@ -148,10 +149,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// prepare fills e's props, schema and live from e.rec. On failure e gets a
-// broken status with the reason instead of a live.
-func (m *Manager) prepare(e *entry) error {
-	props, err := parseProps(e.rec.Props)
+// prepare fills e's props, schema and live from the stored props (or the
+// error of reading them). On failure e gets a broken status with the
+// reason instead of a live.
+func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
 	if err == nil {
 		var t connector.Type
 		t, err = m.lookup(e.rec.Type)
@@ -227,12 +228,20 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 	return nil, invalidField(id, "props", schema.Scrub(err.Error(), props))
 }
 
-// validate checks spec and builds its live without I/O. It returns the
-// props as they will be stored.
-func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*live, *connector.Schema, json.RawMessage, error) {
+// prepared is a validated spec: its live, not started, and its props as
+// they will be stored.
+type prepared struct {
+	live   *live
+	schema *connector.Schema
+	props  map[string]any  // as a reload will read them, secrets in clear
+	raw    json.RawMessage // props as JSON
+}
+
+// validate checks spec and builds its live without I/O.
+func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*prepared, error) {
 	t, err := m.lookup(spec.Type)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	props := spec.Props
 	if props == nil {
@@ -243,28 +252,27 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*li
 	}
 	raw, err := json.Marshal(props)
 	if err != nil {
-		return nil, nil, nil, invalidField(spec.ID, "props", "not encodable as JSON: "+err.Error())
+		return nil, invalidField(spec.ID, "props", "not encodable as JSON: "+err.Error())
 	}
 	// Decode what will be stored, so that a reload sees the same props.
 	stored, err := parseProps(raw)
 	if err != nil {
-		return nil, nil, nil, invalidField(spec.ID, "props", err.Error())
+		return nil, invalidField(spec.ID, "props", err.Error())
 	}
 	l, err := m.open(spec.ID, spec.Type, t, stored)
-	return l, t.Schema(), raw, err
-}
-
-// sealed returns the props JSON to store: raw with its secrets encrypted
-// when a SecretKey is set.
-func (m *Manager) sealed(schema *connector.Schema, raw json.RawMessage) (json.RawMessage, error) {
-	if m.seal == nil {
-		return raw, nil
-	}
-	props, err := parseProps(raw)
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := schema.MapSecrets(props, m.seal.seal)
+	return &prepared{live: l, schema: t.Schema(), props: stored, raw: raw}, nil
+}
+
+// toStore returns the props JSON to store: with its secrets encrypted when
+// a SecretKey is set.
+func (m *Manager) toStore(p *prepared) (json.RawMessage, error) {
+	if m.seal == nil {
+		return p.raw, nil
+	}
+	sealed, err := p.schema.MapSecrets(p.props, m.seal.seal)
 	if err != nil {
 		return nil, err
 	}
@@ -274,17 +282,25 @@ func (m *Manager) sealed(schema *connector.Schema, raw json.RawMessage) (json.Ra
 // acquire returns the stored entry id with m.mu held, once no write on it
 // is in flight. On error m.mu has been released.
 func (m *Manager) acquire(ctx context.Context, id string) (*entry, error) {
+	e, err := m.idle(ctx, id)
+	if err == nil && e == nil {
+		m.mu.Unlock()
+		err = notFound(id)
+	}
+	return e, err
+}
+
+// idle returns the entry id, or nil if there is none, with m.mu held, once
+// no write on it is in flight. m.mu must be held; on error it has been
+// released.
+func (m *Manager) idle(ctx context.Context, id string) (*entry, error) {
 	for {
 		if m.closed {
 			m.mu.Unlock()
 			return nil, errClosed
 		}
 		e := m.conns[id]
-		if e == nil {
-			m.mu.Unlock()
-			return nil, notFound(id)
-		}
-		if e.busy == nil {
+		if e == nil || e.busy == nil {
 			return e, nil
 		}
 		ch := e.busy
@@ -321,47 +337,33 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 	if err := checkID(spec.ID); err != nil {
 		return Info{}, err
 	}
-	l, schema, raw, err := m.validate(spec, nil, "")
+	p, err := m.validate(spec, nil, "")
 	if err != nil {
 		return Info{}, err
 	}
-	e := &entry{refs: map[string]struct{}{}, busy: make(chan struct{}), schema: schema}
+	l := p.live
+	e := &entry{refs: map[string]struct{}{}, busy: make(chan struct{}), schema: p.schema}
 	m.mu.Lock()
-	for {
-		if m.closed {
-			m.mu.Unlock()
-			l.stop()
-			return Info{}, errClosed
-		}
-		old := m.conns[spec.ID]
-		if old == nil {
-			break
-		}
-		if old.busy == nil {
-			m.mu.Unlock()
-			l.stop()
-			return Info{}, storeError(spec.ID, "create", store.ErrExists)
-		}
-		ch := old.busy
+	old, err := m.idle(ctx, spec.ID)
+	if err != nil {
+		l.stop()
+		return Info{}, err
+	}
+	if old != nil {
 		m.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			l.stop()
-			return Info{}, ctxError(spec.ID, "waiting for another change of the connection", ctx.Err())
-		}
-		m.mu.Lock()
+		l.stop()
+		return Info{}, storeError(spec.ID, "create", store.ErrExists)
 	}
 	m.conns[spec.ID] = e
 	m.mu.Unlock()
 
 	var rec store.Record
 	err = guard(func() (err error) {
-		toStore, err := m.sealed(schema, raw)
+		props, err := m.toStore(p)
 		if err != nil {
 			return err
 		}
-		rec, err = m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: toStore})
+		rec, err = m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: props})
 		return err
 	})
 	m.mu.Lock()
@@ -373,8 +375,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, storeError(spec.ID, "create", err)
 	}
 	e.rec, e.stored, e.live = rec, true, l
-	props, _ := parseProps(raw)
-	e.setProps(props)
+	e.setProps(p.props)
 	if !m.closed {
 		l.start(&m.wg)
 	}
@@ -415,15 +416,17 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	e.busy = make(chan struct{})
 	m.mu.Unlock()
 
-	l, schema, raw, err := m.validate(spec, prev, prevType)
+	var l *live
+	p, err := m.validate(spec, prev, prevType)
 	if err == nil {
+		l = p.live
 		var rec store.Record
 		err = guard(func() (err error) {
-			toStore, err := m.sealed(schema, raw)
+			props, err := m.toStore(p)
 			if err != nil {
 				return err
 			}
-			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: toStore}, version)
+			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: props}, version)
 			return err
 		})
 		if err != nil {
@@ -432,9 +435,8 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 		} else {
 			m.mu.Lock()
 			old := e.live
-			e.rec, e.schema, e.live, e.broken = rec, schema, l, Status{}
-			props, _ := parseProps(raw)
-			e.setProps(props)
+			e.rec, e.schema, e.live, e.broken = rec, p.schema, l, Status{}
+			e.setProps(p.props)
 			m.mu.Unlock()
 			// The old link goes before the new one dials, so that the two
 			// never fight over a client id.
