@@ -297,6 +297,13 @@ func (c *conn) Connect(ctx context.Context) error {
 		return errClosed
 	}
 	c.cur = cl
+	if !cl.IsConnectionOpen() {
+		// Lost before it became current: the lost handler ignored it.
+		c.cur = nil
+		c.mu.Unlock()
+		cl.Disconnect(0)
+		return errors.New("the link dropped while connecting")
+	}
 	restore := make(map[string]byte, len(c.subs))
 	for topic, s := range c.subs {
 		restore[topic] = s.qos
