@@ -2,11 +2,16 @@ package httppush_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +189,51 @@ func TestChecks(t *testing.T) {
 	var ce *check.Error
 	if !errors.As(err, &ce) || !errors.Is(err, check.ErrUnsupported) || !strings.Contains(ce.Message, "no sink") {
 		t.Errorf("sink check: %v", err)
+	}
+}
+
+// TestHTTPS serves pushes over TLS with a certificate from files.
+func TestHTTPS(t *testing.T) {
+	// httptest's own localhost certificate, written out as PEM files.
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	pair := ts.TLS.Certificates[0]
+	client := ts.Client()
+	ts.Close()
+	dir := t.TempDir()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(pair.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pair.Certificate[0]}), 0o600)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+
+	ctx := context.Background()
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "push", Type: httppush.Type, Props: map[string]any{
+		"addr": "127.0.0.1:0", "certificationPath": cert, "privateKeyPath": key}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "push", connection.StateConnected, 5*time.Second)
+	r, _ := httppush.ReceiverOf(m.Attach(ctx, "push", "rule1/source"))
+	defer m.Detach("push", "rule1/source")
+	msgs, _ := r.Receive("/secure", "POST")
+	res, err := client.Post("https://"+r.Addr()+"/secure", "application/json", strings.NewReader(`{"tls":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("HTTPS push: %d", res.StatusCode)
+	}
+	if msg := take(t, msgs); string(msg.Body) != `{"tls":true}` {
+		t.Errorf("got %q", msg.Body)
+	}
+	// Plain HTTP to the TLS listener is refused.
+	if res, err := http.Post("http://"+r.Addr()+"/secure", "text/plain", strings.NewReader("x")); err == nil {
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			t.Error("plain HTTP was accepted by the TLS listener")
+		}
 	}
 }
