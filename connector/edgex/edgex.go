@@ -51,6 +51,7 @@ import (
 	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/fanout"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -254,20 +255,19 @@ type conn struct {
 
 	mu     sync.Mutex
 	cur    messaging.MessageClient
-	topics map[string]*topic
+	topics map[string]*topic // the bus side of each subscription
+	subs   fanout.Set[sub]   // the refs on each topic
 	closed bool
 }
 
-// topic is one subscription on the bus and the refs that hold it.
+// topic is one subscription on the bus.
 type topic struct {
 	in   chan types.MessageEnvelope // what the library delivers
-	stop chan struct{}
-	// subs is replaced, never modified, so the forwarder reads it unlocked.
-	subs []sub
+	stop chan struct{}              // closed when no ref holds the topic
 }
 
+// sub is where one ref takes a topic's messages.
 type sub struct {
-	ref  string
 	out  chan<- types.MessageEnvelope
 	errs chan error
 }
@@ -321,15 +321,7 @@ func (c *conn) Client(ref string) any { return &view{c: c, ref: ref} }
 // Release implements connector.Releaser.
 func (c *conn) Release(ref string) {
 	c.mu.Lock()
-	var names []string
-	for name, t := range c.topics {
-		for _, s := range t.subs {
-			if s.ref == ref {
-				names = append(names, name)
-				break
-			}
-		}
-	}
+	names := c.subs.KeysOf(ref)
 	c.mu.Unlock()
 	c.unsubscribe(ref, names...)
 }
@@ -354,18 +346,18 @@ func (c *conn) current() messaging.MessageClient {
 	return c.cur
 }
 
-// forward delivers what the bus sends on t to each ref.
-func (c *conn) forward(t *topic) {
+// forward delivers what the bus sends on topic name to each ref.
+func (c *conn) forward(name string, t *topic) {
 	defer c.wg.Done()
 	for {
 		select {
 		case env := <-t.in:
 			c.mu.Lock()
-			subs := t.subs
+			subs := c.subs.Of(name)
 			c.mu.Unlock()
 			for _, s := range subs {
 				select {
-				case s.out <- env:
+				case s.V.out <- env:
 				case <-t.stop:
 					return
 				case <-c.ctx.Done():
@@ -387,10 +379,10 @@ func (c *conn) forwardErrors() {
 		case err := <-c.errs:
 			c.mu.Lock()
 			var outs []chan error
-			for _, t := range c.topics {
-				for _, s := range t.subs {
-					if s.errs != nil && !slices.Contains(outs, s.errs) {
-						outs = append(outs, s.errs)
+			for _, name := range c.subs.Keys() {
+				for _, s := range c.subs.Of(name) {
+					if s.V.errs != nil && !slices.Contains(outs, s.V.errs) {
+						outs = append(outs, s.V.errs)
 					}
 				}
 			}
@@ -415,21 +407,13 @@ func (c *conn) subscribe(ref string, tcs []types.TopicChannel, errs chan error) 
 		return errors.New("edgex: connection closed")
 	}
 	for _, tc := range tcs {
-		t := c.topics[tc.Topic]
-		if t == nil {
-			t = &topic{in: make(chan types.MessageEnvelope, 64), stop: make(chan struct{})}
+		if c.subs.Add(tc.Topic, ref, sub{out: tc.Messages, errs: errs}) {
+			t := &topic{in: make(chan types.MessageEnvelope, 64), stop: make(chan struct{})}
 			c.topics[tc.Topic] = t
 			c.wg.Add(1)
-			go c.forward(t)
+			go c.forward(tc.Topic, t)
 			fresh = append(fresh, types.TopicChannel{Topic: tc.Topic, Messages: t.in})
 		}
-		subs := make([]sub, 0, len(t.subs)+1)
-		for _, s := range t.subs {
-			if s.ref != ref {
-				subs = append(subs, s)
-			}
-		}
-		t.subs = append(subs, sub{ref: ref, out: tc.Messages, errs: errs})
 	}
 	cl := c.cur
 	c.mu.Unlock()
@@ -440,25 +424,11 @@ func (c *conn) subscribe(ref string, tcs []types.TopicChannel, errs chan error) 
 }
 
 func (c *conn) unsubscribe(ref string, names ...string) error {
-	var gone []string
 	c.mu.Lock()
-	for _, name := range names {
-		t := c.topics[name]
-		if t == nil {
-			continue
-		}
-		subs := make([]sub, 0, len(t.subs))
-		for _, s := range t.subs {
-			if s.ref != ref {
-				subs = append(subs, s)
-			}
-		}
-		t.subs = subs
-		if len(subs) == 0 {
-			close(t.stop)
-			delete(c.topics, name)
-			gone = append(gone, name)
-		}
+	gone := c.subs.Remove(ref, names...)
+	for _, name := range gone {
+		close(c.topics[name].stop)
+		delete(c.topics, name)
 	}
 	cl := c.cur
 	c.mu.Unlock()

@@ -94,8 +94,28 @@ func TestBusEndToEnd(t *testing.T) {
 			t.Fatalf("ref %s received nothing", name)
 		}
 	}
-	m.Detach("bus", "rule1/sink")
+	// rule2 leaves: rule3 keeps the topic; rule2 gets nothing more. The
+	// forwarder serves refs in order, so had rule2 still been on the
+	// topic, it would have had the message before rule3.
 	m.Detach("bus", "rule2/source")
+	env2 := types.NewMessageEnvelopeForRequest([]byte(`{"reading":22}`), nil)
+	if err := pub.Publish(env2, topic); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-b:
+		if got.CorrelationID != env2.CorrelationID {
+			t.Errorf("rule3 got %+v", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("rule3 lost the topic when rule2 left")
+	}
+	select {
+	case got := <-a:
+		t.Errorf("rule2 still receives after it left: %+v", got)
+	default:
+	}
+	m.Detach("bus", "rule1/sink")
 	m.Detach("bus", "rule3/source")
 }
 

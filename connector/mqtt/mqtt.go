@@ -44,6 +44,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/fanout"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -137,7 +138,7 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if s.clientID == "" {
 		s.clientID = randomID("connkit-")
 	}
-	return &conn{s: s, ev: ev, subs: map[string]*sub{}}, nil
+	return &conn{s: s, ev: ev, qos: map[string]byte{}}, nil
 }
 
 // attempt lets a dial's socket be closed when its context ends, until the
@@ -240,21 +241,10 @@ type conn struct {
 	ev connector.Events
 
 	mu     sync.Mutex
-	cur    paho.Client // the connected client, nil while down
-	subs   map[string]*sub
+	cur    paho.Client                     // the connected client, nil while down
+	subs   fanout.Set[paho.MessageHandler] // the refs' handlers per topic
+	qos    map[string]byte                 // the QoS of each broker subscription
 	closed bool
-}
-
-// sub is one broker subscription and the refs that hold it.
-type sub struct {
-	qos byte
-	// handlers is replaced, never modified, so dispatch reads it unlocked.
-	handlers []refHandler
-}
-
-type refHandler struct {
-	ref string
-	h   paho.MessageHandler
 }
 
 var errClosed = errors.New("mqtt: connection closed")
@@ -304,9 +294,9 @@ func (c *conn) Connect(ctx context.Context) error {
 		cl.Disconnect(0)
 		return errors.New("the link dropped while connecting")
 	}
-	restore := make(map[string]byte, len(c.subs))
-	for topic, s := range c.subs {
-		restore[topic] = s.qos
+	restore := make(map[string]byte, len(c.qos))
+	for topic, q := range c.qos {
+		restore[topic] = q
 	}
 	c.mu.Unlock()
 	if len(restore) > 0 {
@@ -339,15 +329,7 @@ func (c *conn) Client(ref string) any { return &view{c: c, ref: ref} }
 // broker's where no other ref holds the topic.
 func (c *conn) Release(ref string) {
 	c.mu.Lock()
-	var topics []string
-	for topic, s := range c.subs {
-		for _, h := range s.handlers {
-			if h.ref == ref {
-				topics = append(topics, topic)
-				break
-			}
-		}
-	}
+	topics := c.subs.KeysOf(ref)
 	c.mu.Unlock()
 	c.unsubscribe(ref, topics...)
 }
@@ -375,14 +357,10 @@ func (c *conn) current() paho.Client {
 func (c *conn) dispatch(topic string) paho.MessageHandler {
 	return func(_ paho.Client, msg paho.Message) {
 		c.mu.Lock()
-		s := c.subs[topic]
-		var hs []refHandler
-		if s != nil {
-			hs = s.handlers
-		}
+		hs := c.subs.Of(topic)
 		c.mu.Unlock()
 		for _, h := range hs {
-			h.h(&view{c: c, ref: h.ref}, msg)
+			h.V(&view{c: c, ref: h.Ref}, msg)
 		}
 	}
 }
@@ -392,23 +370,11 @@ func (c *conn) subscribe(ref, topic string, qos byte, h paho.MessageHandler) pah
 		return doneToken(errors.New("mqtt: Subscribe needs a handler: the view has no default one"))
 	}
 	c.mu.Lock()
-	s := c.subs[topic]
-	need := s == nil
-	if s == nil {
-		s = &sub{qos: qos}
-		c.subs[topic] = s
+	need := c.subs.Add(topic, ref, h)
+	if q, ok := c.qos[topic]; !ok || qos > q {
+		c.qos[topic], need = qos, true
 	}
-	if qos > s.qos {
-		s.qos, need = qos, true
-	}
-	hs := make([]refHandler, 0, len(s.handlers)+1)
-	for _, x := range s.handlers {
-		if x.ref != ref {
-			hs = append(hs, x)
-		}
-	}
-	s.handlers = append(hs, refHandler{ref, h})
-	q := s.qos
+	q := c.qos[topic]
 	cl := c.cur
 	c.mu.Unlock()
 	if !need || cl == nil {
@@ -419,24 +385,10 @@ func (c *conn) subscribe(ref, topic string, qos byte, h paho.MessageHandler) pah
 }
 
 func (c *conn) unsubscribe(ref string, topics ...string) paho.Token {
-	var gone []string
 	c.mu.Lock()
-	for _, topic := range topics {
-		s := c.subs[topic]
-		if s == nil {
-			continue
-		}
-		hs := make([]refHandler, 0, len(s.handlers))
-		for _, x := range s.handlers {
-			if x.ref != ref {
-				hs = append(hs, x)
-			}
-		}
-		s.handlers = hs
-		if len(hs) == 0 {
-			delete(c.subs, topic)
-			gone = append(gone, topic)
-		}
+	gone := c.subs.Remove(ref, topics...)
+	for _, topic := range gone {
+		delete(c.qos, topic)
 	}
 	cl := c.cur
 	c.mu.Unlock()
