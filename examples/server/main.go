@@ -72,6 +72,9 @@ func run(ctx context.Context, addr, dbPath string, key []byte, log *slog.Logger)
 	defer st.Close()
 	m, err := connection.New(ctx, st, &connection.Options{Logger: log, SecretKey: key})
 	if err != nil {
+		if strings.Contains(err.Error(), "SecretKey") {
+			return fmt.Errorf("%w (the server takes it with -secret-key-file)", err)
+		}
 		return err
 	}
 	defer m.Close()
