@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -460,4 +461,22 @@ func Env(t testing.TB, name string) string {
 		t.Skipf("%s is not set: run make test, which starts the servers", name)
 	}
 	return v
+}
+
+// Binary returns the path of the server program name (mosquitto,
+// mariadbd, ...), looking in PATH and in Debian's sbin. Missing, the test
+// is skipped, or fails if env, the variable `make test` sets when it runs
+// that server, is set.
+func Binary(t testing.TB, name, env string) string {
+	t.Helper()
+	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv(env) != "" {
+		t.Fatalf("%s is not installed, though %s is set", name, env)
+	}
+	t.Skipf("%s is not installed: run make test", name)
+	return ""
 }

@@ -1,9 +1,8 @@
-package edgex_test
+package edgex
 
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,23 +14,13 @@ import (
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
-	"github.com/connkit/connkit/connector/edgex"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
 )
 
-func split(t *testing.T, addr string) (string, int) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(port)
-	return host, n
-}
-
 func newManager(t *testing.T) *connection.Manager {
 	reg := &registry.Registry{}
-	reg.Register(edgex.Type, edgex.Connector{})
+	reg.Register(Type, Connector{})
 	m, err := connection.New(context.Background(), memory.New(), &connection.Options{
 		Registry: reg, Logger: slog.New(slog.DiscardHandler), MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		DialTimeout: 3 * time.Second, HealthInterval: 100 * time.Millisecond,
@@ -50,7 +39,7 @@ func TestBusEndToEnd(t *testing.T) {
 	m := newManager(t)
 	props := map[string]any{"server": host, "port": port, "optional": map[string]any{"Qos": 1, "Password": "pw-not-needed", "ClientId": "edgex-e2e"}}
 	before := connector.Props(props).Clone()
-	if _, err := m.Create(ctx, connection.Spec{ID: "bus", Type: edgex.Type, Props: props}); err != nil {
+	if _, err := m.Create(ctx, connection.Spec{ID: "bus", Type: Type, Props: props}); err != nil {
 		t.Fatal(err)
 	}
 	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
@@ -63,12 +52,12 @@ func TestBusEndToEnd(t *testing.T) {
 		t.Errorf("optional as reported: %v", opt)
 	}
 
-	pub, err := edgex.ClientOf(m.Attach(ctx, "bus", "rule1/sink"))
+	pub, err := ClientOf(m.Attach(ctx, "bus", "rule1/sink"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	subA, _ := edgex.ClientOf(m.Attach(ctx, "bus", "rule2/source"))
-	subB, _ := edgex.ClientOf(m.Attach(ctx, "bus", "rule3/source"))
+	subA, _ := ClientOf(m.Attach(ctx, "bus", "rule2/source"))
+	subB, _ := ClientOf(m.Attach(ctx, "bus", "rule3/source"))
 	topic := "edgex/events/" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	a, b := make(chan types.MessageEnvelope, 4), make(chan types.MessageEnvelope, 4)
 	errs := make(chan error, 4)
@@ -121,7 +110,7 @@ func TestBusEndToEnd(t *testing.T) {
 
 func TestNatsNeedsTag(t *testing.T) {
 	m := newManager(t)
-	_, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: edgex.Type, Props: map[string]any{"server": "127.0.0.1", "type": "nats-core"}})
+	_, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: Type, Props: map[string]any{"server": "127.0.0.1", "type": "nats-core"}})
 	if err == nil || !strings.Contains(err.Error(), "include_nats_messaging") {
 		t.Errorf("nats-core without the tag: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connkit/connkit/connector/connectortest"
 )
 
 // broker is a private mosquitto that a test can stop and start again on
@@ -21,23 +23,10 @@ type broker struct {
 	cmd  *exec.Cmd
 }
 
-func mosquittoPath(t *testing.T) string {
-	for _, p := range []string{"mosquitto", "/usr/sbin/mosquitto"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CONNKIT_MQTT_ADDR") != "" {
-		t.Fatal("mosquitto is not installed, though CONNKIT_MQTT_ADDR is set")
-	}
-	t.Skip("mosquitto is not installed: run make test")
-	return ""
-}
-
 // newBroker reserves a port; Start runs mosquitto on it.
 func newBroker(t *testing.T) *broker {
 	t.Helper()
-	mosquittoPath(t)
+	connectortest.Binary(t, "mosquitto", "CONNKIT_MQTT_ADDR")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +48,7 @@ func (b *broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
 // Start runs mosquitto and waits until it accepts connections.
 func (b *broker) Start() {
 	b.t.Helper()
-	b.cmd = exec.Command(mosquittoPath(b.t), "-c", b.conf)
+	b.cmd = exec.Command(connectortest.Binary(b.t, "mosquitto", "CONNKIT_MQTT_ADDR"), "-c", b.conf)
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}

@@ -13,20 +13,9 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-)
 
-func binary(t *testing.T, name string) string {
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CONNKIT_MYSQL_URL") != "" {
-		t.Fatalf("%s is not installed, though CONNKIT_MYSQL_URL is set", name)
-	}
-	t.Skipf("%s is not installed: run make test", name)
-	return ""
-}
+	"github.com/connkit/connkit/connector/connectortest"
+)
 
 // mariadb is a private server that a test can stop and start again with
 // the same port and data.
@@ -42,7 +31,7 @@ type mariadb struct {
 // with a database test that user, identified by pw, may use.
 func newMariaDB(t *testing.T, user, pw string) *mariadb {
 	t.Helper()
-	binary(t, "mariadbd")
+	connectortest.Binary(t, "mariadbd", "CONNKIT_MYSQL_URL")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +47,7 @@ func newMariaDB(t *testing.T, user, pw string) *mariadb {
 		d.Stop()
 		os.RemoveAll(dir)
 	})
-	out, err := exec.Command(binary(t, "mariadb-install-db"), "--no-defaults", "--datadir="+filepath.Join(dir, "data"),
+	out, err := exec.Command(connectortest.Binary(t, "mariadb-install-db", "CONNKIT_MYSQL_URL"), "--no-defaults", "--datadir="+filepath.Join(dir, "data"),
 		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput()
 	if err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
@@ -76,7 +65,7 @@ func (d *mariadb) URL() string {
 // database and user the first time.
 func (d *mariadb) Start() {
 	d.t.Helper()
-	d.cmd = exec.Command(binary(d.t, "mariadbd"), "--no-defaults", "--datadir="+filepath.Join(d.dir, "data"), "--user=root",
+	d.cmd = exec.Command(connectortest.Binary(d.t, "mariadbd", "CONNKIT_MYSQL_URL"), "--no-defaults", "--datadir="+filepath.Join(d.dir, "data"), "--user=root",
 		"--socket="+filepath.Join(d.dir, "s"), "--pid-file="+filepath.Join(d.dir, "pid"), "--port="+strconv.Itoa(d.port),
 		"--bind-address=127.0.0.1", "--skip-name-resolve", "--log-error="+filepath.Join(d.dir, "err.log"))
 	if err := d.cmd.Start(); err != nil {
