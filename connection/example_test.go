@@ -28,10 +28,10 @@ func Example() {
 	}
 	fmt.Println(in.ID, in.Version, in.Props["password"])
 
-	// Two rules share one client.
+	// Two rules share one live connection; each gets a client of its own.
 	c1, _ := m.Attach(ctx, "bus", "rule1/source")
 	c2, _ := m.Attach(ctx, "bus", "rule2/sink")
-	fmt.Println(c1 == c2)
+	fmt.Println(c1.(*connectortest.FakeClient).Conn() == c2.(*connectortest.FakeClient).Conn())
 
 	// A connection in use cannot be deleted.
 	err = m.Delete(ctx, "bus", 0)
@@ -44,6 +44,33 @@ func Example() {
 	// bus 1 ******
 	// true
 	// true connection "bus" cannot be deleted: it is used by rule1/source, rule2/sink; detach them first
+	// <nil>
+}
+
+// A Handle releases exactly its own attach, even when another user holds
+// the same ref name: here a rule restarts while its old instance stops.
+func ExampleManager_Hold() {
+	ctx := context.Background()
+	reg := &registry.Registry{}
+	reg.Register("fake", connectortest.NewFake())
+	m, _ := connection.New(ctx, memory.New(), &connection.Options{Registry: reg})
+	defer m.Close()
+	m.Create(ctx, connection.Spec{ID: "bus", Type: "fake", Props: map[string]any{"addr": "broker"}})
+
+	old, _ := m.Hold(ctx, "bus", "rule1/source")
+	restarted, _ := m.Hold(ctx, "bus", "rule1/source")
+	old.Close()
+
+	in, _ := m.Get("bus")
+	fmt.Println(in.RefCount, in.Refs)
+	fmt.Println(old.Client().(*connectortest.FakeClient).Use())
+	fmt.Println(errors.Is(m.Delete(ctx, "bus", 0), connection.ErrInUse))
+	restarted.Close()
+	fmt.Println(m.Delete(ctx, "bus", 0))
+	// Output:
+	// 1 [rule1/source]
+	// fake: the client was detached from its connection; attach again to use it
+	// true
 	// <nil>
 }
 

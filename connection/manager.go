@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -68,7 +67,7 @@ type entry struct {
 	schema *connector.Schema
 	live   *live  // nil if the connection cannot run
 	broken Status // the status when live is nil
-	refs   map[string]struct{}
+	refs   map[string]*refState // by ref name
 	// busy is non-nil while a write on this id is in flight; it is closed
 	// when that write ends. Writes and attaches wait for it.
 	busy chan struct{}
@@ -130,7 +129,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i, rec := range recs {
-		e := &entry{rec: rec, refs: map[string]struct{}{}, stored: true}
+		e := &entry{rec: rec, refs: map[string]*refState{}, stored: true}
 		if err := m.prepare(e, props[i], parseErrs[i]); err != nil {
 			m.log.Error("stored connection cannot run", "connection", rec.ID, "type", rec.Type, "err", err)
 		}
@@ -342,7 +341,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, err
 	}
 	l := p.live
-	e := &entry{refs: map[string]struct{}{}, busy: make(chan struct{}), schema: p.schema}
+	e := &entry{refs: map[string]*refState{}, busy: make(chan struct{}), schema: p.schema}
 	m.mu.Lock()
 	old, err := m.idle(ctx, spec.ID)
 	if err != nil {
@@ -467,7 +466,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 // stale. m.mu must be held.
 func (m *Manager) writable(e *entry, op string, ifVersion int64) error {
 	if len(e.refs) > 0 {
-		return inUse(e.rec.ID, op, sortedRefs(e))
+		return inUse(e.rec.ID, op, e.refNames())
 	}
 	if ifVersion != 0 && ifVersion != e.rec.Version {
 		return &Error{Code: CodeVersionMismatch, ID: e.rec.ID,
@@ -512,67 +511,6 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 	}
 	m.log.Info("connection deleted", "connection", id)
 	return nil
-}
-
-// Attach records ref as a user of the connection id and returns the shared
-// live client (see the connector package of the type for a typed
-// accessor). The client is returned even while the link is down: it is the
-// connector's to buffer or fail. Attaching a ref that is already attached
-// is harmless. Refs name their users, for example "rule1/source".
-func (m *Manager) Attach(ctx context.Context, id, ref string) (any, error) {
-	if err := checkID(id); err != nil {
-		return nil, err
-	}
-	if ref == "" {
-		return nil, invalidField(id, "ref", "give the name of the user, such as rule1/source")
-	}
-	m.mu.Lock()
-	e, err := m.acquire(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if e.live == nil {
-		err := &Error{Code: CodeUnavailable, ID: id,
-			Message: fmt.Sprintf("connection %q cannot run: %s; update it", id, e.broken.Err)}
-		m.mu.Unlock()
-		return nil, err
-	}
-	e.refs[ref] = struct{}{}
-	conn := e.live.conn
-	m.mu.Unlock()
-	// The ref is recorded, so the conn cannot be closed under us.
-	return conn.Client(ref), nil
-}
-
-// Detach removes ref from the users of the connection id. Detaching a ref
-// that is not attached, or from a connection that does not exist, does
-// nothing.
-func (m *Manager) Detach(id, ref string) {
-	m.mu.Lock()
-	e := m.conns[id]
-	if e == nil {
-		m.mu.Unlock()
-		return
-	}
-	if _, ok := e.refs[ref]; !ok {
-		m.mu.Unlock()
-		return
-	}
-	l := e.live
-	m.mu.Unlock()
-	if l == nil {
-		m.mu.Lock()
-		delete(e.refs, ref)
-		m.mu.Unlock()
-		return
-	}
-	// Release runs while the ref still holds the conn open.
-	if r, ok := l.conn.(connector.Releaser); ok {
-		r.Release(ref)
-	}
-	m.mu.Lock()
-	delete(e.refs, ref)
-	m.mu.Unlock()
 }
 
 // Get returns the connection id. It reads memory only and never dials.
@@ -631,18 +569,19 @@ type snapshot struct {
 	live   *live
 	broken Status
 	refs   []string
+	holds  int
 }
 
 // snapshot copies what Info needs. m.mu must be held.
 func (e *entry) snapshot() snapshot {
-	return snapshot{rec: e.rec, masked: e.masked, live: e.live, broken: e.broken, refs: sortedRefs(e)}
+	return snapshot{rec: e.rec, masked: e.masked, live: e.live, broken: e.broken, refs: e.refNames(), holds: e.holdCount()}
 }
 
 // info builds the Info; it needs no lock of the Manager.
 func (s snapshot) info() Info {
 	in := Info{
 		ID: s.rec.ID, Type: s.rec.Type, Props: connector.Props(s.masked).Clone(),
-		RefCount: len(s.refs), Refs: s.refs,
+		RefCount: s.holds, Refs: s.refs,
 		Version: s.rec.Version, CreatedAt: s.rec.CreatedAt, UpdatedAt: s.rec.UpdatedAt,
 	}
 	if in.Props == nil {
@@ -654,18 +593,6 @@ func (s snapshot) info() Info {
 		in.Status = s.broken
 	}
 	return in
-}
-
-func sortedRefs(e *entry) []string {
-	if len(e.refs) == 0 {
-		return []string{}
-	}
-	refs := make([]string, 0, len(e.refs))
-	for r := range e.refs {
-		refs = append(refs, r)
-	}
-	slices.Sort(refs)
-	return refs
 }
 
 // Resolve returns the stored spec of the connection id with its secrets in

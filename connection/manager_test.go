@@ -282,7 +282,7 @@ func attachFake(t *testing.T, m *connection.Manager, id, ref string) *connectort
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.(*connectortest.FakeConn)
+	return c.(*connectortest.FakeClient).Conn()
 }
 
 func TestStatusFollowsPeer(t *testing.T) {
@@ -355,12 +355,19 @@ func TestAttachShares(t *testing.T) {
 	first := attachFake(t, e.m, "a", "rule2/sink")
 	for i := 0; i < 100; i++ {
 		if c := attachFake(t, e.m, "a", "rule1/source"); c != first {
-			t.Fatal("Attach returned a different client")
+			t.Fatal("Attach returned a different live connection")
 		}
 	}
 	in, _ := e.m.Get("a")
-	if in.RefCount != 2 || !cmp.Equal(in.Refs, []string{"rule1/source", "rule2/sink"}) {
+	if in.RefCount != 101 || !cmp.Equal(in.Refs, []string{"rule1/source", "rule2/sink"}) {
 		t.Errorf("refs %d %v", in.RefCount, in.Refs)
+	}
+	// Every attach needs its own release; the name goes with the last.
+	for range 99 {
+		e.m.Detach("a", "rule1/source")
+	}
+	if got := first.Released(); len(got) != 0 {
+		t.Errorf("Released %v while rule1/source is still attached once", got)
 	}
 	e.m.Detach("a", "rule1/source")
 	e.m.Detach("a", "rule1/source")
@@ -375,8 +382,13 @@ func TestAttachShares(t *testing.T) {
 	}
 	_, err := e.m.Attach(ctx, "nope", "r")
 	wantCode(t, err, connection.CodeNotFound, connection.ErrNotFound)
-	_, err = e.m.Attach(ctx, "a", "")
-	wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	for _, ref := range []string{"", "   ", "\t", "a\nb", strings.Repeat("r", 257), "\xff"} {
+		_, err = e.m.Attach(ctx, "a", ref)
+		ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+		if len(ce.Fields) != 1 || ce.Fields[0].Field != "ref" || !strings.Contains(ce.Message, "ref") {
+			t.Errorf("ref %q: %v %+v", ref, err, ce.Fields)
+		}
+	}
 }
 
 func TestRefsBlockWrites(t *testing.T) {
@@ -584,7 +596,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("reloaded (-before +after):\n%s", diff)
 	}
 	c, _ := m2.Attach(ctx, "b", "r")
-	if c.(*connectortest.FakeConn).Props().String("password") != "pw" {
+	if c.(*connectortest.FakeClient).Conn().Props().String("password") != "pw" {
 		t.Error("the secret did not survive the reload")
 	}
 	m2.Detach("b", "r")
@@ -680,7 +692,7 @@ func TestWritesOnOneIDAreSerialised(t *testing.T) {
 	attached := make(chan *connectortest.FakeConn)
 	go func() {
 		c, _ := e.m.Attach(ctx, "a", "r")
-		attached <- c.(*connectortest.FakeConn)
+		attached <- c.(*connectortest.FakeClient).Conn()
 	}()
 	close(gs.release)
 	if err := <-done; err != nil {
@@ -722,7 +734,7 @@ func TestConcurrentInvariants(t *testing.T) {
 						continue
 					}
 					attaches.Add(1)
-					fc := c.(*connectortest.FakeConn)
+					fc := c.(*connectortest.FakeClient).Conn()
 					// While attached, the conn stays open and the
 					// connection can be neither deleted nor updated.
 					if fc.Closed() {

@@ -44,6 +44,8 @@ type Info struct {
 	Type  string         `json:"typ"`
 	Props map[string]any `json:"props"`
 	Status
+	// RefCount is how many attaches hold the connection; Refs their
+	// names, sorted, each once (a name can be held by several attaches).
 	RefCount  int       `json:"refCount"`
 	Refs      []string  `json:"refs"`
 	Version   int64     `json:"version"`

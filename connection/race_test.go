@@ -3,9 +3,11 @@ package connection_test
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 )
 
@@ -30,7 +32,7 @@ func TestDeleteRacesAttach(t *testing.T) {
 		switch {
 		case attachErr == nil && errors.Is(deleteErr, connection.ErrInUse):
 			attachWins++
-			if client.(*connectortest.FakeConn).Closed() {
+			if client.(*connectortest.FakeClient).Conn().Closed() {
 				t.Fatalf("round %d: the attached ref holds a closed conn", i)
 			}
 			in, err := e.m.Get("x")
@@ -78,7 +80,7 @@ func TestAttachRacesLastDetach(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: attach: %v", i, err)
 		}
-		if client.(*connectortest.FakeConn).Closed() {
+		if client.(*connectortest.FakeClient).Conn().Closed() {
 			t.Fatalf("round %d: the new ref got a closed conn", i)
 		}
 		in, _ := e.m.Get("x")
@@ -88,6 +90,149 @@ func TestAttachRacesLastDetach(t *testing.T) {
 		e.m.Detach("x", "new")
 		if in, _ := e.m.Get("x"); in.RefCount != 0 {
 			t.Fatalf("round %d: refCount %d after every detach", i, in.RefCount)
+		}
+	}
+}
+
+// TestSameRefRacesWrites: several users attach and detach under one ref
+// name (a rule restarting while its old instance stops) while others
+// delete, recreate and update the connection. Half of them use
+// Attach/Detach, half Hold/Close. No delete or update may succeed while
+// any of them is attached, and a Handle's client is never detached or
+// closed under its user.
+func TestSameRefRacesWrites(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.m.Create(ctx, spec("c", nil)); err != nil {
+		t.Fatal(err)
+	}
+	const holders, rounds = 4, 3000
+	var inside atomic.Int64 // users between their attach and their detach
+	var violations, held atomic.Int64
+	var holding, writing sync.WaitGroup
+	for w := range holders {
+		holding.Add(1)
+		go func() {
+			defer holding.Done()
+			for range rounds {
+				var c any
+				release := func() { e.m.Detach("c", "rule/source") }
+				if w%2 == 0 {
+					h, err := e.m.Hold(ctx, "c", "rule/source")
+					if err != nil {
+						continue // deleted meanwhile
+					}
+					c, release = h.Client(), func() { h.Close() }
+				} else {
+					var err error
+					if c, err = e.m.Attach(ctx, "c", "rule/source"); err != nil {
+						continue
+					}
+				}
+				inside.Add(1)
+				held.Add(1)
+				if err := e.m.Delete(ctx, "c", 0); !errors.Is(err, connection.ErrInUse) {
+					violations.Add(1)
+					t.Errorf("Delete while attached: %v", err)
+				}
+				if _, err := e.m.Update(ctx, spec("c", map[string]any{"addr": "p1", "retries": 5}), 0); !errors.Is(err, connection.ErrInUse) {
+					violations.Add(1)
+					t.Errorf("Update while attached: %v", err)
+				}
+				// Attaches of one name through Attach are interchangeable:
+				// Detach releases the oldest. A Handle's is its own.
+				cl := c.(*connectortest.FakeClient)
+				if err := cl.Use(); cl.Conn().Closed() || (w%2 == 0 && errors.Is(err, connector.ErrDetached)) {
+					violations.Add(1)
+					t.Errorf("a held client was detached or closed: %v", err)
+				}
+				inside.Add(-1)
+				release()
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var deletes, updates atomic.Int64
+	writing.Add(2)
+	go func() {
+		defer writing.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := e.m.Delete(ctx, "c", 0); err == nil {
+				deletes.Add(1)
+				// Only this goroutine creates "c", so no one attached
+				// since the delete: a user inside held it across.
+				if n := inside.Load(); n > 0 {
+					violations.Add(1)
+					t.Errorf("a delete succeeded while %d users were attached", n)
+				}
+				e.m.Create(ctx, spec("c", nil))
+			}
+		}
+	}()
+	go func() {
+		defer writing.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := e.m.Update(ctx, spec("c", map[string]any{"addr": "p1"}), 0); err == nil {
+				updates.Add(1)
+			}
+		}
+	}()
+	holding.Wait()
+	close(stop)
+	writing.Wait()
+	if v := violations.Load(); v != 0 {
+		t.Fatalf("%d violations", v)
+	}
+	if held.Load() == 0 || deletes.Load() == 0 {
+		t.Fatalf("%d attaches held, %d deletes: the race proved nothing", held.Load(), deletes.Load())
+	}
+	t.Logf("%d attaches held, %d deletes and %d updates between them", held.Load(), deletes.Load(), updates.Load())
+}
+
+// TestReleaseOnce: an attach by Attach and one by Hold under one name,
+// released by two racing Detaches and two racing Closes of the Handle:
+// each client is ended once, and the connector's Release runs once, after
+// the last.
+func TestReleaseOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.m.Create(ctx, spec("c", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		c, err := e.m.Attach(ctx, "c", "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := e.m.Hold(ctx, "c", "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc := c.(*connectortest.FakeClient).Conn()
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() { defer wg.Done(); e.m.Detach("c", "r") }()
+		go func() { defer wg.Done(); e.m.Detach("c", "r") }()
+		go func() { defer wg.Done(); h.Close() }()
+		go func() { defer wg.Done(); h.Close() }()
+		wg.Wait()
+		// The Fake panics on a client ended twice.
+		if n := len(fc.Released()); n != i+1 {
+			t.Fatalf("round %d: Release ran %d times in all, want %d", i, n, i+1)
+		}
+		if in, _ := e.m.Get("c"); in.RefCount != 0 || len(in.Refs) != 0 {
+			t.Fatalf("round %d: refs left: %+v", i, in)
+		}
+		if c.(*connectortest.FakeClient).Use() == nil || h.Client().(*connectortest.FakeClient).Use() == nil {
+			t.Fatalf("round %d: a released client still works", i)
 		}
 	}
 }

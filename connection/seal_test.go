@@ -50,7 +50,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	}
 	// Running connections get the secrets in clear.
 	c, _ := m.Attach(ctx, "a", "r")
-	if pw := c.(*connectortest.FakeConn).Props().String("password"); pw != "hunter2" {
+	if pw := c.(*connectortest.FakeClient).Conn().Props().String("password"); pw != "hunter2" {
 		t.Errorf("live password %q", pw)
 	}
 	m.Detach("a", "r")
@@ -63,7 +63,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	}
 	for id, want := range map[string]string{"a": "hunter2", "old": "plain-old"} {
 		c, _ := m2.Attach(ctx, id, "r")
-		if pw := c.(*connectortest.FakeConn).Props().String("password"); pw != want {
+		if pw := c.(*connectortest.FakeClient).Conn().Props().String("password"); pw != want {
 			t.Errorf("%s after reopening: password %q, want %q", id, pw, want)
 		}
 		m2.Detach(id, "r")

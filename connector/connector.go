@@ -16,8 +16,9 @@
 // # Optional interfaces
 //
 // New capabilities arrive as optional interfaces that the Manager
-// type-asserts, so this contract never widens: [Releaser] for per-ref
-// resources such as subscriptions, [Pinger] for a cheap liveness probe.
+// type-asserts, so this contract never widens: [Viewer] for a client of
+// its own per attach, [Releaser] for per-ref resources such as
+// subscriptions, [Pinger] for a cheap liveness probe.
 package connector
 
 import (
@@ -58,11 +59,42 @@ type Events interface {
 	Lost(err error)
 }
 
-// Releaser is implemented by a Conn that holds resources per ref, such as
-// subscriptions with a per-topic ref count. Release is called when ref
-// detaches; it must not block on the network for long.
+// Releaser is implemented by a Conn that holds resources per ref name,
+// such as subscriptions with a per-topic ref count. Several attaches may
+// share one ref name (a rule restarting while its old instance stops);
+// Release(ref) is called exactly once, when the last of them is released,
+// while the connection is still held open for it. It must not block on
+// the network for long.
 type Releaser interface {
 	Release(ref string)
+}
+
+// Viewer is implemented by a Conn that hands every attach a client of its
+// own: a view of the shared link that one user holds. The Manager calls
+// View instead of Conn.Client for each attach, and end exactly once, when
+// that attach is released. After end returns, every operation of the view
+// fails at once with an error that matches ErrDetached, and the view
+// delivers nothing more (no message, no callback).
+//
+// View performs no I/O and end must not block on the network. Both may be
+// called while the Conn is closing or after it closed (an attach that lost
+// a race with a delete, or a user that detaches after the Manager closed).
+type Viewer interface {
+	View(ref string) (client any, end func())
+}
+
+// ErrDetached is the error of an operation on a client whose attach was
+// released; check with errors.Is. Attach again to use the connection.
+var ErrDetached = errors.New("the client was detached from its connection; attach again to use it")
+
+// Attacher attaches users to named connections; *connection.Manager is
+// one. The typed Attach functions of the connector packages take an
+// Attacher, so that they need not import package connection.
+type Attacher interface {
+	// AttachIf attaches ref to the connection id, as Attach does, once
+	// accept has approved the client it would hand out. If accept returns
+	// an error, nothing is recorded and the error names it.
+	AttachIf(ctx context.Context, id, ref string, accept func(client any) error) (any, error)
 }
 
 // Pinger is implemented by a Conn that can probe its link cheaply.

@@ -185,7 +185,7 @@ func TestCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pw := c.(*connectortest.FakeConn).Props().String("password"); pw != "hunter2" {
+	if pw := c.(*connectortest.FakeClient).Conn().Props().String("password"); pw != "hunter2" {
 		t.Errorf("password after a PUT of the mask: %q", pw)
 	}
 	s.m.Detach("conn-1", "check")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connkit/connkit/connector"
@@ -172,8 +173,50 @@ func (c *FakeConn) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Client implements connector.Conn: it returns the conn itself.
-func (c *FakeConn) Client(ref string) any { return c }
+// Client implements connector.Conn; the Manager calls View instead.
+func (c *FakeConn) Client(ref string) any { return &FakeClient{c: c, ref: ref} }
+
+// View implements connector.Viewer: every attach gets a FakeClient of its
+// own, detached when that attach is released.
+func (c *FakeConn) View(ref string) (any, func()) {
+	cl := &FakeClient{c: c, ref: ref}
+	return cl, func() {
+		if cl.detached.Swap(true) {
+			panic("connectortest: a FakeClient was ended twice")
+		}
+	}
+}
+
+// FakeClient is what one attach of a Fake connection gets.
+type FakeClient struct {
+	c        *FakeConn
+	ref      string
+	detached atomic.Bool
+}
+
+// Conn returns the shared conn behind the client.
+func (cl *FakeClient) Conn() *FakeConn { return cl.c }
+
+// Ref returns the ref the client was attached as.
+func (cl *FakeClient) Ref() string { return cl.ref }
+
+// Use is an operation on the shared conn, as a rule would make: it fails
+// with connector.ErrDetached once the attach was released, and when the
+// conn is closed or not connected.
+func (cl *FakeClient) Use() error {
+	if cl.detached.Load() {
+		return fmt.Errorf("fake: %w", connector.ErrDetached)
+	}
+	cl.c.f.mu.Lock()
+	defer cl.c.f.mu.Unlock()
+	switch {
+	case cl.c.closed:
+		return errors.New("fake: the connection is closed")
+	case !cl.c.connected:
+		return errors.New("fake: not connected")
+	}
+	return nil
+}
 
 // Props returns the decoded props the conn was opened with.
 func (c *FakeConn) Props() connector.Props { return c.props }

@@ -39,8 +39,8 @@ func TestRulesShareAndHoldTheirConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c1 != c2 {
-		t.Error("two rules got two clients for one connection")
+	if c1.(*connectortest.FakeClient).Conn() != c2.(*connectortest.FakeClient).Conn() {
+		t.Error("two rules got two live connections for one connection")
 	}
 	// While rules run, the connection cannot be deleted.
 	if err := m.Delete(ctx, "bus", 0); !errors.Is(err, connection.ErrInUse) {

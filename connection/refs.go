@@ -1,0 +1,297 @@
+package connection
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/connkit/connkit/connector"
+)
+
+// hold is one attach: the client it handed out and how to end it.
+type hold struct {
+	ref    string
+	client any
+	end    func() // ends the client of a connector.Viewer; nil otherwise
+	handle bool   // made by Hold: only its Handle releases it
+}
+
+// refState is every attach of one ref name. While it exists the
+// connection is in use: it holds live attaches, attaches being released,
+// or the connector's Release of the name.
+type refState struct {
+	holds   []*hold       // live, oldest first
+	ending  int           // holds whose release is running
+	release chan struct{} // non-nil while Releaser.Release runs; closed after
+}
+
+// refNames returns the ref names holding e, sorted. m.mu must be held.
+func (e *entry) refNames() []string {
+	if len(e.refs) == 0 {
+		return []string{}
+	}
+	names := make([]string, 0, len(e.refs))
+	for r := range e.refs {
+		names = append(names, r)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// holdCount is how many attaches hold e. m.mu must be held.
+func (e *entry) holdCount() int {
+	n := 0
+	for _, rs := range e.refs {
+		n += len(rs.holds) + rs.ending
+	}
+	return n
+}
+
+// maxRefLen bounds a ref name, which is shown in every listing.
+const maxRefLen = 256
+
+// checkRef refuses a ref that names no one: blank, too long, not UTF-8, or
+// with control characters.
+func checkRef(id, ref string) error {
+	bad := func(msg string) error {
+		return &Error{Code: CodeInvalidArgument, ID: id,
+			Fields:  connector.FieldErrors{{Field: "ref", Message: msg}},
+			Message: fmt.Sprintf("attach to connection %q: ref %q: %s", id, ref, msg)}
+	}
+	switch {
+	case strings.TrimSpace(ref) == "":
+		return bad("blank; give the name of the user, such as rule1/source")
+	case len(ref) > maxRefLen:
+		return bad(fmt.Sprintf("%d bytes; give at most %d", len(ref), maxRefLen))
+	case !utf8.ValidString(ref):
+		return bad("not valid UTF-8")
+	case strings.ContainsFunc(ref, unicode.IsControl):
+		return bad("has control characters; use printable ones, such as rule1/source")
+	}
+	return nil
+}
+
+// Attach records ref as a user of the connection id and returns the
+// client it may use (see the connector package of the type for a typed
+// Attach). The client is returned even while the link is down: it is the
+// connector's to buffer or fail.
+//
+// Every successful Attach holds the connection, so that it can be neither
+// updated nor deleted, until it is released by Detach(id, ref). Several
+// attaches may use one ref name (a rule that restarts while its old
+// instance stops): the count is kept per name, each attach needs its own
+// Detach, and Detach releases the oldest. Hold gives a Handle that
+// releases exactly its own attach. Refs name their users, for example
+// "rule1/source".
+//
+// A connector that hands out views (connector.Viewer) scopes the client to
+// this attach: once it is released, every operation on the client fails
+// with connector.ErrDetached and it receives nothing more.
+func (m *Manager) Attach(ctx context.Context, id, ref string) (any, error) {
+	h, err := m.attach(ctx, id, ref, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return h.client, nil
+}
+
+// AttachIf is Attach with a check of the client before anything is
+// recorded: if accept returns an error, no ref is left behind and the
+// error says why. The typed Attach functions of the connector packages use
+// it to refuse a connection of another type. It implements
+// connector.Attacher.
+func (m *Manager) AttachIf(ctx context.Context, id, ref string, accept func(client any) error) (any, error) {
+	h, err := m.attach(ctx, id, ref, accept, false)
+	if err != nil {
+		return nil, err
+	}
+	return h.client, nil
+}
+
+var _ connector.Attacher = (*Manager)(nil)
+
+// Handle is one attach of a connection, held until Close, as database/sql's
+// Conn holds one connection of a pool.
+type Handle struct {
+	m  *Manager
+	id string
+	e  *entry
+	h  *hold
+}
+
+// Hold attaches ref to the connection id, as Attach does, and returns a
+// Handle whose Close releases exactly this attach, whatever other
+// attaches of the same ref name do: Detach never releases it.
+func (m *Manager) Hold(ctx context.Context, id, ref string) (*Handle, error) {
+	h, err := m.attach(ctx, id, ref, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e := m.conns[id] // held, so it cannot have gone
+	m.mu.Unlock()
+	return &Handle{m: m, id: id, e: e, h: h}, nil
+}
+
+// Client returns the client of this attach.
+func (h *Handle) Client() any { return h.h.client }
+
+// ID returns the connection's id.
+func (h *Handle) ID() string { return h.id }
+
+// Ref returns the ref name of this attach.
+func (h *Handle) Ref() string { return h.h.ref }
+
+// Close releases this attach. It is idempotent and returns nil.
+func (h *Handle) Close() error {
+	h.m.mu.Lock()
+	rs := h.e.refs[h.h.ref]
+	i := -1
+	if rs != nil {
+		i = slices.Index(rs.holds, h.h)
+	}
+	if i < 0 {
+		h.m.mu.Unlock()
+		return nil
+	}
+	h.m.release(h.e, rs, i) // unlocks
+	return nil
+}
+
+// Detach releases the oldest attach of ref on the connection id that
+// Attach made (a Handle's is released by its Close only). Detaching a ref
+// that is not attached, or from a connection that does not exist, does
+// nothing.
+func (m *Manager) Detach(id, ref string) {
+	m.mu.Lock()
+	e := m.conns[id]
+	var rs *refState
+	if e != nil {
+		rs = e.refs[ref]
+	}
+	i := -1
+	if rs != nil {
+		i = slices.IndexFunc(rs.holds, func(h *hold) bool { return !h.handle })
+	}
+	if i < 0 {
+		m.mu.Unlock()
+		return
+	}
+	m.release(e, rs, i)
+}
+
+// attach records one attach of ref, once accept (if any) approved its
+// client.
+func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) error, handle bool) (*hold, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if err := checkRef(id, ref); err != nil {
+		return nil, err
+	}
+	for {
+		m.mu.Lock()
+		e, err := m.acquire(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if e.live == nil {
+			err := &Error{Code: CodeUnavailable, ID: id,
+				Message: fmt.Sprintf("connection %q cannot run: %s; update it", id, e.broken.Err)}
+			m.mu.Unlock()
+			return nil, err
+		}
+		if rs := e.refs[ref]; rs != nil && rs.release != nil {
+			// The name's last attach is being released: wait, so that
+			// the connector's Release cannot take what this one adds.
+			ch := rs.release
+			m.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, ctxError(id, "waiting for the release of "+ref, ctx.Err())
+			}
+			continue
+		}
+		l := e.live
+		m.mu.Unlock()
+
+		// The client is made and approved without the lock; the attach is
+		// recorded only if nothing changed meanwhile.
+		h := &hold{ref: ref, handle: handle}
+		if v, ok := l.conn.(connector.Viewer); ok {
+			h.client, h.end = v.View(ref)
+		} else {
+			h.client = l.conn.Client(ref)
+		}
+		if accept != nil {
+			if err := accept(h.client); err != nil {
+				h.stop()
+				return nil, &Error{Code: CodeInvalidArgument, ID: id, Err: err,
+					Fields:  connector.FieldErrors{{Field: "id", Message: err.Error()}},
+					Message: fmt.Sprintf("connection %q (type %s) cannot be attached here: %v", id, e.rec.Type, err)}
+			}
+		}
+		m.mu.Lock()
+		rs := e.refs[ref]
+		if m.closed || m.conns[id] != e || e.live != l || e.busy != nil || (rs != nil && rs.release != nil) {
+			m.mu.Unlock()
+			h.stop()
+			continue
+		}
+		if rs == nil {
+			rs = &refState{}
+			e.refs[ref] = rs
+		}
+		rs.holds = append(rs.holds, h)
+		m.mu.Unlock()
+		return h, nil
+	}
+}
+
+func (h *hold) stop() {
+	if h.end != nil {
+		h.end()
+	}
+}
+
+// release ends the hold rs.holds[i] of e. m.mu must be held; it is
+// released. The connection stays in use until the client is ended and,
+// for the last attach of the name, the connector's Release has run.
+func (m *Manager) release(e *entry, rs *refState, i int) {
+	h := rs.holds[i]
+	rs.holds = slices.Delete(rs.holds, i, i+1)
+	rs.ending++
+	l := e.live
+	m.mu.Unlock()
+
+	h.stop()
+
+	m.mu.Lock()
+	last := len(rs.holds) == 0 && rs.ending == 1
+	var r connector.Releaser
+	if last && l != nil {
+		r, _ = l.conn.(connector.Releaser)
+	}
+	if r == nil {
+		rs.ending--
+		if last {
+			delete(e.refs, h.ref)
+		}
+		m.mu.Unlock()
+		return
+	}
+	rs.release = make(chan struct{})
+	m.mu.Unlock()
+
+	r.Release(h.ref)
+
+	m.mu.Lock()
+	rs.ending--
+	delete(e.refs, h.ref)
+	close(rs.release)
+	m.mu.Unlock()
+}
