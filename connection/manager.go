@@ -65,8 +65,8 @@ type entry struct {
 	props  map[string]any // as the user gave them, secrets in clear
 	masked map[string]any // props with secrets masked; never modified
 	schema *connector.Schema
-	live   *live  // nil if the connection cannot run
-	broken Status // the status when live is nil
+	live   *live                // nil if the connection cannot run
+	broken Status               // the status when live is nil
 	refs   map[string]*refState // by ref name
 	// busy is non-nil while a write on this id is in flight; it is closed
 	// when that write ends. Writes and attaches wait for it.
