@@ -17,11 +17,15 @@
 //	c, err := edgex.ClientOf(m.Attach(ctx, "bus", "rule1/source"))
 //	err = c.Subscribe([]types.TopicChannel{{Topic: "edgex/events/#", Messages: ch}}, errs)
 //
-// The client is a messaging.MessageClient view for one ref: subscriptions
-// are counted per topic (go-mod-messaging keeps one handler per topic, so
-// two rules on one topic would take each other's messages), and restored
-// when the Manager dials again. Connect and Disconnect of the view do
-// nothing.
+// The client is a messaging.MessageClient view for one attach:
+// subscriptions are counted per topic (go-mod-messaging keeps one handler
+// per topic, so two rules on one topic would take each other's messages),
+// and restored when the Manager dials again. Connect and Disconnect of the
+// view do nothing. Once the attach is released, every operation fails with
+// an error that matches connector.ErrDetached and its channels receive
+// nothing more. Attach checks the type before anything is recorded:
+//
+//	c, err := edgex.Attach(ctx, m, "bus", "rule1/source")
 //
 // go-mod-messaging reports no lost connection, so the Manager's health
 // check pings the broker's address; its MQTT client reconnects on its own
@@ -52,6 +56,7 @@ import (
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/internal/fanout"
+	"github.com/connkit/connkit/connector/internal/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -266,8 +271,9 @@ type topic struct {
 	stop chan struct{}              // closed when no ref holds the topic
 }
 
-// sub is where one ref takes a topic's messages.
+// sub is where one attach takes a topic's messages.
 type sub struct {
+	s    *scope.Scope
 	out  chan<- types.MessageEnvelope
 	errs chan error
 }
@@ -316,14 +322,20 @@ func (c *conn) Ping(ctx context.Context) error {
 	return nc.Close()
 }
 
-func (c *conn) Client(ref string) any { return &view{c: c, ref: ref} }
+// Client implements connector.Conn; the Manager calls View instead.
+func (c *conn) Client(ref string) any { v, _ := c.View(ref); return v }
 
-// Release implements connector.Releaser.
-func (c *conn) Release(ref string) {
-	c.mu.Lock()
-	names := c.subs.KeysOf(ref)
-	c.mu.Unlock()
-	c.unsubscribe(ref, names...)
+// View implements connector.Viewer: a message client view for one attach
+// of ref; end drops its subscriptions.
+func (c *conn) View(ref string) (any, func()) {
+	v := &view{c: c, s: scope.New(ref)}
+	return v, func() {
+		v.s.End()
+		c.mu.Lock()
+		names := c.subs.KeysOf(v.s.Key())
+		c.mu.Unlock()
+		c.unsubscribe(v.s.Key(), names...)
+	}
 }
 
 func (c *conn) Close() error {
@@ -340,12 +352,6 @@ func (c *conn) Close() error {
 	return nil
 }
 
-func (c *conn) current() messaging.MessageClient {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur
-}
-
 // forward delivers what the bus sends on topic name to each ref.
 func (c *conn) forward(name string, t *topic) {
 	defer c.wg.Done()
@@ -356,13 +362,14 @@ func (c *conn) forward(name string, t *topic) {
 			subs := c.subs.Of(name)
 			c.mu.Unlock()
 			for _, s := range subs {
-				select {
-				case s.V.out <- env:
-				case <-t.stop:
-					return
-				case <-c.ctx.Done():
-					return
-				}
+				scope.Send(s.V.s, s.V.out, env, t.stop, c.ctx.Done())
+			}
+			select {
+			case <-t.stop:
+				return
+			case <-c.ctx.Done():
+				return
+			default:
 			}
 		case <-t.stop:
 			return
@@ -381,7 +388,7 @@ func (c *conn) forwardErrors() {
 			var outs []chan error
 			for _, name := range c.subs.Keys() {
 				for _, s := range c.subs.Of(name) {
-					if s.V.errs != nil && !slices.Contains(outs, s.V.errs) {
+					if s.V.errs != nil && !s.V.s.Ended() && !slices.Contains(outs, s.V.errs) {
 						outs = append(outs, s.V.errs)
 					}
 				}
@@ -399,15 +406,21 @@ func (c *conn) forwardErrors() {
 	}
 }
 
-func (c *conn) subscribe(ref string, tcs []types.TopicChannel, errs chan error) error {
+func (c *conn) subscribe(v *view, tcs []types.TopicChannel, errs chan error) error {
 	var fresh []types.TopicChannel
 	c.mu.Lock()
+	if err := v.s.Err("edgex"); err != nil {
+		// Checked under the lock that end takes: nothing is added after
+		// end has dropped the view's subscriptions.
+		c.mu.Unlock()
+		return err
+	}
 	if c.closed {
 		c.mu.Unlock()
-		return errors.New("edgex: connection closed")
+		return ErrClosed
 	}
 	for _, tc := range tcs {
-		if c.subs.Add(tc.Topic, ref, sub{out: tc.Messages, errs: errs}) {
+		if c.subs.Add(tc.Topic, v.s.Key(), sub{s: v.s, out: tc.Messages, errs: errs}) {
 			t := &topic{in: make(chan types.MessageEnvelope, 64), stop: make(chan struct{})}
 			c.topics[tc.Topic] = t
 			c.wg.Add(1)
@@ -423,9 +436,9 @@ func (c *conn) subscribe(ref string, tcs []types.TopicChannel, errs chan error) 
 	return cl.Subscribe(fresh, c.errs)
 }
 
-func (c *conn) unsubscribe(ref string, names ...string) error {
+func (c *conn) unsubscribe(key string, names ...string) error {
 	c.mu.Lock()
-	gone := c.subs.Remove(ref, names...)
+	gone := c.subs.Remove(key, names...)
 	for _, name := range gone {
 		close(c.topics[name].stop)
 		delete(c.topics, name)
@@ -438,13 +451,34 @@ func (c *conn) unsubscribe(ref string, names ...string) error {
 	return cl.Unsubscribe(gone...)
 }
 
-// ErrNotConnected is the error of a Publish while the bus is down.
+// ErrNotConnected is the error of a Publish while the bus is down and the
+// Manager redials it.
 var ErrNotConnected = errors.New("edgex: not connected; the Manager is redialing")
 
-// view is the messaging.MessageClient one ref gets.
+// ErrClosed is the error of an operation on a view whose connection was
+// closed: updated, deleted, or its Manager closed.
+var ErrClosed = errors.New("edgex: the connection was closed; attach again")
+
+// view is the messaging.MessageClient one attach gets.
 type view struct {
-	c   *conn
-	ref string
+	c *conn
+	s *scope.Scope
+}
+
+// link returns the connected client, or why there is none.
+func (v *view) link() (messaging.MessageClient, error) {
+	if err := v.s.Err("edgex"); err != nil {
+		return nil, err
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	switch {
+	case v.c.closed:
+		return nil, ErrClosed
+	case v.c.cur == nil:
+		return nil, ErrNotConnected
+	}
+	return v.c.cur, nil
 }
 
 var _ messaging.MessageClient = (*view)(nil)
@@ -456,25 +490,31 @@ func (v *view) Connect() error { return nil }
 func (v *view) Disconnect() error { return nil }
 
 func (v *view) Publish(msg types.MessageEnvelope, topic string) error {
-	cl := v.c.current()
-	if cl == nil {
-		return ErrNotConnected
+	cl, err := v.link()
+	if err != nil {
+		return err
 	}
 	return cl.Publish(msg, topic)
 }
 
 // Subscribe delivers the bus's messages on each topic to its channel. The
-// channels must be read: a full one holds up the other refs on its topic.
+// channels must be read: a full one holds up the other attaches on its
+// topic.
 func (v *view) Subscribe(topics []types.TopicChannel, messageErrors chan error) error {
-	return v.c.subscribe(v.ref, topics, messageErrors)
+	return v.c.subscribe(v, topics, messageErrors)
 }
 
-func (v *view) Unsubscribe(topics ...string) error { return v.c.unsubscribe(v.ref, topics...) }
+func (v *view) Unsubscribe(topics ...string) error {
+	if err := v.s.Err("edgex"); err != nil {
+		return err
+	}
+	return v.c.unsubscribe(v.s.Key(), topics...)
+}
 
 func (v *view) Request(msg types.MessageEnvelope, requestTopic, responseTopicPrefix string, timeout time.Duration) (*types.MessageEnvelope, error) {
-	cl := v.c.current()
-	if cl == nil {
-		return nil, ErrNotConnected
+	cl, err := v.link()
+	if err != nil {
+		return nil, err
 	}
 	return cl.Request(msg, requestTopic, responseTopicPrefix, timeout)
 }
@@ -512,9 +552,26 @@ func check(ctx context.Context, raw map[string]any) error {
 	return cl.Disconnect()
 }
 
-// ClientOf returns the message client that Attach handed out, for use as
+// Attach attaches ref to the connection id of a (such as a
+// *connection.Manager) and returns its message client view. A connection
+// of another type is refused before anything is recorded. Release it with
+// Detach(id, ref).
+func Attach(ctx context.Context, a connector.Attacher, id, ref string) (messaging.MessageClient, error) {
+	return ClientOf(a.AttachIf(ctx, id, ref, func(client any) error {
+		if _, ok := client.(*view); !ok {
+			return errors.New("the connection is not of type edgex")
+		}
+		return nil
+	}))
+}
+
+// ClientOf returns the message client that Attach of a Manager handed
+// out, for use as
 //
 //	c, err := edgex.ClientOf(m.Attach(ctx, id, ref))
+//
+// On a connection of another type it fails and the ref stays attached:
+// prefer Attach, which checks first.
 func ClientOf(client any, err error) (messaging.MessageClient, error) {
 	if err != nil {
 		return nil, err

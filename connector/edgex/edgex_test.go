@@ -2,6 +2,7 @@ package edgex
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -104,6 +105,21 @@ func TestBusEndToEnd(t *testing.T) {
 		t.Errorf("rule2 still receives after it left: %+v", got)
 	default:
 	}
+	// rule2's view is done: every operation says so at once.
+	if err := subA.Publish(env2, topic); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Publish after detach: %v, want ErrDetached", err)
+	}
+	if err := subA.Subscribe([]types.TopicChannel{{Topic: topic + "/x", Messages: a}}, errs); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Subscribe after detach: %v, want ErrDetached", err)
+	}
+	if _, err := subA.Request(env2, topic, topic, time.Second); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Request after detach: %v, want ErrDetached", err)
+	}
+	// The typed Attach refuses nothing of its own type.
+	if c, err := Attach(ctx, m, "bus", "rule4/sink"); err != nil || c.Publish(env2, topic) != nil {
+		t.Errorf("typed Attach: %v", err)
+	}
+	m.Detach("bus", "rule4/sink")
 	m.Detach("bus", "rule1/sink")
 	m.Detach("bus", "rule3/source")
 }

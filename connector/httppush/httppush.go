@@ -13,9 +13,15 @@
 //	r, err := httppush.ReceiverOf(m.Attach(ctx, "push", "rule1/source"))
 //	msgs, err := r.Receive("/orders", "POST")
 //
-// Every ref on one endpoint gets every request; the request is answered
+// Every attach on one endpoint gets every request; the request is answered
 // 200 once each has taken it, or 503 if one does not within the request's
-// life. When the last ref of an endpoint detaches, its route goes (404).
+// life. When the last attach of an endpoint is released, its route goes
+// (404). A released attach's Receiver fails with an error that matches
+// connector.ErrDetached, and its channels get nothing more. Attach checks
+// the type before anything is recorded:
+//
+//	r, err := httppush.Attach(ctx, m, "push", "rule1/source")
+//
 // Connections on the same addr share one listener, as eKuiper's do; an
 // addr that another program holds is a clear error.
 //
@@ -30,11 +36,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/internal/httpserver"
+	"github.com/connkit/connkit/connector/internal/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -103,9 +111,8 @@ type endpoint struct {
 }
 
 type subscriber struct {
-	ref  string
-	ch   chan Message
-	done chan struct{} // closed when ref releases
+	s  *scope.Scope
+	ch chan Message
 }
 
 // Message is one pushed request.
@@ -159,22 +166,27 @@ func (c *conn) dropRoutes(srv *httpserver.Server) {
 	}
 }
 
-func (c *conn) Client(ref string) any { return &Receiver{c: c, ref: ref} }
+// Client implements connector.Conn; the Manager calls View instead.
+func (c *conn) Client(ref string) any { r, _ := c.View(ref); return r }
 
-// Release implements connector.Releaser: ref's endpoints stop delivering to
-// it, and a route with no ref left goes.
-func (c *conn) Release(ref string) {
+// View implements connector.Viewer: a Receiver for one attach of ref; end
+// stops its deliveries, and a route with no attach left goes.
+func (c *conn) View(ref string) (any, func()) {
+	r := &Receiver{c: c, s: scope.New(ref)}
+	return r, func() {
+		r.s.End()
+		c.release(r.s)
+	}
+}
+
+func (c *conn) release(sc *scope.Scope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for r, ep := range c.routes {
-		var keep []*subscriber
-		for _, s := range ep.subs {
-			if s.ref == ref {
-				close(s.done)
-			} else {
-				keep = append(keep, s)
-			}
+		if !slices.ContainsFunc(ep.subs, func(s *subscriber) bool { return s.s == sc }) {
+			continue
 		}
+		keep := slices.DeleteFunc(slices.Clone(ep.subs), func(s *subscriber) bool { return s.s == sc })
 		ep.subs = keep
 		if len(keep) == 0 {
 			delete(c.routes, r)
@@ -215,10 +227,7 @@ func (c *conn) handler(r route) http.Handler {
 		c.mu.Unlock()
 		msg := Message{Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone(), Body: body}
 		for _, s := range subs {
-			select {
-			case s.ch <- msg:
-			case <-s.done:
-			case <-req.Context().Done():
+			if !scope.Send(s.s, s.ch, msg, req.Context().Done(), nil) && req.Context().Err() != nil {
 				http.Error(w, "a receiver did not take the request in time", http.StatusServiceUnavailable)
 				return
 			}
@@ -228,11 +237,15 @@ func (c *conn) handler(r route) http.Handler {
 	})
 }
 
-// Receiver is what a ref of an httppush connection gets.
+// Receiver is what one attach of an httppush connection gets.
 type Receiver struct {
-	c   *conn
-	ref string
+	c *conn
+	s *scope.Scope
 }
+
+// ErrClosed is the error of Receive on a Receiver whose connection was
+// closed: updated, deleted, or its Manager closed.
+var ErrClosed = errors.New("httppush: the connection was closed; attach again")
 
 // Addr is the address the listener is bound to, once connected.
 func (r *Receiver) Addr() string {
@@ -245,9 +258,13 @@ func (r *Receiver) Addr() string {
 }
 
 // Receive starts delivering the requests to path with method to the
-// returned channel, which is never closed: stop reading after Detach. An
-// empty path or method means the connection's endpoint or method.
+// returned channel, which is never closed: it gets nothing more once the
+// attach is released. An empty path or method means the connection's
+// endpoint or method.
 func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
+	if err := r.s.Err("httppush"); err != nil {
+		return nil, err
+	}
 	if path == "" {
 		path = r.c.s.endpoint
 	}
@@ -262,10 +279,17 @@ func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
 		return nil, fmt.Errorf("httppush: path %q must start with /", path)
 	}
 	rt := route{path, method}
-	s := &subscriber{ref: r.ref, ch: make(chan Message, 16), done: make(chan struct{})}
+	s := &subscriber{s: r.s, ch: make(chan Message, 16)}
 	c := r.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := r.s.Err("httppush"); err != nil {
+		// Checked again under the lock that end takes.
+		return nil, err
+	}
+	if c.closed {
+		return nil, ErrClosed
+	}
 	ep := c.routes[rt]
 	if ep == nil {
 		if c.srv != nil {
@@ -301,9 +325,26 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
 	return ln.Close()
 }
 
-// ReceiverOf returns the Receiver that Attach handed out, for use as
+// Attach attaches ref to the connection id of a (such as a
+// *connection.Manager) and returns its Receiver. A connection of another
+// type is refused before anything is recorded. Release it with Detach(id,
+// ref).
+func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Receiver, error) {
+	return ReceiverOf(a.AttachIf(ctx, id, ref, func(client any) error {
+		if _, ok := client.(*Receiver); !ok {
+			return errors.New("the connection is not of type httppush")
+		}
+		return nil
+	}))
+}
+
+// ReceiverOf returns the Receiver that Attach of a Manager handed out, for
+// use as
 //
 //	r, err := httppush.ReceiverOf(m.Attach(ctx, id, ref))
+//
+// On a connection of another type it fails and the ref stays attached:
+// prefer Attach, which checks first.
 func ReceiverOf(client any, err error) (*Receiver, error) {
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/connector/httppush"
 	"github.com/connkit/connkit/registry"
@@ -131,7 +132,8 @@ func TestEndpoints(t *testing.T) {
 	if code := post(t, "POST", base+"/nope", `x`); code != 404 {
 		t.Errorf("unknown endpoint: %d, want 404", code)
 	}
-	// rule1 leaves: /in still serves rule2.
+	// rule1 leaves: /in still serves rule2, rule1's channel gets nothing
+	// more, and its Receiver is done.
 	m.Detach("push", "rule1/source")
 	if code := post(t, "POST", base+"/in", `two`); code != 200 {
 		t.Fatalf("POST /in after a detach: %d", code)
@@ -139,6 +141,19 @@ func TestEndpoints(t *testing.T) {
 	if msg := take(t, a2); string(msg.Body) != "two" {
 		t.Errorf("rule2 got %q", msg.Body)
 	}
+	select {
+	case msg := <-a1:
+		t.Errorf("a released receiver got %q", msg.Body)
+	default:
+	}
+	if _, err := r1.Receive("/else", "POST"); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Receive after release: %v, want ErrDetached", err)
+	}
+	// The typed Attach accepts its own type.
+	if r4, err := httppush.Attach(ctx, m, "push", "rule4/source"); err != nil || r4.Addr() != r1.Addr() {
+		t.Errorf("typed Attach: %v", err)
+	}
+	m.Detach("push", "rule4/source")
 	// The last ref of /orders leaves: its route goes.
 	m.Detach("push", "rule3/source")
 	if code := post(t, "PUT", base+"/orders", `x`); code != 404 {

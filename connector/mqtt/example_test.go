@@ -12,11 +12,12 @@ import (
 
 // Two rules on one broker session: each subscribes through its own view,
 // and detaching one drops only its subscriptions.
-func ExampleClient() {
+func ExampleAttach() {
 	ctx := context.Background()
 	var m *connection.Manager // built with connection.New over a store
 
-	src, err := mqtt.Client(m.Attach(ctx, "broker", "rule1/source"))
+	// A connection of another type is refused, and no ref is left behind.
+	src, err := mqtt.Attach(ctx, m, "broker", "rule1/source")
 	if err != nil {
 		panic(err)
 	}
@@ -25,7 +26,7 @@ func ExampleClient() {
 		fmt.Println(msg.Topic(), string(msg.Payload()))
 	})
 
-	sink, _ := mqtt.Client(m.Attach(ctx, "broker", "rule2/sink"))
+	sink, _ := mqtt.Attach(ctx, m, "broker", "rule2/sink")
 	defer m.Detach("broker", "rule2/sink")
 	sink.Publish("alerts", 1, false, `{"level":"high"}`).Wait()
 }

@@ -16,11 +16,18 @@
 //	c, err := mqtt.Client(m.Attach(ctx, "broker", "rule1/source"))
 //	c.Subscribe("sensors/#", 1, handle)
 //
-// The client is a view of the shared session for one ref. Subscriptions
-// are counted per topic: the broker subscription stays while any ref holds
-// it, and detaching a ref drops only its own. They are restored after every
-// reconnect. Connect and Disconnect of the view do nothing: the Manager
-// owns the session.
+// The client is a view of the shared session for one attach.
+// Subscriptions are counted per topic: the broker subscription stays while
+// any attach holds it, and releasing an attach drops only its own. They
+// are restored after every reconnect. Connect and Disconnect of the view
+// do nothing: the Manager owns the session. Once the attach is released
+// (Detach, or Close of its Handle), every operation of the view fails with
+// an error that matches connector.ErrDetached, IsConnected is false, and
+// its handlers are called no more (a call already under way finishes).
+//
+// Attach checks the type before anything is recorded:
+//
+//	c, err := mqtt.Attach(ctx, m, "broker", "rule1/source")
 //
 // Each dial uses a fresh paho client (paho documents that reusing one after
 // a disconnect is unsafe), with the same client id; a dial is cancelled by
@@ -45,6 +52,7 @@ import (
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/internal/fanout"
+	"github.com/connkit/connkit/connector/internal/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -241,9 +249,9 @@ type conn struct {
 	ev connector.Events
 
 	mu     sync.Mutex
-	cur    paho.Client                     // the connected client, nil while down
-	subs   fanout.Set[paho.MessageHandler] // the refs' handlers per topic
-	qos    map[string]byte                 // the QoS of each broker subscription
+	cur    paho.Client         // the connected client, nil while down
+	subs   fanout.Set[handler] // the attaches' handlers per topic
+	qos    map[string]byte     // the QoS of each broker subscription
 	closed bool
 }
 
@@ -322,16 +330,27 @@ func waitToken(ctx context.Context, tok paho.Token) error {
 	}
 }
 
-// Client implements connector.Conn: a paho client view for ref.
-func (c *conn) Client(ref string) any { return &view{c: c, ref: ref} }
+// handler is one attach's handler of a topic.
+type handler struct {
+	v *view
+	h paho.MessageHandler
+}
 
-// Release implements connector.Releaser: ref's subscriptions go, and the
-// broker's where no other ref holds the topic.
-func (c *conn) Release(ref string) {
-	c.mu.Lock()
-	topics := c.subs.KeysOf(ref)
-	c.mu.Unlock()
-	c.unsubscribe(ref, topics...)
+// Client implements connector.Conn; the Manager calls View instead.
+func (c *conn) Client(ref string) any { v, _ := c.View(ref); return v }
+
+// View implements connector.Viewer: a paho client view for one attach of
+// ref; end drops its subscriptions, and the broker's where no other
+// attach holds the topic.
+func (c *conn) View(ref string) (any, func()) {
+	v := &view{c: c, s: scope.New(ref)}
+	return v, func() {
+		v.s.End()
+		c.mu.Lock()
+		topics := c.subs.KeysOf(v.s.Key())
+		c.mu.Unlock()
+		c.unsubscribe(v.s.Key(), topics...)
+	}
 }
 
 // Close implements connector.Conn.
@@ -347,30 +366,32 @@ func (c *conn) Close() error {
 	return nil
 }
 
-func (c *conn) current() paho.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur
-}
-
 // dispatch delivers a message of topic's subscription to every ref on it.
 func (c *conn) dispatch(topic string) paho.MessageHandler {
 	return func(_ paho.Client, msg paho.Message) {
 		c.mu.Lock()
 		hs := c.subs.Of(topic)
 		c.mu.Unlock()
-		for _, h := range hs {
-			h.V(&view{c: c, ref: h.Ref}, msg)
+		for _, e := range hs {
+			if !e.V.v.s.Ended() {
+				e.V.h(e.V.v, msg)
+			}
 		}
 	}
 }
 
-func (c *conn) subscribe(ref, topic string, qos byte, h paho.MessageHandler) paho.Token {
+func (c *conn) subscribe(v *view, topic string, qos byte, h paho.MessageHandler) paho.Token {
 	if h == nil {
 		return doneToken(errors.New("mqtt: Subscribe needs a handler: the view has no default one"))
 	}
 	c.mu.Lock()
-	need := c.subs.Add(topic, ref, h)
+	if v.s.Ended() {
+		// Checked under the lock that end takes: nothing is added after
+		// end has dropped the view's subscriptions.
+		c.mu.Unlock()
+		return doneToken(v.s.Err("mqtt"))
+	}
+	need := c.subs.Add(topic, v.s.Key(), handler{v, h})
 	if q, ok := c.qos[topic]; !ok || qos > q {
 		c.qos[topic], need = qos, true
 	}
@@ -384,9 +405,9 @@ func (c *conn) subscribe(ref, topic string, qos byte, h paho.MessageHandler) pah
 	return cl.Subscribe(topic, q, c.dispatch(topic))
 }
 
-func (c *conn) unsubscribe(ref string, topics ...string) paho.Token {
+func (c *conn) unsubscribe(key string, topics ...string) paho.Token {
 	c.mu.Lock()
-	gone := c.subs.Remove(ref, topics...)
+	gone := c.subs.Remove(key, topics...)
 	for _, topic := range gone {
 		delete(c.qos, topic)
 	}
@@ -398,9 +419,28 @@ func (c *conn) unsubscribe(ref string, topics ...string) paho.Token {
 	return cl.Unsubscribe(gone...)
 }
 
-// Client returns the paho client view that Attach handed out, for use as
+// Attach attaches ref to the connection id of a (such as a
+// *connection.Manager) and returns its paho client view. A connection of
+// another type is refused before anything is recorded. Release it with
+// Detach(id, ref).
+func Attach(ctx context.Context, a connector.Attacher, id, ref string) (paho.Client, error) {
+	return Client(a.AttachIf(ctx, id, ref, isView))
+}
+
+func isView(client any) error {
+	if _, ok := client.(*view); !ok {
+		return fmt.Errorf("the connection is not of type mqtt")
+	}
+	return nil
+}
+
+// Client returns the paho client view that Attach of a Manager handed
+// out, for use as
 //
 //	c, err := mqtt.Client(m.Attach(ctx, id, ref))
+//
+// On a connection of another type it fails and the ref stays attached:
+// prefer Attach, which checks first.
 func Client(client any, err error) (paho.Client, error) {
 	if err != nil {
 		return nil, err

@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
@@ -288,5 +291,94 @@ func TestCheckKeepsLiveSession(t *testing.T) {
 	after, _ := m.Get("bus")
 	if after.State != connection.StateConnected || !after.Since.Equal(before.Since) {
 		t.Errorf("the live session changed state: %+v -> %+v", before.Status, after.Status)
+	}
+}
+
+// TestReleasedViewIsDone: a rule restarts, so two attaches hold one ref
+// name. When the old one is released, its view fails every operation at
+// once with ErrDetached and receives nothing more, while the new one works
+// on. After the Manager closes, a view still held says so.
+func TestReleasedViewIsDone(t *testing.T) {
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
+	m := newManager(t, nil)
+	create(t, m, "bus", map[string]any{"server": "tcp://" + addr})
+	topic := randomID("scope/")
+	oldH, err := m.Hold(ctx, "bus", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newH, err := m.Hold(ctx, "bus", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldC, _ := Client(oldH.Client(), nil)
+	newC, _ := Client(newH.Client(), nil)
+	var oldIn, newIn inbox
+	wait(t, oldC.Subscribe(topic+"/a", 1, oldIn.handler))
+	wait(t, oldC.Subscribe(topic+"/b", 1, oldIn.handler))
+	wait(t, newC.Subscribe(topic+"/a", 1, newIn.handler))
+
+	oldH.Close()
+	if in, _ := m.Get("bus"); in.RefCount != 1 {
+		t.Errorf("refCount %d after the old attach was released, want 1", in.RefCount)
+	}
+	if oldC.IsConnected() || oldC.IsConnectionOpen() {
+		t.Error("a released view says it is connected")
+	}
+	for name, tok := range map[string]paho.Token{
+		"Publish":           oldC.Publish(topic+"/a", 1, false, "x"),
+		"Subscribe":         oldC.Subscribe(topic+"/c", 1, oldIn.handler),
+		"SubscribeMultiple": oldC.SubscribeMultiple(map[string]byte{topic + "/d": 1}, oldIn.handler),
+		"Unsubscribe":       oldC.Unsubscribe(topic + "/a"),
+	} {
+		if !tok.WaitTimeout(time.Second) || !errors.Is(tok.Error(), connector.ErrDetached) {
+			t.Errorf("%s on a released view: %v, want ErrDetached", name, tok.Error())
+		}
+	}
+	c := bare(t, addr)
+	wait(t, c.Publish(topic+"/b", 1, false, "b1"))
+	wait(t, c.Publish(topic+"/a", 1, false, "a1"))
+	// One publisher, one session, QoS 1: had b1 been delivered to the old
+	// view, it would have been before a1 reached the new one.
+	waitFor(t, "the new view to receive", 5*time.Second, func() bool { return newIn.has("a1") })
+	if oldIn.has("a1") || oldIn.has("b1") {
+		t.Errorf("a released view still receives: %v", oldIn.msgs)
+	}
+	wait(t, newC.Publish(topic+"/a", 1, false, "a2"))
+	waitFor(t, "the new view to receive its own", 5*time.Second, func() bool { return newIn.has("a2") })
+
+	m.Close()
+	if tok := newC.Publish(topic+"/a", 0, false, "x"); !errors.Is(tok.Error(), ErrClosed) {
+		t.Errorf("publish after the Manager closed: %v, want ErrClosed", tok.Error())
+	}
+	newH.Close()
+	if tok := newC.Publish(topic+"/a", 0, false, "x"); !errors.Is(tok.Error(), connector.ErrDetached) {
+		t.Errorf("publish after release: %v, want ErrDetached", tok.Error())
+	}
+}
+
+// TestAttachOfAnotherType: the typed Attach refuses a connection of
+// another type, and leaves no ref that would block its update or delete.
+func TestAttachOfAnotherType(t *testing.T) {
+	reg := &registry.Registry{}
+	reg.Register(Type, Connector{})
+	reg.Register("fake", connectortest.NewFake())
+	m, err := connection.New(ctx, memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Create(ctx, connection.Spec{ID: "db", Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Attach(ctx, m, "db", "r1/sink")
+	if !errors.Is(err, connection.ErrInvalidArgument) || !strings.Contains(err.Error(), "not of type mqtt") {
+		t.Fatalf("Attach of a fake connection: %v", err)
+	}
+	if in, _ := m.Get("db"); in.RefCount != 0 {
+		t.Errorf("a refused attach left refs %v", in.Refs)
+	}
+	if err := m.Delete(ctx, "db", 0); err != nil {
+		t.Errorf("delete after a refused attach: %v", err)
 	}
 }

@@ -5,28 +5,52 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/scope"
 )
 
-// view is the paho.Client one ref gets: the shared session, with its
-// subscriptions counted per topic.
+// view is the paho.Client one attach gets: the shared session, with its
+// subscriptions counted per topic, until the attach is released.
 type view struct {
-	c   *conn
-	ref string
+	c *conn
+	s *scope.Scope
 }
 
 var _ paho.Client = (*view)(nil)
 
-// ErrNotConnected is the error of a Publish while the session is down.
+// ErrNotConnected is the error of a Publish while the session is down and
+// the Manager redials it.
 var ErrNotConnected = errors.New("mqtt: not connected; the Manager is redialing")
 
+// ErrClosed is the error of an operation on a view whose connection was
+// closed: updated, deleted, or its Manager closed.
+var ErrClosed = errors.New("mqtt: the connection was closed; attach again")
+
+// link returns the connected client, or why there is none.
+func (v *view) link() (paho.Client, error) {
+	if err := v.s.Err("mqtt"); err != nil {
+		return nil, err
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	switch {
+	case v.c.closed:
+		return nil, ErrClosed
+	case v.c.cur == nil:
+		return nil, ErrNotConnected
+	}
+	return v.c.cur, nil
+}
+
 func (v *view) IsConnected() bool {
-	cl := v.c.current()
-	return cl != nil && cl.IsConnected()
+	cl, err := v.link()
+	return err == nil && cl.IsConnected()
 }
 
 func (v *view) IsConnectionOpen() bool {
-	cl := v.c.current()
-	return cl != nil && cl.IsConnectionOpen()
+	cl, err := v.link()
+	return err == nil && cl.IsConnectionOpen()
 }
 
 // Connect does nothing: the Manager owns the session.
@@ -36,39 +60,52 @@ func (v *view) Connect() paho.Token { return doneToken(nil) }
 func (v *view) Disconnect(uint) {}
 
 func (v *view) Publish(topic string, qos byte, retained bool, payload any) paho.Token {
-	cl := v.c.current()
-	if cl == nil {
-		return doneToken(ErrNotConnected)
+	cl, err := v.link()
+	if err != nil {
+		return doneToken(err)
 	}
 	return cl.Publish(topic, qos, retained, payload)
 }
 
-// Subscribe adds ref's handler to topic. The broker is asked only for the
-// first ref on a topic (or a higher QoS); while the session is down, the
-// subscription is made when it comes back.
+// Subscribe adds this attach's handler to topic. The broker is asked only
+// for the first attach on a topic (or a higher QoS); while the session is
+// down, the subscription is made when it comes back.
 func (v *view) Subscribe(topic string, qos byte, h paho.MessageHandler) paho.Token {
-	return v.c.subscribe(v.ref, topic, qos, h)
+	if _, err := v.link(); errors.Is(err, ErrClosed) || errors.Is(err, connector.ErrDetached) {
+		return doneToken(err)
+	}
+	return v.c.subscribe(v, topic, qos, h)
 }
 
 func (v *view) SubscribeMultiple(filters map[string]byte, h paho.MessageHandler) paho.Token {
+	if _, err := v.link(); errors.Is(err, ErrClosed) || errors.Is(err, connector.ErrDetached) {
+		return doneToken(err)
+	}
 	toks := make([]paho.Token, 0, len(filters))
 	for topic, qos := range filters {
-		toks = append(toks, v.c.subscribe(v.ref, topic, qos, h))
+		toks = append(toks, v.c.subscribe(v, topic, qos, h))
 	}
 	return allTokens(toks)
 }
 
-// Unsubscribe drops ref's handlers of topics; the broker subscription goes
-// when no ref holds it.
+// Unsubscribe drops this attach's handlers of topics; the broker
+// subscription goes when no attach holds it.
 func (v *view) Unsubscribe(topics ...string) paho.Token {
-	return v.c.unsubscribe(v.ref, topics...)
+	if err := v.s.Err("mqtt"); err != nil {
+		return doneToken(err)
+	}
+	return v.c.unsubscribe(v.s.Key(), topics...)
 }
 
 // AddRoute adds a handler on the current session only; it is not restored
 // after a reconnect. Prefer Subscribe.
 func (v *view) AddRoute(topic string, h paho.MessageHandler) {
-	if cl := v.c.current(); cl != nil {
-		cl.AddRoute(topic, h)
+	if cl, err := v.link(); err == nil {
+		cl.AddRoute(topic, func(_ paho.Client, msg paho.Message) {
+			if !v.s.Ended() {
+				h(v, msg)
+			}
+		})
 	}
 }
 

@@ -6,14 +6,19 @@
 //	url       tcp://host:port or ipc:///path (required)
 //	protocol  pair (default), push, pull, pub, sub, req or rep
 //
-// An engine gets the socket with Socket:
+// An engine gets the socket with Attach:
 //
-//	s, err := nng.Socket(m.Attach(ctx, "bus", "rule1/sink"))
+//	s, err := nng.Attach(ctx, m, "bus", "rule1/sink")
 //	err = s.Send(msg)
 //
 // Status follows the socket's pipes: when the peer goes away the connection
-// is disconnected, and connected again when mangos has redialed it. The
-// socket belongs to the Manager: do not close it.
+// is disconnected, and connected again when mangos has redialed it.
+//
+// Each attach gets a view of the one shared socket. The socket belongs to
+// the Manager: the view's Close, Dial and Listen are refused and
+// SetPipeEventHook does nothing. Once the attach is released, every
+// operation fails with an error that matches connector.ErrDetached; a Recv
+// blocked at that moment drops what it receives and fails the same way.
 //
 // mangos waits forever for the handshake of a peer that accepts a
 // connection and never answers, and closing the socket does not free it.
@@ -43,6 +48,7 @@ import (
 	_ "go.nanomsg.org/mangos/v3/transport/tcp" // tcp://
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -202,7 +208,24 @@ func (c *conn) Connect(ctx context.Context) error {
 	return nil
 }
 
-func (c *conn) Client(string) any { return c.sock }
+// Client implements connector.Conn; the Manager calls View instead.
+func (c *conn) Client(ref string) any { v, _ := c.View(ref); return v }
+
+// View implements connector.Viewer: a view of the shared socket for one
+// attach of ref; end closes the contexts it opened.
+func (c *conn) View(ref string) (any, func()) {
+	v := &view{Socket: c.sock, c: c, s: scope.New(ref)}
+	return v, func() {
+		v.s.End()
+		v.mu.Lock()
+		ctxs := v.ctxs
+		v.ctxs = nil
+		v.mu.Unlock()
+		for _, x := range ctxs {
+			x.Close()
+		}
+	}
+}
 
 func (c *conn) Close() error {
 	c.mu.Lock()
@@ -264,16 +287,146 @@ func check(ctx context.Context, raw map[string]any) error {
 	return t.probe(ctx)
 }
 
-// Socket returns the socket that Attach handed out, for use as
+// Attach attaches ref to the connection id of a (such as a
+// *connection.Manager) and returns its socket view. A connection of
+// another type is refused before anything is recorded. Release it with
+// Detach(id, ref).
+func Attach(ctx context.Context, a connector.Attacher, id, ref string) (mangos.Socket, error) {
+	return Socket(a.AttachIf(ctx, id, ref, func(client any) error {
+		if _, ok := client.(*view); !ok {
+			return errors.New("the connection is not of type nng")
+		}
+		return nil
+	}))
+}
+
+// Socket returns the socket view that Attach of a Manager handed out, for
+// use as
 //
 //	s, err := nng.Socket(m.Attach(ctx, id, ref))
+//
+// On a connection of another type it fails and the ref stays attached:
+// prefer Attach, which checks first.
 func Socket(client any, err error) (mangos.Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, ok := client.(mangos.Socket)
+	v, ok := client.(*view)
 	if !ok {
 		return nil, fmt.Errorf("connector/nng: the connection is not of type nng but %T", client)
 	}
-	return s, nil
+	return v, nil
 }
+
+// ErrClosed is the error of an operation on a view whose connection was
+// closed: updated, deleted, or its Manager closed.
+var ErrClosed = errors.New("nng: the connection was closed; attach again")
+
+// errOwned refuses what would change the shared socket for every attach.
+var errOwned = errors.New("nng: the socket is shared and the Manager owns it: its endpoints and its life are the connection's; Detach to stop using it")
+
+// view is the mangos.Socket one attach gets: the shared socket, until the
+// attach is released. Info, GetOption and SetOption are the socket's.
+type view struct {
+	mangos.Socket
+	c *conn
+	s *scope.Scope
+
+	mu   sync.Mutex
+	ctxs []mangos.Context
+}
+
+func (v *view) err() error {
+	if err := v.s.Err("nng"); err != nil {
+		return err
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	if v.c.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (v *view) Send(b []byte) error {
+	if err := v.err(); err != nil {
+		return err
+	}
+	return v.Socket.Send(b)
+}
+
+func (v *view) SendMsg(m *mangos.Message) error {
+	if err := v.err(); err != nil {
+		return err
+	}
+	return v.Socket.SendMsg(m)
+}
+
+func (v *view) Recv() ([]byte, error) {
+	m, err := v.RecvMsg()
+	if err != nil {
+		return nil, err
+	}
+	// Free recycles the body: copy it first, as mangos does.
+	b := append([]byte(nil), m.Body...)
+	m.Free()
+	return b, nil
+}
+
+func (v *view) RecvMsg() (*mangos.Message, error) {
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	m, err := v.Socket.RecvMsg()
+	if err == nil {
+		if derr := v.s.Err("nng"); derr != nil {
+			// Released while waiting: it receives nothing more.
+			m.Free()
+			return nil, derr
+		}
+	}
+	return m, err
+}
+
+func (v *view) SetOption(name string, value any) error {
+	if err := v.err(); err != nil {
+		return err
+	}
+	return v.Socket.SetOption(name, value)
+}
+
+// OpenContext opens a context of the shared socket, closed when the attach
+// is released.
+func (v *view) OpenContext() (mangos.Context, error) {
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.s.Err("nng"); err != nil {
+		return nil, err
+	}
+	x, err := v.Socket.OpenContext()
+	if err == nil {
+		v.ctxs = append(v.ctxs, x)
+	}
+	return x, err
+}
+
+// Close does not close the shared socket: Detach instead.
+func (v *view) Close() error { return errOwned }
+
+func (v *view) Dial(string) error                          { return errOwned }
+func (v *view) DialOptions(string, map[string]any) error   { return errOwned }
+func (v *view) Listen(string) error                        { return errOwned }
+func (v *view) ListenOptions(string, map[string]any) error { return errOwned }
+func (v *view) NewDialer(string, map[string]any) (mangos.Dialer, error) {
+	return nil, errOwned
+}
+func (v *view) NewListener(string, map[string]any) (mangos.Listener, error) {
+	return nil, errOwned
+}
+
+// SetPipeEventHook does nothing: the connection's status follows the
+// pipes through its own hook.
+func (v *view) SetPipeEventHook(mangos.PipeEventHook) mangos.PipeEventHook { return nil }

@@ -68,6 +68,8 @@ func TestConformance(t *testing.T) {
 		},
 		SourceProps: props,
 		SinkProps:   props,
+		// Views of one socket: the peer counts the pipes.
+		Same: func(a, b any) bool { return a.(mangos.Socket).Info() == b.(mangos.Socket).Info() },
 	})
 }
 
@@ -187,5 +189,70 @@ func TestCheckProtocolMismatch(t *testing.T) {
 	var ce *check.Error
 	if !errors.As(err, &ce) || ce.Reason != connector.ReasonUnreachable {
 		t.Errorf("pair to a pull peer: %v", err)
+	}
+}
+
+// TestReleasedView: each attach gets a view of the shared socket. The
+// view cannot close the socket or add endpoints to it; once released it
+// fails every operation, and a Recv blocked at the release gets nothing.
+func TestReleasedView(t *testing.T) {
+	url := "tcp://" + freeAddr(t)
+	p := peer(t, url)
+	m := newManager(t)
+	ctx := context.Background()
+	if _, err := m.Create(ctx, connection.Spec{ID: "bus", Type: nng.Type, Props: map[string]any{"url": url}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+	oldH, err := m.Hold(ctx, "bus", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := nng.Socket(oldH.Client(), nil)
+	cur, err := nng.Attach(ctx, m, "bus", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cur.Close(); err == nil {
+		t.Error("a view closed the shared socket")
+	}
+	if err := cur.Dial("tcp://127.0.0.1:1"); err == nil {
+		t.Error("a view added an endpoint to the shared socket")
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := old.Recv()
+		got <- err
+	}()
+	// Wait until the Recv is blocked: then the release lands during it.
+	time.Sleep(20 * time.Millisecond) // not synchronisation: the assertion holds either way
+	oldH.Close()
+	if err := p.Send([]byte("after release")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, connector.ErrDetached) {
+			t.Errorf("Recv across the release: %v, want ErrDetached", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked Recv did not return")
+	}
+	if err := old.Send([]byte("x")); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Send after release: %v, want ErrDetached", err)
+	}
+	if _, err := old.Recv(); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Recv after release: %v, want ErrDetached", err)
+	}
+	// The socket is still the other view's.
+	if err := cur.Send([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, p); got != "still here" {
+		t.Errorf("peer got %q", got)
+	}
+	m.Detach("bus", "rule/source")
+	if err := cur.Send([]byte("x")); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Send after Detach: %v, want ErrDetached", err)
 	}
 }

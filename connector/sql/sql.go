@@ -10,9 +10,15 @@
 //	maxIdleConns     most idle connections kept; default 2
 //	connMaxLifetime  seconds a connection is reused; 0 means forever
 //
-// An engine gets the pool with DB:
+// An engine gets the pool with Attach, which refuses a connection of
+// another type before anything is recorded:
 //
-//	db, err := sql.DB(m.Attach(ctx, "db1", "rule1/sink"))
+//	db, err := sql.Attach(ctx, m, "db1", "rule1/sink")
+//
+// Every attach gets the one shared pool, a *sqlx.DB. Unlike the views of
+// the other types it cannot be revoked when the attach is released: it
+// works on until the connection is updated or deleted, when it is closed
+// ("sql: database is closed"). Stop using it once detached.
 package sql
 
 import (
@@ -173,9 +179,25 @@ func classify(err error) error {
 	return err
 }
 
-// DB returns the pool that Attach handed out, for use as
+// Attach attaches ref to the connection id of a (such as a
+// *connection.Manager) and returns the shared pool. A connection of
+// another type is refused before anything is recorded. Release it with
+// Detach(id, ref).
+func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*sqlx.DB, error) {
+	return DB(a.AttachIf(ctx, id, ref, func(client any) error {
+		if _, ok := client.(*sqlx.DB); !ok {
+			return errors.New("the connection is not of type sql")
+		}
+		return nil
+	}))
+}
+
+// DB returns the pool that Attach of a Manager handed out, for use as
 //
 //	db, err := sql.DB(m.Attach(ctx, id, ref))
+//
+// On a connection of another type it fails and the ref stays attached:
+// prefer Attach, which checks first.
 func DB(client any, err error) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, err

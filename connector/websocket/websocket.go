@@ -17,9 +17,13 @@
 // peers connect to it, every message of any peer reaches every ref, and a
 // Write goes to every peer.
 //
-//	c, err := websocket.ClientOf(m.Attach(ctx, "ws", "rule1/sink"))
+//	c, err := websocket.Attach(ctx, m, "ws", "rule1/sink")
 //	err = c.Write(ctx, []byte(`{"t":1}`))
 //	for msg := range c.Receive() { ... }
+//
+// Each attach gets a Client of its own. Once the attach is released,
+// Write fails with an error that matches connector.ErrDetached and its
+// Receive channels get nothing more.
 package websocket
 
 import (
@@ -30,6 +34,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -37,6 +42,7 @@ import (
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/internal/httpserver"
+	"github.com/connkit/connkit/connector/internal/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -159,9 +165,8 @@ type conn struct {
 }
 
 type subscriber struct {
-	ref  string
-	ch   chan []byte
-	done chan struct{}
+	s  *scope.Scope
+	ch chan []byte
 }
 
 // Connect implements connector.Conn: the handshake in client mode, the
@@ -254,31 +259,24 @@ func (c *conn) read(link *ws.Conn, client bool) {
 		subs := c.subs
 		c.mu.Unlock()
 		for _, s := range subs {
-			select {
-			case s.ch <- data:
-			case <-s.done:
-			case <-c.ctx.Done():
-				return
-			}
+			scope.Send(s.s, s.ch, data, c.ctx.Done(), nil)
 		}
 	}
 }
 
-func (c *conn) Client(ref string) any { return &Client{c: c, ref: ref} }
+// Client implements connector.Conn; the Manager calls View instead.
+func (c *conn) Client(ref string) any { cl, _ := c.View(ref); return cl }
 
-// Release implements connector.Releaser: ref receives no more.
-func (c *conn) Release(ref string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var keep []*subscriber
-	for _, s := range c.subs {
-		if s.ref == ref {
-			close(s.done)
-		} else {
-			keep = append(keep, s)
-		}
+// View implements connector.Viewer: a Client for one attach of ref; end
+// stops its deliveries.
+func (c *conn) View(ref string) (any, func()) {
+	cl := &Client{c: c, s: scope.New(ref)}
+	return cl, func() {
+		cl.s.End()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.subs = slices.DeleteFunc(slices.Clone(c.subs), func(s *subscriber) bool { return s.s == cl.s })
 	}
-	c.subs = keep
 }
 
 func (c *conn) Close() error {
@@ -313,20 +311,31 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// Client is what a ref of a websocket connection gets.
+// Client is what one attach of a websocket connection gets.
 type Client struct {
-	c   *conn
-	ref string
+	c *conn
+	s *scope.Scope
 }
 
 // ErrNotConnected is the error of a Write while no peer is linked.
 var ErrNotConnected = errors.New("websocket: not connected; the Manager is redialing")
 
+// ErrClosed is the error of a Write on a Client whose connection was
+// closed: updated, deleted, or its Manager closed.
+var ErrClosed = errors.New("websocket: the connection was closed; attach again")
+
 // Write sends data as a text message: to the peer in client mode, to every
 // peer in server mode.
 func (cl *Client) Write(ctx context.Context, data []byte) error {
+	if err := cl.s.Err("websocket"); err != nil {
+		return err
+	}
 	c := cl.c
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
 	var links []*ws.Conn
 	if c.cur != nil {
 		links = append(links, c.cur)
@@ -347,15 +356,21 @@ func (cl *Client) Write(ctx context.Context, data []byte) error {
 	return errors.Join(errs...)
 }
 
-// Receive returns a channel of the messages received from now on; it is
-// never closed: stop reading after Detach. A ref that does not read holds
-// up the others.
+// Receive returns a channel of the messages received from now on. It is
+// not closed when the attach is released, but gets nothing more; after the
+// release Receive returns a closed channel. A Client that does not read
+// holds up the others.
 func (cl *Client) Receive() <-chan []byte {
-	s := &subscriber{ref: cl.ref, ch: make(chan []byte, 64), done: make(chan struct{})}
+	s := &subscriber{s: cl.s, ch: make(chan []byte, 64)}
 	c := cl.c
 	c.mu.Lock()
-	c.subs = append(append([]*subscriber(nil), c.subs...), s)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if cl.s.Ended() {
+		// Checked under the lock that end takes.
+		close(s.ch)
+		return s.ch
+	}
+	c.subs = append(slices.Clone(c.subs), s)
 	return s.ch
 }
 
@@ -417,9 +432,26 @@ func check(ctx context.Context, raw map[string]any) error {
 	return nil
 }
 
-// ClientOf returns the Client that Attach handed out, for use as
+// Attach attaches ref to the connection id of a (such as a
+// *connection.Manager) and returns its Client. A connection of another
+// type is refused before anything is recorded. Release it with Detach(id,
+// ref).
+func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Client, error) {
+	return ClientOf(a.AttachIf(ctx, id, ref, func(client any) error {
+		if _, ok := client.(*Client); !ok {
+			return errors.New("the connection is not of type websocket")
+		}
+		return nil
+	}))
+}
+
+// ClientOf returns the Client that Attach of a Manager handed out, for use
+// as
 //
 //	c, err := websocket.ClientOf(m.Attach(ctx, id, ref))
+//
+// On a connection of another type it fails and the ref stays attached:
+// prefer Attach, which checks first.
 func ClientOf(client any, err error) (*Client, error) {
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package websocket_test
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	ws "github.com/coder/websocket"
 
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/connector/websocket"
 	"github.com/connkit/connkit/registry"
@@ -200,8 +202,33 @@ func TestClientRedials(t *testing.T) {
 	if got := next(t, in); got != "echo:two" {
 		t.Errorf("after the redial the source got %q", got)
 	}
-	m.Detach("ws", "rule1/sink")
+	// A released Client is done: its Write fails at once, its channel
+	// gets nothing more, while the other Client works on.
 	m.Detach("ws", "rule2/source")
+	if err := src.Write(ctx, []byte("x")); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Write after release: %v, want ErrDetached", err)
+	}
+	if _, open := <-src.Receive(); open {
+		t.Error("Receive after release gave a live channel")
+	}
+	mine, err := websocket.Attach(ctx, m, "ws", "rule3/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in3 := mine.Receive()
+	if err := sink.Write(ctx, []byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, in3); got != "echo:three" {
+		t.Errorf("the new source got %q", got)
+	}
+	select {
+	case got := <-in:
+		t.Errorf("a released Client received %q", got)
+	default:
+	}
+	m.Detach("ws", "rule1/sink")
+	m.Detach("ws", "rule3/source")
 }
 
 // TestServerMode: real clients connect to the served path.
