@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/registry"
 )
@@ -98,7 +99,9 @@ type Request struct {
 	Props map[string]any
 	// Base, if not nil, holds the props of a stored connection (secrets in
 	// clear) that Props are laid over; a secret in Props that is
-	// connector.Mask keeps Base's value.
+	// secret.Mask keeps Base's value. A secret of Base is used only while
+	// the endpoint props (server, host, port, ...) are Base's: otherwise
+	// the check fails with ErrInvalid naming the secret, and dials nothing.
 	Base map[string]any
 }
 
@@ -134,7 +137,13 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		return 0, &Error{Kind: ErrUnsupported, Message: fmt.Sprintf("type %q has no %s check: it has no %s side, or cannot be checked", r.Type, side, side)}
 	}
 	schema := t.Schema()
-	props := merge(schema, r.Base, r.Props)
+	props := r.Props
+	if r.Base != nil {
+		var err error
+		if props, err = secret.Overlay(schema, r.Base, r.Props); err != nil {
+			return 0, classify(err, ctx, c.timeout, secret.Scrubber(schema, r.Base))
+		}
+	}
 
 	select {
 	case c.slots <- struct{}{}:
@@ -167,24 +176,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 	if err == nil {
 		return took, nil
 	}
-	return took, classify(err, ctx, c.timeout, func(s string) string { return schema.Scrub(s, props) })
-}
-
-// merge lays props over base; a secret sent back masked keeps base's.
-func merge(schema *connector.Schema, base, props map[string]any) map[string]any {
-	out := make(map[string]any, len(base)+len(props))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range props {
-		if k != "connectionSelector" {
-			out[k] = v
-		}
-	}
-	if base != nil {
-		out = schema.Unmask(out, base)
-	}
-	return out
+	return took, classify(err, ctx, c.timeout, secret.Scrubber(schema, props))
 }
 
 func classify(err error, ctx context.Context, timeout time.Duration, scrub func(string) string) error {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
@@ -142,11 +143,20 @@ func TestBaseMerge(t *testing.T) {
 	// The body's props win; a masked secret keeps the stored one, which
 	// reaches the connector (the fake quotes it; the checker masks it).
 	ce := wantKind(t, mustFail(c.Source(context.Background(), check.Request{Type: "fake", Base: base,
-		Props: map[string]any{"password": connector.Mask, "connectionSelector": "x"}})), check.ErrFailed, connector.ReasonUnauthorized)
-	if strings.Contains(ce.Message, "real") || !strings.Contains(ce.Message, connector.Mask) {
+		Props: map[string]any{"password": secret.Mask, "connectionSelector": "x"}})), check.ErrFailed, connector.ReasonUnauthorized)
+	if strings.Contains(ce.Message, "real") || !strings.Contains(ce.Message, secret.Mask) {
 		t.Errorf("message %q", ce.Message)
 	}
-	if _, err := c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok"}}); err != nil {
-		t.Errorf("body addr over the base: %v", err)
+	// Another addr: the stored secret is not sent there, and nothing is
+	// dialed, until the body gives a password of its own.
+	ce = wantKind(t, mustFail(c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok"}})), check.ErrInvalid, "")
+	if len(ce.Fields) != 1 || ce.Fields[0].Field != "password" || !strings.Contains(ce.Message, "addr") {
+		t.Errorf("body addr over the base: %+v", ce)
+	}
+	if n := fake.Checks("ok"); n != 0 {
+		t.Errorf("the other addr was checked %d times with the stored secret", n)
+	}
+	if _, err := c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok", "password": "mine"}}); err != nil {
+		t.Errorf("body addr and password over the base: %v", err)
 	}
 }

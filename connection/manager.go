@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store"
@@ -51,7 +52,7 @@ type Manager struct {
 	reg   *registry.Registry
 	log   *slog.Logger
 	cfg   dialConfig
-	seal  *sealer // nil: secrets stored as given
+	seal  *secret.Sealer // nil: secrets stored as given
 
 	mu     sync.Mutex
 	conns  map[string]*entry
@@ -106,7 +107,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		m.cfg.maxBackoff = m.cfg.minBackoff
 	}
 	var err error
-	if m.seal, err = newSealer(opts.SecretKey); err != nil {
+	if m.seal, err = secret.NewSealer(opts.SecretKey); err != nil {
 		return nil, err
 	}
 	recs, err := s.List(ctx)
@@ -122,7 +123,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		if parseErrs[i] != nil {
 			continue // prepare reports it
 		}
-		if err := m.seal.openAll(props[i]); err != nil {
+		if err := m.seal.Open(props[i]); err != nil {
 			return nil, fmt.Errorf("connection: stored connection %q: %w", rec.ID, err)
 		}
 	}
@@ -164,7 +165,7 @@ func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
 	if err != nil {
 		msg := err.Error()
 		if e.schema != nil {
-			msg = e.schema.Scrub(msg, props)
+			msg = secret.Scrub(e.schema, props, msg)
 		}
 		e.broken = Status{State: StateDisconnected, Err: msg, Permanent: true, Since: time.Now().UTC()}
 	}
@@ -206,25 +207,18 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
-			secrets := schema.Secrets(props)
-			scrub := func(s string) string {
-				for _, sec := range secrets {
-					s = strings.ReplaceAll(s, sec, connector.Mask)
-				}
-				return s
-			}
-			return newLive(conn, ev, scrub, m.log.With("connection", id, "type", typ), m.cfg), nil
+			return newLive(conn, ev, secret.Scrubber(schema, props), m.log.With("connection", id, "type", typ), m.cfg), nil
 		}
 	}
 	if fe, ok := err.(connector.FieldErrors); ok {
 		// A connector may quote what it was given, secrets included.
 		scrubbed := make(connector.FieldErrors, len(fe))
 		for i, f := range fe {
-			scrubbed[i] = connector.FieldError{Field: f.Field, Message: schema.Scrub(f.Message, props)}
+			scrubbed[i] = connector.FieldError{Field: f.Field, Message: secret.Scrub(schema, props, f.Message)}
 		}
 		return nil, invalid(id, scrubbed)
 	}
-	return nil, invalidField(id, "props", schema.Scrub(err.Error(), props))
+	return nil, invalidField(id, "props", secret.Scrub(schema, props, err.Error()))
 }
 
 // prepared is a validated spec: its live, not started, and its props as
@@ -246,8 +240,12 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	if props == nil {
 		props = map[string]any{}
 	}
-	if prev != nil && prevType == spec.Type {
-		props = t.Schema().Unmask(props, prev)
+	if prevType != spec.Type {
+		prev = nil // a secret is never carried to another type
+	}
+	props, err = secret.Restore(t.Schema(), props, prev)
+	if err != nil {
+		return nil, invalid(spec.ID, err.(connector.FieldErrors))
 	}
 	raw, err := json.Marshal(props)
 	if err != nil {
@@ -271,7 +269,7 @@ func (m *Manager) toStore(p *prepared) (json.RawMessage, error) {
 	if m.seal == nil {
 		return p.raw, nil
 	}
-	sealed, err := p.schema.MapSecrets(p.props, m.seal.seal)
+	sealed, err := m.seal.Seal(p.schema, p.props)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +389,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 
 // Update replaces the type and props of the connection spec.ID. If
 // ifVersion is not 0 it must be the stored version. A prop that carries
-// connector.Mask keeps its stored secret. The update is refused while the
+// secret.Mask keeps its stored secret, as long as the endpoint props
+// (the server, host, port, database) are unchanged; otherwise the secret
+// must be given again. The update is refused while the
 // connection has refs. It is atomic: the new spec is validated and stored
 // first, and only then is the live connection replaced; on any failure the
 // old one stays stored and running.
@@ -551,13 +551,13 @@ func (m *Manager) List() []Info {
 func (e *entry) setProps(props map[string]any) {
 	e.props = props
 	if e.schema != nil {
-		e.masked = e.schema.MaskProps(props)
+		e.masked = secret.MaskProps(e.schema, props)
 		return
 	}
 	// Without a schema nothing tells a secret apart: hide every value.
 	e.masked = make(map[string]any, len(props))
 	for k := range props {
-		e.masked[k] = connector.Mask
+		e.masked[k] = secret.Mask
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/connkit/connkit/connection"
-	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store"
@@ -241,9 +241,9 @@ func TestSecretsMasked(t *testing.T) {
 	}
 	want := map[string]any{
 		"addr":     "p1",
-		"password": connector.Mask,
-		"url":      "mysql://root:" + connector.Mask + "@127.0.0.1:3306/db",
-		"header":   map[string]any{"authorization": connector.Mask, "X-Plain": "v"},
+		"password": secret.Mask,
+		"url":      "mysql://root:" + secret.Mask + "@127.0.0.1:3306/db",
+		"header":   map[string]any{"authorization": secret.Mask, "X-Plain": "v"},
 	}
 	if diff := cmp.Diff(want, in.Props); diff != "" {
 		t.Errorf("Create props (-want +got):\n%s", diff)
@@ -273,6 +273,33 @@ func TestSecretsMasked(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), "hunter2") || strings.Contains(e.logs.String(), "s3cret") {
 		t.Errorf("a secret reached the log:\n%s", e.logs)
+	}
+}
+
+// TestSecretBoundToEndpoint: an update that moves the connection to
+// another addr while sending a mask back is refused, names the secret,
+// stores nothing and dials nothing; with the secret given again it goes.
+func TestSecretBoundToEndpoint(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.m.Create(ctx, spec("a", map[string]any{"addr": "p1", "password": "hunter2"})); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "evil", "password": secret.Mask}), 0)
+	ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	if len(ce.Fields) != 1 || ce.Fields[0].Field != "password" || !strings.Contains(ce.Message, "addr changed: give password again") {
+		t.Errorf("error %v %+v", err, ce.Fields)
+	}
+	if in, _ := e.m.Get("a"); in.Version != 1 || in.Props["addr"] != "p1" {
+		t.Errorf("a refused update changed the connection: %+v", in)
+	}
+	if n := e.fake.Dials("evil"); n != 0 {
+		t.Errorf("the other addr was dialed %d times", n)
+	}
+	// A new type never inherits a secret either.
+	_, err = e.m.Create(ctx, spec("b", map[string]any{"addr": "p1", "password": secret.Mask}))
+	wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	if _, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "evil", "password": "for-evil"}), 0); err != nil {
+		t.Fatalf("the secret given again: %v", err)
 	}
 }
 
@@ -571,7 +598,7 @@ func TestReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p1", "password": connector.Mask}), 0); err != nil {
+	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p1", "password": secret.Mask}), 0); err != nil {
 		t.Fatal(err)
 	}
 	want := e.m.List()
@@ -604,7 +631,7 @@ func TestReload(t *testing.T) {
 	if z.State != connection.StateDisconnected || !z.Permanent || !strings.Contains(z.Err, `unknown type "gone"`) {
 		t.Errorf("unknown type: %+v", z.Status)
 	}
-	if z.Props["password"] != connector.Mask || z.Props["addr"] != connector.Mask {
+	if z.Props["password"] != secret.Mask || z.Props["addr"] != secret.Mask {
 		t.Errorf("props of an unknown type must all be masked: %v", z.Props)
 	}
 	_, err := m2.Attach(ctx, "z", "r")

@@ -38,7 +38,7 @@ type Status struct {
 }
 
 // Info is a connection as the Manager reports it. Secrets in Props are
-// masked with connector.Mask.
+// masked with secret.Mask.
 type Info struct {
 	ID    string         `json:"id"`
 	Type  string         `json:"typ"`

@@ -11,10 +11,6 @@ import (
 	"strings"
 )
 
-// Mask replaces a secret in everything connkit returns or logs. A props map
-// that carries Mask back in place of a secret keeps the stored secret.
-const Mask = "******"
-
 // Kind is the JSON kind of a prop.
 type Kind string
 
@@ -38,12 +34,19 @@ type Field struct {
 	// Allowed lists the only values accepted, if not empty.
 	Allowed []any `json:"allowed,omitempty"`
 	// Secret marks a value that is masked on output: the whole value, or
-	// for a URL the password of its user info.
+	// for a URL the password of its user info. A secret URL is also an
+	// endpoint: all of it but the password.
 	Secret bool `json:"secret,omitempty"`
 	// SecretKeys names keys of a Map prop whose values are secret
 	// (compared without regard to case).
 	SecretKeys []string `json:"secretKeys,omitempty"`
-	Doc        string   `json:"doc"`
+	// Endpoint marks a prop that says where the connection goes, or how
+	// its peer is trusted (a server, a port, a CA): a stored secret is
+	// used only while every endpoint prop is unchanged, so that it never
+	// reaches another host. EndpointKeys does so for keys of a Map prop.
+	Endpoint     bool     `json:"endpoint,omitempty"`
+	EndpointKeys []string `json:"endpointKeys,omitempty"`
+	Doc          string   `json:"doc"`
 }
 
 // Schema is the list of props a connection type accepts.
@@ -299,167 +302,6 @@ func cloneValue(v any) any {
 // Clone returns a deep copy of p.
 func (p Props) Clone() Props { return cloneMap(p) }
 
-// MaskProps returns a copy of p with every secret replaced by Mask.
-func (s *Schema) MaskProps(p map[string]any) map[string]any {
-	out := cloneMap(p)
-	for _, f := range s.Fields {
-		v, ok := out[f.Name]
-		if !ok || v == nil {
-			continue
-		}
-		switch {
-		case f.Secret && f.Kind == URL:
-			if str, ok := v.(string); ok {
-				out[f.Name] = maskURL(str)
-			}
-		case f.Secret:
-			out[f.Name] = Mask
-		case len(f.SecretKeys) > 0:
-			if m, ok := v.(map[string]any); ok {
-				m = cloneMap(m)
-				for k := range m {
-					if f.secretKey(k) {
-						m[k] = Mask
-					}
-				}
-				out[f.Name] = m
-			}
-		}
-	}
-	return out
-}
-
-// Unmask returns a copy of next in which every secret that is Mask (or a URL
-// whose password is Mask) takes its value from prev, so that a client can
-// send back what it read and keep the stored secret.
-func (s *Schema) Unmask(next, prev map[string]any) map[string]any {
-	out := cloneMap(next)
-	for _, f := range s.Fields {
-		v, ok := out[f.Name]
-		if !ok {
-			continue
-		}
-		switch {
-		case f.Secret && f.Kind == URL:
-			nu, _ := v.(string)
-			pu, _ := prev[f.Name].(string)
-			out[f.Name] = unmaskURL(nu, pu)
-		case f.Secret:
-			if v == Mask {
-				if pv, ok := prev[f.Name]; ok {
-					out[f.Name] = pv
-				}
-			}
-		case len(f.SecretKeys) > 0:
-			nm, ok1 := v.(map[string]any)
-			pm, ok2 := prev[f.Name].(map[string]any)
-			if !ok1 || !ok2 {
-				continue
-			}
-			nm = cloneMap(nm)
-			for k, kv := range nm {
-				if f.secretKey(k) && kv == Mask {
-					if pv, ok := pm[k]; ok {
-						nm[k] = pv
-					}
-				}
-			}
-			out[f.Name] = nm
-		}
-	}
-	return out
-}
-
-// Secrets returns the plain text of every secret in p, longest first, so
-// that error messages and logs can be scrubbed of them.
-func (s *Schema) Secrets(p map[string]any) []string {
-	var out []string
-	add := func(v string) {
-		if v != "" && v != Mask {
-			out = append(out, v)
-		}
-	}
-	for _, f := range s.Fields {
-		v, ok := p[f.Name]
-		if !ok {
-			continue
-		}
-		switch {
-		case f.Secret && f.Kind == URL:
-			if str, ok := v.(string); ok {
-				if u, err := url.Parse(str); err == nil && u.User != nil {
-					if pw, ok := u.User.Password(); ok {
-						add(pw)
-						add(url.QueryEscape(pw))
-						add(url.PathEscape(pw))
-					}
-				}
-			}
-		case f.Secret:
-			add(fmt.Sprint(v))
-		case len(f.SecretKeys) > 0:
-			if m, ok := v.(map[string]any); ok {
-				for k, kv := range m {
-					if f.secretKey(k) {
-						add(fmt.Sprint(kv))
-					}
-				}
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return slices.Compact(out)
-}
-
-// Scrub replaces every secret of p that occurs in msg with Mask.
-func (s *Schema) Scrub(msg string, p map[string]any) string {
-	for _, sec := range s.Secrets(p) {
-		msg = strings.ReplaceAll(msg, sec, Mask)
-	}
-	return msg
-}
-
-func (f Field) secretKey(k string) bool {
-	return slices.ContainsFunc(f.SecretKeys, func(s string) bool { return strings.EqualFold(s, k) })
-}
-
-func maskURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		// Not parseable: it cannot be shown safely in part.
-		return Mask
-	}
-	if u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); !ok {
-		return s
-	}
-	// url.URL would escape the mask's stars: encode a plain placeholder.
-	const placeholder = "connkitmaskedpassword"
-	u.User = url.UserPassword(u.User.Username(), placeholder)
-	return strings.Replace(u.String(), placeholder, Mask, 1)
-}
-
-func unmaskURL(next, prev string) string {
-	nu, err := url.Parse(next)
-	if err != nil || nu.User == nil {
-		return next
-	}
-	if pw, ok := nu.User.Password(); !ok || pw != Mask {
-		return next
-	}
-	pu, err := url.Parse(prev)
-	if err != nil || pu.User == nil {
-		return next
-	}
-	if ppw, ok := pu.User.Password(); ok {
-		nu.User = url.UserPassword(nu.User.Username(), ppw)
-		return nu.String()
-	}
-	return next
-}
-
 // Pick returns the props of raw that the schema knows, leaving out the
 // others: a check's body holds the connection's props together with the
 // source's or sink's own.
@@ -471,42 +313,4 @@ func (s *Schema) Pick(raw map[string]any) map[string]any {
 		}
 	}
 	return out
-}
-
-// MapSecrets returns a copy of p in which f has replaced every secret
-// string: the whole value of a Secret field (a URL included), and the
-// SecretKeys values of a Map field.
-func (s *Schema) MapSecrets(p map[string]any, f func(string) (string, error)) (map[string]any, error) {
-	out := cloneMap(p)
-	for _, fl := range s.Fields {
-		v, ok := out[fl.Name]
-		if !ok {
-			continue
-		}
-		switch {
-		case fl.Secret:
-			if str, ok := v.(string); ok && str != "" {
-				sv, err := f(str)
-				if err != nil {
-					return nil, err
-				}
-				out[fl.Name] = sv
-			}
-		case len(fl.SecretKeys) > 0:
-			m, ok := v.(map[string]any)
-			if !ok {
-				continue
-			}
-			for k, kv := range m {
-				if str, ok := kv.(string); ok && str != "" && fl.secretKey(k) {
-					sv, err := f(str)
-					if err != nil {
-						return nil, err
-					}
-					m[k] = sv
-				}
-			}
-		}
-	}
-	return out, nil
 }

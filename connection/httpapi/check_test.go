@@ -45,8 +45,17 @@ func TestCheckRoutes(t *testing.T) {
 		if strings.Contains(e.Error, "hunter2") || !strings.Contains(e.Error, "******") {
 			t.Errorf("selector check: %s", e.Error)
 		}
-		if r := s.do("POST", path+"fake", `{"connectionSelector":"stored","addr":"ok"}`); r.status != 200 {
-			t.Errorf("selector with the body's addr: %d %s", r.status, r.body)
+		// Another endpoint: the stored secret stays home, nothing is dialed.
+		before := s.fake.Checks("ok")
+		e = wantError(t, s.do("POST", path+"fake", `{"connectionSelector":"stored","addr":"ok"}`), 400, "invalid_argument")
+		if len(e.Fields) != 1 || e.Fields[0].Field != "password" || !strings.Contains(e.Error, "give password again") {
+			t.Errorf("selector with another addr: %+v", e)
+		}
+		if s.fake.Checks("ok") != before {
+			t.Error("a selector with another addr was checked")
+		}
+		if r := s.do("POST", path+"fake", `{"connectionSelector":"stored","addr":"ok","password":"mine"}`); r.status != 200 {
+			t.Errorf("selector with the body's addr and password: %d %s", r.status, r.body)
 		}
 		e = wantError(t, s.do("POST", path+"fake", `{"connectionSelector":"nope"}`), 400, "invalid_argument")
 		if len(e.Fields) != 1 || e.Fields[0].Field != "connectionSelector" {

@@ -43,7 +43,7 @@ func NewFake() *Fake {
 }
 
 var fakeSchema = &connector.Schema{Fields: []connector.Field{
-	{Name: "addr", Kind: connector.String, Required: true, Doc: "the simulated peer"},
+	{Name: "addr", Kind: connector.String, Required: true, Endpoint: true, Doc: "the simulated peer"},
 	{Name: "password", Kind: connector.String, Secret: true, Doc: "a secret"},
 	{Name: "url", Kind: connector.URL, Secret: true, Doc: "a URL whose password is secret"},
 	{Name: "header", Kind: connector.Map, SecretKeys: []string{"Authorization"}, Doc: "headers; Authorization is secret"},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
@@ -77,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Shared", func(t *testing.T) { testShared(t, h) })
 	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, h) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, h) })
+	t.Run("SecretStaysHome", func(t *testing.T) { testSecretStaysHome(t, h) })
 	t.Run("Checks", func(t *testing.T) { testChecks(t, h) })
 }
 
@@ -160,37 +163,84 @@ func ClosedAddr(t *testing.T) string {
 
 // SilentAddr returns a loopback address that accepts TCP connections and
 // never says a word, until the test ends.
-func SilentAddr(t *testing.T) string {
+func SilentAddr(t *testing.T) string { return NewCapture(t).Addr() }
+
+// Capture is a loopback listener that accepts connections, records what
+// they send and never answers, until the test ends: a place a secret must
+// never reach.
+type Capture struct {
+	ln net.Listener
+
+	mu      sync.Mutex
+	accepts int
+	data    bytes.Buffer
+}
+
+// NewCapture starts a Capture; it stops when the test ends.
+func NewCapture(t *testing.T) *Capture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
+	c := &Capture{ln: ln}
+	var wg sync.WaitGroup
 	var conns []net.Conn
-	done := make(chan struct{})
+	wg.Add(1)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		for {
-			c, err := ln.Accept()
+			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
+			c.mu.Lock()
+			c.accepts++
+			conns = append(conns, nc)
+			c.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 4096)
+				for {
+					n, err := nc.Read(buf)
+					c.mu.Lock()
+					c.data.Write(buf[:n])
+					c.mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
+		c.mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
 		}
+		c.mu.Unlock()
+		wg.Wait()
 	})
-	return ln.Addr().String()
+	return c
+}
+
+// Addr is the listener's host:port.
+func (c *Capture) Addr() string { return c.ln.Addr().String() }
+
+// Accepts is how many connections it has accepted.
+func (c *Capture) Accepts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accepts
+}
+
+// Received is every byte received so far.
+func (c *Capture) Received() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.data.Bytes())
 }
 
 func testConnects(t *testing.T, h Harness) {
@@ -296,7 +346,8 @@ func testShared(t *testing.T, h Harness) {
 func testClose(t *testing.T, h Harness) {
 	// The silent peer's accept loop is the suite's own; it ends at cleanup.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.SilentAddr.func1"))
+		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.NewCapture.func1"),
+		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.NewCapture.func1.1"))
 	e := newEnv(t, h)
 	e.create(t, "live", h.Props(h.Addr))
 	for id, props := range h.unreachable(t) {
@@ -354,13 +405,106 @@ func testSecrets(t *testing.T, h Harness) {
 	}
 }
 
+// testSecretStaysHome: an update that moves the connection to another
+// endpoint while sending the masks back, and a check that names the
+// stored connection with another endpoint, are refused; nothing reaches
+// the other endpoint. With the secrets given again, the update goes there.
+func testSecretStaysHome(t *testing.T, h Harness) {
+	schema := h.Type.Schema()
+	if len(h.Secrets) == 0 || !slices.ContainsFunc(schema.Fields, func(f connector.Field) bool { return f.Secret || len(f.SecretKeys) > 0 }) {
+		t.Skip("the type has no secret")
+	}
+	e := newEnv(t, h)
+	e.create(t, "home", h.Props(h.Addr))
+	WaitState(t, e.m, "home", connection.StateConnected, 15*time.Second)
+	away := NewCapture(t)
+	isSecret := func(field string) bool {
+		f, _ := schema.Field(field)
+		return f.Secret || len(f.SecretKeys) > 0
+	}
+	_, err := e.m.Update(context.Background(), connection.Spec{ID: "home", Type: h.Name, Props: secret.MaskProps(schema, h.Props(away.Addr()))}, 0)
+	var ce *connection.Error
+	if !errors.As(err, &ce) || ce.Code != connection.CodeInvalidArgument || len(ce.Fields) == 0 || !isSecret(ce.Fields[0].Field) {
+		t.Errorf("update to another endpoint with the masks: %v, want invalid_argument naming the secret", err)
+	}
+	if in, _ := e.m.Get("home"); in.Version != 1 {
+		t.Errorf("the refused update was stored: version %d", in.Version)
+	}
+	base, err := e.m.Resolve("home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Register(h.Name, h.Type)
+	c := check.New(&check.Options{Registry: reg, Timeout: 2 * time.Second})
+	for _, side := range []struct {
+		props func(string) map[string]any
+		run   func(context.Context, check.Request) (time.Duration, error)
+	}{{h.SourceProps, c.Source}, {h.SinkProps, c.Sink}} {
+		if side.props == nil {
+			continue
+		}
+		masked := secret.MaskProps(schema, side.props(away.Addr()))
+		left := withoutSecrets(schema, side.props(away.Addr()))
+		for _, body := range []map[string]any{masked, left} {
+			_, err := side.run(context.Background(), check.Request{Type: h.Name, Base: base.Props, Props: body})
+			var ce *check.Error
+			if !errors.As(err, &ce) || !errors.Is(err, check.ErrInvalid) || len(ce.Fields) == 0 || !isSecret(ce.Fields[0].Field) {
+				t.Errorf("a check naming the stored connection with another endpoint %v: %v, want ErrInvalid naming the secret", body, err)
+			}
+		}
+	}
+	if n := away.Accepts(); n != 0 {
+		t.Fatalf("the other endpoint was dialed %d times; it received %q", n, away.Received())
+	}
+	// The control: with the secrets given, the connection goes there.
+	if _, err := e.m.Update(context.Background(), connection.Spec{ID: "home", Type: h.Name, Props: h.Props(away.Addr())}, 0); err != nil {
+		t.Fatalf("update to another endpoint with the secrets: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for away.Accepts() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the props of another endpoint never dial it: the test proves nothing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// withoutSecrets drops every secret of p (a URL keeps its user but not
+// its password), as a check body that leaves them to the stored
+// connection.
+func withoutSecrets(schema *connector.Schema, p map[string]any) map[string]any {
+	out := connector.Props(p).Clone()
+	for _, f := range schema.Fields {
+		switch {
+		case f.Secret && f.Kind == connector.URL:
+			if u, err := url.Parse(out.String(f.Name)); err == nil && u.User != nil {
+				u.User = url.User(u.User.Username())
+				out[f.Name] = u.String()
+			}
+		case f.Secret:
+			delete(out, f.Name)
+		case len(f.SecretKeys) > 0:
+			if m, ok := out[f.Name].(map[string]any); ok {
+				for k := range m {
+					if slices.ContainsFunc(f.SecretKeys, func(s string) bool { return strings.EqualFold(s, k) }) {
+						delete(m, k)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
 func testChecks(t *testing.T, h Harness) {
 	if h.SourceProps == nil && h.SinkProps == nil {
 		t.Skip("the type has no checks")
 	}
 	// A check leaves nothing open: no socket, no goroutine.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.SilentAddr.func1"))
+		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.NewCapture.func1"),
+		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.NewCapture.func1.1"))
 	reg := &registry.Registry{}
 	reg.Register(h.Name, h.Type)
 	const timeout = 2 * time.Second

@@ -71,11 +71,12 @@ type Connector struct{}
 var optionalKeys = []string{"CaFile", "CertFile", "CleanSession", "ClientId", "KeepAlive", "KeyFile", "Password", "Qos", "Retained", "SkipCertVerify", "Username"}
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "protocol", Kind: connector.String, Default: "tcp", Doc: "the broker URL's scheme"},
-	{Name: "server", Kind: connector.String, Required: true, Doc: "broker host"},
-	{Name: "port", Kind: connector.Int, Default: 1883, Doc: "broker port"},
-	{Name: "type", Kind: connector.String, Default: "mqtt", Allowed: []any{"mqtt", "nats-core", "nats-jetstream"}, Doc: "message bus type"},
-	{Name: "optional", Kind: connector.Map, SecretKeys: []string{"Password"}, Doc: "client options: " + strings.Join(optionalKeys, ", ")},
+	{Name: "protocol", Kind: connector.String, Default: "tcp", Endpoint: true, Doc: "the broker URL's scheme"},
+	{Name: "server", Kind: connector.String, Required: true, Endpoint: true, Doc: "broker host"},
+	{Name: "port", Kind: connector.Int, Default: 1883, Endpoint: true, Doc: "broker port"},
+	{Name: "type", Kind: connector.String, Default: "mqtt", Allowed: []any{"mqtt", "nats-core", "nats-jetstream"}, Endpoint: true, Doc: "message bus type"},
+	{Name: "optional", Kind: connector.Map, SecretKeys: []string{"Password"},
+		EndpointKeys: []string{"Username", "CaFile", "SkipCertVerify"}, Doc: "client options: " + strings.Join(optionalKeys, ", ")},
 }}
 
 // Schema implements connector.Type.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
@@ -49,7 +50,7 @@ func TestBusEndToEnd(t *testing.T) {
 	}
 	in, _ := m.Get("bus")
 	opt := in.Props["optional"].(map[string]any)
-	if opt["Password"] != connector.Mask || opt["ClientId"] != "edgex-e2e" {
+	if opt["Password"] != secret.Mask || opt["ClientId"] != "edgex-e2e" {
 		t.Errorf("optional as reported: %v", opt)
 	}
 

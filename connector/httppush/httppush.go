@@ -58,7 +58,7 @@ type Connector struct{}
 const MaxBody = 8 << 20
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "addr", Kind: connector.String, Default: "127.0.0.1:10081", Doc: "listen address, host:port"},
+	{Name: "addr", Kind: connector.String, Default: "127.0.0.1:10081", Endpoint: true, Doc: "listen address, host:port"},
 	{Name: "endpoint", Kind: connector.String, Default: "/", Doc: "default path of Receive"},
 	{Name: "method", Kind: connector.String, Default: "POST", Allowed: []any{"POST", "PUT"}, Doc: "default method of Receive"},
 	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): serve HTTPS"},

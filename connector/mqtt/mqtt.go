@@ -65,16 +65,16 @@ func init() { registry.Register(Type, Connector{}) }
 type Connector struct{}
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "server", Kind: connector.URL, Required: true, Doc: "broker URL: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://host/mqtt"},
+	{Name: "server", Kind: connector.URL, Required: true, Endpoint: true, Doc: "broker URL: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://host/mqtt"},
 	{Name: "protocolVersion", Kind: connector.String, Default: "3.1.1", Allowed: []any{"3.1", "3.1.1"}, Doc: "MQTT protocol version; MQTT 5 is not supported"},
 	{Name: "clientid", Kind: connector.String, Doc: "client id of the shared session; default connkit-<random>"},
-	{Name: "username", Kind: connector.String, Doc: "user name"},
+	{Name: "username", Kind: connector.String, Endpoint: true, Doc: "user name"},
 	{Name: "password", Kind: connector.String, Secret: true, Doc: "password"},
 	{Name: "keepAlive", Kind: connector.Int, Default: 30, Doc: "seconds between keep-alive pings"},
-	{Name: "insecureSkipVerify", Kind: connector.Bool, Doc: "skip verifying the broker's TLS certificate"},
+	{Name: "insecureSkipVerify", Kind: connector.Bool, Endpoint: true, Doc: "skip verifying the broker's TLS certificate"},
 	{Name: "certificationPath", Kind: connector.String, Doc: "client certificate file (PEM) for TLS"},
 	{Name: "privateKeyPath", Kind: connector.String, Doc: "client private key file (PEM) for TLS"},
-	{Name: "rootCaPath", Kind: connector.String, Doc: "CA certificate file (PEM) to verify the broker"},
+	{Name: "rootCaPath", Kind: connector.String, Endpoint: true, Doc: "CA certificate file (PEM) to verify the broker"},
 }}
 
 // Schema implements connector.Type.

@@ -58,14 +58,14 @@ type Connector struct{}
 const ReadLimit = 1 << 20
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "addr", Kind: connector.String, Doc: "host:port of the peer; empty means server mode"},
-	{Name: "path", Kind: connector.String, Default: "/", Doc: "the peer's path, or the path served"},
-	{Name: "scheme", Kind: connector.String, Default: "ws", Allowed: []any{"ws", "wss"}, Doc: "ws or wss"},
+	{Name: "addr", Kind: connector.String, Endpoint: true, Doc: "host:port of the peer; empty means server mode"},
+	{Name: "path", Kind: connector.String, Default: "/", Endpoint: true, Doc: "the peer's path, or the path served"},
+	{Name: "scheme", Kind: connector.String, Default: "ws", Allowed: []any{"ws", "wss"}, Endpoint: true, Doc: "ws or wss"},
 	{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"Authorization", "Cookie", "Proxy-Authorization"}, Doc: "headers of the handshake"},
-	{Name: "insecureSkipVerify", Kind: connector.Bool, Doc: "skip verifying the peer's certificate"},
+	{Name: "insecureSkipVerify", Kind: connector.Bool, Endpoint: true, Doc: "skip verifying the peer's certificate"},
 	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): the client's, or the server's in server mode"},
 	{Name: "privateKeyPath", Kind: connector.String, Doc: "private key file (PEM) of the certificate"},
-	{Name: "rootCaPath", Kind: connector.String, Doc: "CA file (PEM) to verify the peer"},
+	{Name: "rootCaPath", Kind: connector.String, Endpoint: true, Doc: "CA file (PEM) to verify the peer"},
 	{Name: "listenAddr", Kind: connector.String, Default: "127.0.0.1:10081", Doc: "server mode: the address served"},
 }}
 

@@ -1,4 +1,4 @@
-package connection
+package secret
 
 import (
 	"crypto/aes"
@@ -8,15 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/connkit/connkit/connector"
 )
 
 // sealedPrefix marks a secret encrypted at rest.
 const sealedPrefix = "connkit:sealed:v1:"
 
-// sealer encrypts secret props at rest with AES-GCM.
-type sealer struct{ aead cipher.AEAD }
+// Sealer encrypts secret props at rest with AES-GCM. A nil *Sealer
+// stores secrets as given.
+type Sealer struct{ aead cipher.AEAD }
 
-func newSealer(key []byte) (*sealer, error) {
+// NewSealer returns a Sealer with key (16, 24 or 32 bytes: AES-128, -192
+// or -256), or nil for a nil key.
+func NewSealer(key []byte) (*Sealer, error) {
 	if key == nil {
 		return nil, nil
 	}
@@ -28,10 +33,48 @@ func newSealer(key []byte) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead}, nil
+	return &Sealer{aead}, nil
 }
 
-func (s *sealer) seal(plain string) (string, error) {
+// Seal returns a copy of p in which every secret string is encrypted: the
+// whole value of a Secret field (a URL included), and the SecretKeys
+// values of a map field.
+func (s *Sealer) Seal(schema *connector.Schema, p map[string]any) (map[string]any, error) {
+	out := clone(p)
+	if s == nil {
+		return out, nil
+	}
+	for _, f := range schema.Fields {
+		v, ok := out[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Secret:
+			if str, ok := v.(string); ok && str != "" {
+				sv, err := s.seal(str)
+				if err != nil {
+					return nil, err
+				}
+				out[f.Name] = sv
+			}
+		case len(f.SecretKeys) > 0:
+			m, _ := v.(map[string]any)
+			for k, kv := range m {
+				if str, ok := kv.(string); ok && str != "" && has(f.SecretKeys, k) {
+					sv, err := s.seal(str)
+					if err != nil {
+						return nil, err
+					}
+					m[k] = sv
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Sealer) seal(plain string) (string, error) {
 	nonce := make([]byte, s.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
@@ -42,7 +85,7 @@ func (s *sealer) seal(plain string) (string, error) {
 var errWrongKey = errors.New("cannot decrypt a secret: the SecretKey is not the one it was stored with, or the record is damaged")
 
 // open decrypts one value; s may be nil, which fails on a sealed value.
-func (s *sealer) open(v string) (string, error) {
+func (s *Sealer) open(v string) (string, error) {
 	if !strings.HasPrefix(v, sealedPrefix) {
 		return v, nil
 	}
@@ -61,9 +104,10 @@ func (s *sealer) open(v string) (string, error) {
 	return string(plain), nil
 }
 
-// openAll decrypts every sealed string in p, found by its prefix, so that
-// a record whose type is not registered is opened too.
-func (s *sealer) openAll(p map[string]any) error {
+// Open decrypts, in place, every sealed string in p, found by its prefix,
+// so that a record whose type is not registered is opened too. A nil
+// Sealer fails on a sealed value: secrets are never read as blanks.
+func (s *Sealer) Open(p map[string]any) error {
 	for k, v := range p {
 		switch x := v.(type) {
 		case string:
@@ -73,7 +117,7 @@ func (s *sealer) openAll(p map[string]any) error {
 			}
 			p[k] = plain
 		case map[string]any:
-			if err := s.openAll(x); err != nil {
+			if err := s.Open(x); err != nil {
 				return fmt.Errorf("prop %s.%w", k, err)
 			}
 		}

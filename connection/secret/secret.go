@@ -1,0 +1,398 @@
+// Package secret is connkit's handling of secret props, in one place:
+// masking them in everything shown, restoring a masked secret on a write
+// only while the connection's endpoint is unchanged, scrubbing them from
+// messages, and sealing them at rest.
+//
+// Connector packages only declare, in their connector.Schema, which
+// fields are secret (Secret, SecretKeys) and which say where the
+// connection goes (Endpoint, EndpointKeys; a secret URL is its own
+// endpoint). The Manager, the check package and the HTTP layer use this
+// package; an engine needs none of it.
+//
+// # Binding
+//
+// A secret is bound to the endpoint it was stored with. A write that
+// sends Mask back keeps the stored secret, and a check that names a
+// stored connection uses its secrets, only while every endpoint prop is
+// as stored; otherwise the secret must be given again, so that it never
+// goes to a host it was not meant for.
+package secret
+
+import (
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/connkit/connkit/connector"
+)
+
+// Mask replaces a secret in everything connkit returns or logs. A props
+// map that carries Mask back in place of a secret keeps the stored one.
+const Mask = "******"
+
+// MaskProps returns a copy of p with every secret replaced by Mask.
+func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
+	out := clone(p)
+	for _, f := range s.Fields {
+		v, ok := out[f.Name]
+		if !ok || v == nil {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == connector.URL:
+			if str, ok := v.(string); ok {
+				out[f.Name] = maskURL(str)
+			}
+		case f.Secret:
+			out[f.Name] = Mask
+		case len(f.SecretKeys) > 0:
+			if m, ok := v.(map[string]any); ok {
+				for k := range m {
+					if has(f.SecretKeys, k) {
+						m[k] = Mask
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Values returns the plain text of every secret in p, longest first, so
+// that messages can be scrubbed of them.
+func Values(s *connector.Schema, p map[string]any) []string {
+	var out []string
+	add := func(v string) {
+		if v != "" && v != Mask {
+			out = append(out, v)
+		}
+	}
+	for _, f := range s.Fields {
+		v, ok := p[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == connector.URL:
+			if str, ok := v.(string); ok {
+				if pw, ok := urlPassword(str); ok {
+					add(pw)
+					add(url.QueryEscape(pw))
+					add(url.PathEscape(pw))
+				}
+			}
+		case f.Secret:
+			add(fmt.Sprint(v))
+		case len(f.SecretKeys) > 0:
+			if m, ok := v.(map[string]any); ok {
+				for k, kv := range m {
+					if has(f.SecretKeys, k) {
+						add(fmt.Sprint(kv))
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return slices.Compact(out)
+}
+
+// Scrubber returns a function that replaces every secret of p in a
+// message with Mask.
+func Scrubber(s *connector.Schema, p map[string]any) func(string) string {
+	secrets := Values(s, p)
+	return func(msg string) string {
+		for _, sec := range secrets {
+			msg = strings.ReplaceAll(msg, sec, Mask)
+		}
+		return msg
+	}
+}
+
+// Scrub replaces every secret of p in msg with Mask.
+func Scrub(s *connector.Schema, p map[string]any, msg string) string {
+	return Scrubber(s, p)(msg)
+}
+
+// Restore returns a copy of next in which every secret sent back as Mask
+// (or a URL whose password is Mask) takes its stored value from prev. It
+// refuses, with a connector.FieldErrors naming each secret, to restore a
+// secret when an endpoint prop of next differs from prev's, and a Mask
+// for which nothing is stored (prev may be nil, as on a create).
+func Restore(s *connector.Schema, next, prev map[string]any) (map[string]any, error) {
+	out := clone(next)
+	var masked []secretRef
+	for _, f := range s.Fields {
+		v, ok := out[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == connector.URL:
+			if pw, ok := urlPassword(str(v)); ok && pw == Mask {
+				masked = append(masked, secretRef{field: f.Name, name: "the password in " + f.Name})
+			}
+		case f.Secret:
+			if v == Mask {
+				masked = append(masked, secretRef{field: f.Name, name: f.Name})
+			}
+		case len(f.SecretKeys) > 0:
+			m, _ := v.(map[string]any)
+			for k, kv := range m {
+				if has(f.SecretKeys, k) && kv == Mask {
+					masked = append(masked, secretRef{field: f.Name, key: k, name: k})
+				}
+			}
+		}
+	}
+	if len(masked) == 0 {
+		return out, nil
+	}
+	var fe connector.FieldErrors
+	changed := changedEndpoint(s, next, prev)
+	for _, r := range masked {
+		pv, ok := r.stored(s, prev)
+		switch {
+		case !ok:
+			fe = append(fe, r.fail(Mask+" stands for a stored secret, and none is stored: give "+r.name))
+		case changed != "":
+			fe = append(fe, r.fail(changed+" changed: give "+r.name+" again"))
+		default:
+			r.set(out, pv)
+		}
+	}
+	if len(fe) > 0 {
+		return nil, sorted(fe)
+	}
+	return out, nil
+}
+
+// Overlay lays props over base, the props of a stored connection with its
+// secrets in clear, for a check that names the connection. A secret of
+// base that props do not give (or give as Mask) is used only while every
+// endpoint prop is base's; otherwise Overlay fails with a
+// connector.FieldErrors naming the secret. Props outside the schema (a
+// topic, a table) pass through. The key connectionSelector is dropped.
+func Overlay(s *connector.Schema, base, props map[string]any) (map[string]any, error) {
+	out := clone(base)
+	for k, v := range clone(props) {
+		if k != "connectionSelector" {
+			out[k] = v
+		}
+	}
+	if changed := changedEndpoint(s, out, base); changed != "" {
+		var fe connector.FieldErrors
+		for _, r := range inherited(s, base, props) {
+			fe = append(fe, r.fail(changed+" differs from the stored connection's: give "+r.name+" again"))
+		}
+		if len(fe) > 0 {
+			return nil, sorted(fe)
+		}
+	}
+	return Restore(s, out, base)
+}
+
+// inherited lists the secrets of base that props leave to it.
+func inherited(s *connector.Schema, base, props map[string]any) []secretRef {
+	var refs []secretRef
+	for _, f := range s.Fields {
+		bv, ok := base[f.Name]
+		if !ok {
+			continue
+		}
+		pv, given := props[f.Name]
+		switch {
+		case f.Secret && f.Kind == connector.URL:
+			if _, ok := urlPassword(str(bv)); !ok {
+				continue
+			}
+			if pw, ok := urlPassword(str(pv)); !given || !ok || pw == Mask {
+				refs = append(refs, secretRef{field: f.Name, name: "the password in " + f.Name})
+			}
+		case f.Secret:
+			if str(bv) != "" && (!given || pv == Mask) {
+				refs = append(refs, secretRef{field: f.Name, name: f.Name})
+			}
+		case len(f.SecretKeys) > 0:
+			bm, _ := bv.(map[string]any)
+			pm, _ := pv.(map[string]any)
+			for k, kv := range bm {
+				if !has(f.SecretKeys, k) || str(kv) == "" {
+					continue
+				}
+				if v, ok := lookup(pm, k); !given || !ok || v == Mask {
+					refs = append(refs, secretRef{field: f.Name, key: k, name: k})
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// secretRef is one secret of a props map: a field, or a key of a map
+// field.
+type secretRef struct {
+	field, key, name string
+}
+
+func (r secretRef) fail(msg string) connector.FieldError {
+	if r.key != "" {
+		msg = r.key + ": " + msg
+	}
+	return connector.FieldError{Field: r.field, Message: msg}
+}
+
+// stored returns the secret's value in prev.
+func (r secretRef) stored(s *connector.Schema, prev map[string]any) (any, bool) {
+	pv, ok := prev[r.field]
+	if !ok || pv == nil {
+		return nil, false
+	}
+	f, _ := s.Field(r.field)
+	switch {
+	case r.key != "":
+		m, _ := pv.(map[string]any)
+		v, ok := lookup(m, r.key)
+		return v, ok && v != Mask
+	case f.Kind == connector.URL:
+		pw, ok := urlPassword(str(pv))
+		return pw, ok && pw != Mask
+	}
+	return pv, pv != Mask
+}
+
+// set puts the stored value v in place of the mask in out.
+func (r secretRef) set(out map[string]any, v any) {
+	switch {
+	case r.key != "":
+		out[r.field].(map[string]any)[r.key] = v
+	case strings.HasPrefix(r.name, "the password in "):
+		u, _ := url.Parse(str(out[r.field]))
+		u.User = url.UserPassword(u.User.Username(), str(v))
+		out[r.field] = u.String()
+	default:
+		out[r.field] = v
+	}
+}
+
+// changedEndpoint names the endpoint props whose value differs between
+// next and prev, or returns "". A prop left out counts as its default.
+func changedEndpoint(s *connector.Schema, next, prev map[string]any) string {
+	var changed []string
+	for _, f := range s.Fields {
+		switch {
+		case f.Secret && f.Kind == connector.URL:
+			if withoutPassword(str(next[f.Name])) != withoutPassword(str(prev[f.Name])) {
+				changed = append(changed, f.Name)
+			}
+		case f.Endpoint:
+			if !equal(f, next[f.Name], prev[f.Name]) {
+				changed = append(changed, f.Name)
+			}
+		case len(f.EndpointKeys) > 0:
+			nm, _ := next[f.Name].(map[string]any)
+			pm, _ := prev[f.Name].(map[string]any)
+			for _, k := range f.EndpointKeys {
+				nv, _ := lookup(nm, k)
+				pv, _ := lookup(pm, k)
+				if fmt.Sprint(nv) != fmt.Sprint(pv) {
+					changed = append(changed, f.Name+"."+k)
+				}
+			}
+		}
+	}
+	return strings.Join(changed, ", ")
+}
+
+// equal compares two values of f as the schema decodes them, defaults
+// filled in.
+func equal(f connector.Field, a, b any) bool {
+	norm := func(v any) any {
+		if v == nil {
+			v = f.Default
+		}
+		if v == nil {
+			return nil
+		}
+		p, err := (&connector.Schema{Fields: []connector.Field{f}}).Decode(map[string]any{f.Name: v})
+		if err != nil {
+			return fmt.Sprintf("%T:%v", v, v) // undecodable: compared as given
+		}
+		return p[f.Name]
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+func sorted(fe connector.FieldErrors) connector.FieldErrors {
+	sort.SliceStable(fe, func(i, j int) bool { return fe[i].Field < fe[j].Field })
+	return fe
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func has(keys []string, k string) bool {
+	return slices.ContainsFunc(keys, func(s string) bool { return strings.EqualFold(s, k) })
+}
+
+// lookup finds key k of m without regard to case, as SecretKeys match.
+func lookup(m map[string]any, k string) (any, bool) {
+	if v, ok := m[k]; ok {
+		return v, true
+	}
+	for mk, v := range m {
+		if strings.EqualFold(mk, k) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func urlPassword(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return "", false
+	}
+	return u.User.Password()
+}
+
+// withoutPassword is the URL with its password dropped: where it goes.
+func withoutPassword(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
+}
+
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		// Not parseable: it cannot be shown safely in part.
+		return Mask
+	}
+	if u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); !ok {
+		return s
+	}
+	// url.URL would escape the mask's stars: encode a plain placeholder.
+	const placeholder = "connkitmaskedpassword"
+	u.User = url.UserPassword(u.User.Username(), placeholder)
+	return strings.Replace(u.String(), placeholder, Mask, 1)
+}
+
+// clone copies p deeply; never nil.
+func clone(p map[string]any) map[string]any {
+	out := connector.Props(p).Clone()
+	if out == nil {
+		out = connector.Props{}
+	}
+	return out
+}
