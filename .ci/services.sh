@@ -4,6 +4,9 @@
 #   CONNKIT_MQTT_ADDR        anonymous mosquitto listener (host:port)
 #   CONNKIT_MQTT_AUTH_ADDR   mosquitto listener that needs a password
 #   CONNKIT_MQTT_USER, CONNKIT_MQTT_PASSWORD
+#   CONNKIT_MQTT_TLS_ADDR    mosquitto TLS listener that requires a client
+#                            certificate signed by CONNKIT_TLS_CA
+#   CONNKIT_TLS_CA, CONNKIT_TLS_CLIENT_CERT, CONNKIT_TLS_CLIENT_KEY (PEM files)
 #   CONNKIT_MYSQL_URL        mysql://connkit:...@127.0.0.1:PORT/test (MariaDB)
 # Tests that need one of them fail, not skip, when its variable is set.
 
@@ -65,9 +68,26 @@ stop_services() {
 	rm -rf "$SVC_DIR"
 }
 
+# make_certs DIR: a CA, a server certificate for 127.0.0.1 and a client
+# certificate, all signed by the CA (EC keys: quick to make).
+make_certs() {
+	local d=$1 ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+	mkdir -p "$d"
+	openssl req -x509 "${ec[@]}" -days 2 -subj /CN=connkit-test-ca -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null &&
+		openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null &&
+		printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server.ext" &&
+		openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+			-extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null &&
+		openssl req "${ec[@]}" -subj /CN=connkit-test-client -keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null &&
+		printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext" &&
+		openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+			-extfile "$d/client.ext" -out "$d/client.pem" 2>/dev/null
+}
+
 start_mosquitto() {
-	local anon auth
-	anon=$(free_port 18830) && auth=$(free_port $((anon + 1))) || return 1
+	local anon auth tls
+	anon=$(free_port 18830) && auth=$(free_port $((anon + 1))) && tls=$(free_port $((auth + 1))) || return 1
+	make_certs "$SVC_DIR/tls" || { echo "openssl could not make the test certificates" >&2; return 1; }
 	CONNKIT_MQTT_USER=connkit
 	CONNKIT_MQTT_PASSWORD=connkit-mqtt-pw
 	mosquitto_passwd -b -c "$SVC_DIR/mqtt.passwd" "$CONNKIT_MQTT_USER" "$CONNKIT_MQTT_PASSWORD" >/dev/null 2>&1
@@ -82,13 +102,23 @@ allow_anonymous true
 listener $auth 127.0.0.1
 allow_anonymous false
 password_file $SVC_DIR/mqtt.passwd
+listener $tls 127.0.0.1
+allow_anonymous true
+cafile $SVC_DIR/tls/ca.pem
+certfile $SVC_DIR/tls/server.pem
+keyfile $SVC_DIR/tls/server.key
+require_certificate true
 CONF
 	mosquitto -c "$SVC_DIR/mosquitto.conf" >>"$SVC_DIR/mosquitto.out" 2>&1 &
 	SVC_PIDS+=($!)
 	wait_for "mosquitto" 20 mosquitto_pub -h 127.0.0.1 -p "$anon" -t ready -m 1 || { cat "$SVC_DIR"/mosquitto.* >&2; return 1; }
 	wait_for "mosquitto auth listener" 20 mosquitto_pub -h 127.0.0.1 -p "$auth" -u "$CONNKIT_MQTT_USER" -P "$CONNKIT_MQTT_PASSWORD" -t ready -m 1 || return 1
+	wait_for "mosquitto TLS listener" 20 mosquitto_pub -h 127.0.0.1 -p "$tls" --cafile "$SVC_DIR/tls/ca.pem" \
+		--cert "$SVC_DIR/tls/client.pem" --key "$SVC_DIR/tls/client.key" -t ready -m 1 || return 1
 	export CONNKIT_MQTT_ADDR=127.0.0.1:$anon CONNKIT_MQTT_AUTH_ADDR=127.0.0.1:$auth CONNKIT_MQTT_USER CONNKIT_MQTT_PASSWORD
-	echo "== mosquitto on 127.0.0.1:$anon (anonymous) and :$auth (password)" >&2
+	export CONNKIT_MQTT_TLS_ADDR=127.0.0.1:$tls CONNKIT_TLS_CA=$SVC_DIR/tls/ca.pem
+	export CONNKIT_TLS_CLIENT_CERT=$SVC_DIR/tls/client.pem CONNKIT_TLS_CLIENT_KEY=$SVC_DIR/tls/client.key
+	echo "== mosquitto on 127.0.0.1:$anon (anonymous), :$auth (password) and :$tls (TLS, client certificate)" >&2
 }
 
 start_mariadb() {
@@ -112,7 +142,7 @@ SQL
 }
 
 start_services() {
-	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client || return 1
+	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client openssl || return 1
 	# Debian puts the daemons in sbin.
 	export PATH=$PATH:/usr/sbin:/sbin
 	trap stop_services EXIT

@@ -193,6 +193,9 @@ func classify(err error, ctx context.Context, timeout time.Duration, scrub func(
 		}
 		return &Error{Kind: ErrInvalid, Fields: scrubbed, Message: "invalid configuration: " + parts}
 	}
+	if errors.Is(err, connector.ErrNotCheckable) {
+		return &Error{Kind: ErrUnsupported, Message: scrub(err.Error())}
+	}
 	if errors.Is(err, connector.ErrDialDenied) {
 		return &Error{Kind: ErrDenied, Reason: "denied", Message: scrub(err.Error())}
 	}

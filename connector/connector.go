@@ -145,6 +145,11 @@ type SinkChecker interface {
 	CheckSink(ctx context.Context, p map[string]any) error
 }
 
+// ErrNotCheckable is wrapped by a check that cannot reach its peer in the
+// way asked (a client that cannot be held to the dial policy, say): the
+// check answers that it cannot check, never that the peer is fine.
+var ErrNotCheckable = errors.New("cannot be checked")
+
 // Reasons a check fails, stable for programs; the message is for people.
 const (
 	ReasonRefused      = "refused"      // nothing listens, or the peer closed the connection
@@ -164,6 +169,11 @@ func (e *CheckError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *CheckError) Unwrap() error { return e.Err }
+
+// Is makes a ReasonTimeout error match context.DeadlineExceeded.
+func (e *CheckError) Is(target error) bool {
+	return e.Reason == ReasonTimeout && target == context.DeadlineExceeded
+}
 
 // CheckFailed returns a CheckError. For ReasonTimeout the error also
 // matches context.DeadlineExceeded.

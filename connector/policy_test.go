@@ -5,6 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/connkit/connkit/connector"
@@ -57,4 +61,45 @@ func TestDialerEnforcesAtConnect(t *testing.T) {
 		t.Fatalf("no policy: %v", err)
 	}
 	c.Close()
+}
+
+// TestTimeoutMatchesDeadline: a check that failed for want of an answer
+// matches context.DeadlineExceeded, as its doc says; other reasons do not.
+func TestTimeoutMatchesDeadline(t *testing.T) {
+	if err := connector.CheckFailed(connector.ReasonTimeout, errors.New("silent peer")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a timeout does not match context.DeadlineExceeded: %v", err)
+	}
+	if err := connector.CheckFailed(connector.ReasonRefused, errors.New("refused")); errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a refusal matches context.DeadlineExceeded: %v", err)
+	}
+}
+
+// TestReadFileRefusesWhatIsNoFile: a prop that names a device, a pipe, a
+// directory or a big file is refused before anything is read or waited
+// for.
+func TestReadFileRefusesWhatIsNoFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, make([]byte, connector.MaxFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(small, []byte("pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, says := range map[string]string{
+		"/dev/zero": "not a regular file", "/dev/ptmx": "not a regular file", fifo: "not a regular file",
+		dir: "directory", big: "over", filepath.Join(dir, "nope"): "does not exist",
+	} {
+		if _, err := connector.ReadFile(path); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("ReadFile(%s): %v, want an error saying %q", path, err, says)
+		}
+	}
+	if b, err := connector.ReadFile(small); err != nil || string(b) != "pem" {
+		t.Errorf("ReadFile of a small file: %q %v", b, err)
+	}
 }

@@ -3,42 +3,148 @@ package connector
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"syscall"
 )
+
+// MaxFileSize bounds a file that a prop names: a certificate, a key, a CA.
+const MaxFileSize = 1 << 20
+
+// ReadFile reads the regular file that a prop names, of at most
+// MaxFileSize bytes. A device, a pipe, a socket, a directory or a larger
+// file is refused with an error that says so, before anything is read,
+// so that a prop such as /dev/zero cannot exhaust memory and one such as
+// a FIFO cannot block.
+func ReadFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fileErr(path, err)
+	}
+	if err := regular(path, fi); err != nil {
+		return nil, err
+	}
+	// O_NONBLOCK: if the path was swapped for a FIFO since Stat, opening
+	// it does not wait for a writer; the check below refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fileErr(path, err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, fileErr(path, err)
+	}
+	if err := regular(path, fi); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fileErr(path, err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%s is over %d bytes; give a PEM file", path, MaxFileSize)
+	}
+	return b, nil
+}
+
+func regular(path string, fi fs.FileInfo) error {
+	switch {
+	case fi.IsDir():
+		return fmt.Errorf("%s is a directory; give a PEM file", path)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file (%v); give a PEM file", path, fi.Mode().Type())
+	case fi.Size() > MaxFileSize:
+		return fmt.Errorf("%s is %d bytes, over %d; give a PEM file", path, fi.Size(), MaxFileSize)
+	}
+	return nil
+}
+
+func fileErr(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s does not exist", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s cannot be read: permission denied", path)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %v", path, pe.Err)
+	}
+	return err
+}
+
+// TLSFiles are the PEM files of a TLS config and the props that name them.
+type TLSFiles struct {
+	// Cert and Key are a key pair, given together; CA holds the
+	// certificates that verify the peer.
+	Cert, Key, CA string
+	// SkipVerify skips verifying the peer's certificate.
+	SkipVerify bool
+	// CertField, KeyField and CAField name the props in errors; empty,
+	// eKuiper's certificationPath, privateKeyPath and rootCaPath.
+	CertField, KeyField, CAField string
+}
 
 // LoadTLS builds a TLS config from eKuiper's TLS props: certificationPath
 // and privateKeyPath (a key pair, given together), rootCaPath (the CAs
 // that verify the peer) and insecureSkipVerify. It returns nil when none
 // is set. A file that cannot be used is a FieldError naming its prop.
 func LoadTLS(p Props) (*tls.Config, FieldErrors) {
-	cert, key, ca := p.String("certificationPath"), p.String("privateKeyPath"), p.String("rootCaPath")
-	if cert == "" && key == "" && ca == "" && !p.Bool("insecureSkipVerify") {
+	return TLSFiles{Cert: p.String("certificationPath"), Key: p.String("privateKeyPath"),
+		CA: p.String("rootCaPath"), SkipVerify: p.Bool("insecureSkipVerify")}.Load()
+}
+
+// Load reads the files (see ReadFile) and builds the config, or returns
+// nil when nothing is set.
+func (f TLSFiles) Load() (*tls.Config, FieldErrors) {
+	if f.Cert == "" && f.Key == "" && f.CA == "" && !f.SkipVerify {
 		return nil, nil
 	}
+	certField, keyField, caField := or(f.CertField, "certificationPath"), or(f.KeyField, "privateKeyPath"), or(f.CAField, "rootCaPath")
 	var fe FieldErrors
-	tc := &tls.Config{InsecureSkipVerify: p.Bool("insecureSkipVerify"), MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{InsecureSkipVerify: f.SkipVerify, MinVersion: tls.VersionTLS12}
 	switch {
-	case (cert == "") != (key == ""):
-		fe = append(fe, FieldError{"privateKeyPath", "give certificationPath and privateKeyPath together"})
-	case cert != "":
-		pair, err := tls.LoadX509KeyPair(cert, key)
+	case (f.Cert == "") != (f.Key == ""):
+		fe = append(fe, FieldError{keyField, "give " + certField + " and " + keyField + " together"})
+	case f.Cert != "":
+		certPEM, err := ReadFile(f.Cert)
 		if err != nil {
-			fe = append(fe, FieldError{"certificationPath", "cannot load the certificate and key: " + err.Error()})
+			fe = append(fe, FieldError{certField, err.Error()})
+			break
+		}
+		keyPEM, err := ReadFile(f.Key)
+		if err != nil {
+			fe = append(fe, FieldError{keyField, err.Error()})
+			break
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			fe = append(fe, FieldError{certField, "cannot load the certificate and key: " + err.Error()})
 		} else {
 			tc.Certificates = []tls.Certificate{pair}
 		}
 	}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
+	if f.CA != "" {
+		pem, err := ReadFile(f.CA)
 		pool := x509.NewCertPool()
 		switch {
 		case err != nil:
-			fe = append(fe, FieldError{"rootCaPath", err.Error()})
+			fe = append(fe, FieldError{caField, err.Error()})
 		case !pool.AppendCertsFromPEM(pem):
-			fe = append(fe, FieldError{"rootCaPath", "no PEM certificate in " + ca})
+			fe = append(fe, FieldError{caField, "no PEM certificate in " + f.CA})
 		default:
 			tc.RootCAs = pool
 		}
 	}
 	return tc, fe
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -85,6 +85,7 @@ func (Connector) Schema() *connector.Schema { return schema }
 type settings struct {
 	cfg      types.MessageBusConfig // Optional without ClientId and timeouts
 	clientID string
+	tls      tlsFiles
 }
 
 func parse(p connector.Props) (*settings, error) {
@@ -136,12 +137,17 @@ func parse(p connector.Props) (*settings, error) {
 			fe = append(fe, connector.FieldError{Field: "optional", Message: "KeepAlive: want whole seconds"})
 		}
 	}
+	files, tfe := loadTLS(opt)
+	fe = append(fe, tfe...)
 	if len(fe) > 0 {
 		sort.SliceStable(fe, func(i, j int) bool { return fe[i].Field < fe[j].Field })
 		return nil, fe
 	}
-	s := &settings{clientID: opt["ClientId"]}
+	s := &settings{clientID: opt["ClientId"], tls: files}
 	delete(opt, "ClientId")
+	if typ == "mqtt" {
+		files.optional(opt)
+	}
 	s.cfg = types.MessageBusConfig{
 		Broker:   types.HostInfo{Host: p.String("server"), Port: int(port), Protocol: p.String("protocol")},
 		Type:     typ,
@@ -522,12 +528,16 @@ func (v *view) Request(msg types.MessageEnvelope, requestTopic, responseTopicPre
 
 // CheckSource implements connector.SourceChecker: a client with its own id
 // connects to the bus and disconnects.
-func (Connector) CheckSource(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
+	return checkProps(ctx, raw)
+}
 
 // CheckSink implements connector.SinkChecker, as CheckSource.
-func (Connector) CheckSink(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
+func (Connector) CheckSink(ctx context.Context, raw map[string]any) error {
+	return checkProps(ctx, raw)
+}
 
-func check(ctx context.Context, raw map[string]any) error {
+func checkProps(ctx context.Context, raw map[string]any) error {
 	p, err := schema.Decode(schema.Pick(raw))
 	if err != nil {
 		return err
@@ -536,13 +546,22 @@ func check(ctx context.Context, raw map[string]any) error {
 	if err != nil {
 		return err
 	}
+	return s.check(ctx)
+}
+
+// check connects a client of its own to the bus and leaves.
+func (s *settings) check(ctx context.Context) error {
 	id := randomID("connkit-probe-")
 	if s.clientID != "" {
 		id = randomID(s.clientID + "-probe-")
 	}
 	if connector.DialPolicyFrom(ctx) != nil {
-		// Under a dial policy the probe, a full MQTT session handshake, is
-		// the check: go-mod-messaging's own dial cannot be held to it.
+		// go-mod-messaging's own dial cannot be held to the policy. For
+		// MQTT the probe, a full session handshake with the same TLS, is
+		// the check; another bus cannot be checked under a policy.
+		if s.cfg.Type != "mqtt" {
+			return fmt.Errorf("%w: a %s bus cannot be checked under the check dial policy: its client dials on its own", connector.ErrNotCheckable, s.cfg.Type)
+		}
 		return s.probe(ctx)
 	}
 	var wg sync.WaitGroup

@@ -12,6 +12,7 @@ import (
 	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
@@ -130,5 +131,26 @@ func TestNatsNeedsTag(t *testing.T) {
 	_, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: Type, Props: map[string]any{"server": "127.0.0.1", "type": "nats-core"}})
 	if err == nil || !strings.Contains(err.Error(), "include_nats_messaging") {
 		t.Errorf("nats-core without the tag: %v", err)
+	}
+}
+
+// TestNoCheckWithoutDialing: under a dial policy, a bus whose client
+// cannot be held to it is not checked, and the check says so; it never
+// answers ok without dialing. (nats-core needs a build tag to be parsed,
+// so the settings are made here.)
+func TestNoCheckWithoutDialing(t *testing.T) {
+	s := &settings{cfg: types.MessageBusConfig{Type: "nats-core", Broker: types.HostInfo{Host: "127.0.0.1", Port: 4222, Protocol: "tcp"}}}
+	ctx := connector.WithDialPolicy(context.Background(), &connector.DialPolicy{DenyLinkLocal: true})
+	err := s.check(ctx)
+	if !errors.Is(err, connector.ErrNotCheckable) || !strings.Contains(err.Error(), "nats-core") {
+		t.Errorf("nats-core under a policy: %v, want ErrNotCheckable", err)
+	}
+	// Through the checker: 400-class, not ok.
+	reg := &registry.Registry{}
+	reg.Register(Type, Connector{})
+	_, err = check.New(&check.Options{Registry: reg, DialPolicy: &connector.DialPolicy{DenyLinkLocal: true}}).
+		Sink(context.Background(), check.Request{Type: Type, Props: map[string]any{"server": "127.0.0.1", "protocol": "quic"}})
+	if !errors.Is(err, check.ErrDenied) && !errors.Is(err, check.ErrUnsupported) {
+		t.Errorf("a protocol the probe does not speak, under a policy: %v", err)
 	}
 }

@@ -25,12 +25,12 @@ func (s *settings) probe(ctx context.Context) error {
 	addr := net.JoinHostPort(b.Host, strconv.Itoa(b.Port))
 	var nc net.Conn
 	var err error
-	switch b.Protocol {
-	case "tcp", "mqtt", "":
+	tc := s.tls.config(b.Protocol, b.Host)
+	switch {
+	case tc != nil:
+		nc, err = (&tls.Dialer{NetDialer: connector.Dialer(ctx), Config: tc}).DialContext(ctx, "tcp", addr)
+	case b.Protocol == "tcp", b.Protocol == "mqtt", b.Protocol == "":
 		nc, err = connector.Dialer(ctx).DialContext(ctx, "tcp", addr)
-	case "ssl", "tls", "mqtts", "tcps":
-		skip, _ := strconv.ParseBool(s.cfg.Optional["SkipCertVerify"])
-		nc, err = (&tls.Dialer{NetDialer: connector.Dialer(ctx), Config: &tls.Config{ServerName: b.Host, InsecureSkipVerify: skip, MinVersion: tls.VersionTLS12}}).DialContext(ctx, "tcp", addr)
 	default:
 		if connector.DialPolicyFrom(ctx) != nil {
 			// The client's own dial cannot be held to the policy.
