@@ -32,6 +32,12 @@
 // deadline_exceeded 504, internal 500. A wrong method gets 405
 // method_not_allowed with an Allow header.
 //
+// The ETag of a connection is its version, a strong entity tag such as
+// "3". If-Match is honoured as RFC 9110 says: * or no header means any
+// version; a list of tags matches if one of its strong tags is the
+// version; a well-formed tag that does not match, a weak one included, is
+// 412; only a malformed header is 400.
+//
 // The handler does no authentication: mount it behind your own middleware,
 // under any prefix with http.StripPrefix.
 package httpapi
@@ -46,6 +52,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -203,19 +210,96 @@ func writeInfo(w http.ResponseWriter, status int, in connection.Info) {
 
 func etag(v int64) string { return `"` + strconv.FormatInt(v, 10) + `"` }
 
-// ifMatch reads If-Match: absent or * mean any version (0).
-func ifMatch(r *http.Request) (int64, error) {
-	s := strings.TrimSpace(r.Header.Get("If-Match"))
-	if s == "" || s == "*" {
+// precondition is what If-Match asks for, as RFC 9110 defines it: any
+// version (no header, or *), or one of the versions its strong entity
+// tags name. A weak tag, or a tag that is no version of ours, never
+// matches.
+type precondition struct {
+	any      bool
+	versions []int64
+}
+
+// ifMatch parses If-Match; only a malformed header is an error.
+func ifMatch(r *http.Request) (precondition, error) {
+	vals := r.Header.Values("If-Match")
+	if len(vals) == 0 {
+		return precondition{any: true}, nil
+	}
+	field := strings.Join(vals, ",")
+	if strings.TrimSpace(field) == "*" {
+		return precondition{any: true}, nil
+	}
+	var pc precondition
+	rest, n := field, 0
+	for {
+		rest = strings.TrimLeft(rest, " \t,")
+		if rest == "" {
+			break
+		}
+		weak := strings.HasPrefix(rest, "W/")
+		if weak {
+			rest = rest[2:]
+		}
+		tag, after, ok := opaqueTag(rest)
+		if !ok {
+			return pc, &connection.Error{Code: connection.CodeInvalidArgument,
+				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "not an entity tag list; give the ETag returned, such as \"3\""}},
+				Message: fmt.Sprintf("If-Match %q is malformed; give the ETag returned, such as \"3\"", field)}
+		}
+		n++
+		rest = strings.TrimLeft(after, " \t")
+		if rest != "" && rest[0] != ',' {
+			return pc, &connection.Error{Code: connection.CodeInvalidArgument,
+				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "entity tags must be separated by commas"}},
+				Message: fmt.Sprintf("If-Match %q is malformed; give the ETag returned, such as \"3\"", field)}
+		}
+		if v, err := strconv.ParseInt(tag, 10, 64); !weak && err == nil && v > 0 && strconv.FormatInt(v, 10) == tag {
+			pc.versions = append(pc.versions, v)
+		}
+	}
+	if n == 0 {
+		return pc, &connection.Error{Code: connection.CodeInvalidArgument,
+			Fields:  connector.FieldErrors{{Field: "If-Match", Message: "empty; give the ETag returned, such as \"3\", or leave it out"}},
+			Message: "If-Match is empty; give the ETag returned, such as \"3\", or leave the header out"}
+	}
+	return pc, nil
+}
+
+// opaqueTag reads a quoted entity tag from the start of s.
+func opaqueTag(s string) (tag, rest string, ok bool) {
+	if !strings.HasPrefix(s, `"`) {
+		return "", "", false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return s[1:i], s[i+1:], true
+		case c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80:
+		default:
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
+// version turns the precondition into the version a write must find (0:
+// any), or the 412 of a precondition that no version can meet.
+func (h *handler) version(id string, pc precondition) (int64, error) {
+	if pc.any {
 		return 0, nil
 	}
-	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(s, "W/"), `"`), 10, 64)
-	if err != nil || v <= 0 {
-		return 0, &connection.Error{Code: connection.CodeInvalidArgument,
-			Fields:  connector.FieldErrors{{Field: "If-Match", Message: "give one version as the ETag returned, such as \"3\""}},
-			Message: fmt.Sprintf("If-Match %q is not a version; give the ETag returned, such as \"3\"", s)}
+	in, err := h.m.Get(id)
+	if err != nil {
+		return 0, err
 	}
-	return v, nil
+	if len(pc.versions) == 0 {
+		return 0, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
+			Message: fmt.Sprintf("connection %q is at version %d, which If-Match does not name (a weak tag never matches); read it again and retry", id, in.Version)}
+	}
+	if slices.Contains(pc.versions, in.Version) {
+		return in.Version, nil // the write still compares it, atomically
+	}
+	return pc.versions[0], nil // no match: the write answers 412
 }
 
 // specBody is the request body of create and update.
@@ -320,7 +404,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	version, err := ifMatch(r)
+	pc, err := ifMatch(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -335,6 +419,11 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("the body's id %q differs from the id %q in the URL; an id cannot be changed", b.ID, id)})
 		return
 	}
+	version, err := h.version(id, pc)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	in, err := h.m.Update(r.Context(), connection.Spec{ID: id, Type: b.Typ, Props: b.Props}, version)
 	if err != nil {
 		h.fail(w, r, err)
@@ -344,12 +433,16 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
-	version, err := ifMatch(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	id := r.PathValue("id")
+	pc, err := ifMatch(r)
+	var version int64
+	if err == nil {
+		version, err = h.version(id, pc)
 	}
-	if err := h.m.Delete(r.Context(), r.PathValue("id"), version); err != nil {
+	if err == nil {
+		err = h.m.Delete(r.Context(), id, version)
+	}
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}

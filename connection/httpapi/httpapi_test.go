@@ -194,7 +194,16 @@ func TestCRUD(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("update with the same id: %d %s", r.status, r.body)
 	}
-	r = s.do("DELETE", "/connections/conn-1", "", "If-Match", `"3"`)
+	// A list of tags matches if any strong one is the version; * any.
+	r = s.do("PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"p2"}}`, "If-Match", `W/"3", "stale", "3"`)
+	if r.status != 200 || r.header.Get("ETag") != `"4"` {
+		t.Fatalf("update with a list of tags: %d %s", r.status, r.body)
+	}
+	r = s.do("PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"p2"}}`, "If-Match", `*`)
+	if r.status != 200 {
+		t.Fatalf("update with If-Match *: %d %s", r.status, r.body)
+	}
+	r = s.do("DELETE", "/connections/conn-1", "", "If-Match", `"5"`)
 	if r.status != 204 || len(r.body) != 0 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
@@ -275,6 +284,19 @@ func TestErrors(t *testing.T) {
 		{"stale If-Match put", "PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"a"}}`, []string{"If-Match", `"7"`}, 412, "version_mismatch", nil},
 		{"stale If-Match delete", "DELETE", "/connections/conn-1", ``, []string{"If-Match", `"7"`}, 412, "version_mismatch", nil},
 		{"garbage If-Match", "PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"a"}}`, []string{"If-Match", `abc`}, 400, "invalid_argument", []string{"If-Match"}},
+		// RFC 9110: a well-formed tag that does not match is 412, and a
+		// weak tag never matches (strong comparison); only a malformed
+		// header is 400.
+		{"opaque If-Match", "PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"a"}}`, []string{"If-Match", `"stale-0"`}, 412, "version_mismatch", nil},
+		{"weak If-Match of the version", "PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"a"}}`, []string{"If-Match", `W/"1"`}, 412, "version_mismatch", nil},
+		{"weak If-Match delete", "DELETE", "/connections/conn-1", ``, []string{"If-Match", `W/"1"`}, 412, "version_mismatch", nil},
+		{"list of stale tags", "DELETE", "/connections/conn-1", ``, []string{"If-Match", `"5", "6"`}, 412, "version_mismatch", nil},
+		{"unquoted If-Match", "PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"a"}}`, []string{"If-Match", `1`}, 400, "invalid_argument", []string{"If-Match"}},
+		{"unterminated If-Match", "DELETE", "/connections/conn-1", ``, []string{"If-Match", `"1`}, 400, "invalid_argument", []string{"If-Match"}},
+		{"If-Match without a comma", "DELETE", "/connections/conn-1", ``, []string{"If-Match", `"1" "2"`}, 400, "invalid_argument", []string{"If-Match"}},
+		{"star in a list", "DELETE", "/connections/conn-1", ``, []string{"If-Match", `*, "1"`}, 400, "invalid_argument", []string{"If-Match"}},
+		{"empty If-Match", "DELETE", "/connections/conn-1", ``, []string{"If-Match", ` `}, 400, "invalid_argument", []string{"If-Match"}},
+		{"If-Match on a missing id", "DELETE", "/connections/nope", ``, []string{"If-Match", `"1"`}, 404, "not_found", nil},
 		{"wrong method", "PATCH", "/connections/conn-1", ``, nil, 405, "method_not_allowed", nil},
 		{"wrong method on list", "DELETE", "/connections", ``, nil, 405, "method_not_allowed", nil},
 		{"unknown route", "GET", "/nope", ``, nil, 404, "not_found", nil},

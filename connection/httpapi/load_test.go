@@ -116,7 +116,7 @@ func runLoad(tb testing.TB, clients, perClient int) loadResult {
 					}
 				case op == 3: // update, with the version it knows
 					id, _ := own()
-					code, _ := do("PUT", "/connections/"+id, `{"typ":"fake","props":{"addr":"p","password":"******","retries":5}}`, "If-Match", fmt.Sprint(want[id]))
+					code, _ := do("PUT", "/connections/"+id, `{"typ":"fake","props":{"addr":"p","password":"******","retries":5}}`, "If-Match", `"`+fmt.Sprint(want[id])+`"`)
 					if code == 200 {
 						want[id]++
 					}
