@@ -33,7 +33,9 @@ type Harness struct {
 	// Name and Type are the type under test.
 	Name string
 	Type connector.Type
-	// Addr is the host:port of a live peer.
+	// Addr is the literal IP:port of a live peer (such as 127.0.0.1:1883,
+	// never a name): the suite puts its Proxy in front of it, and builds
+	// dial policies from it.
 	Addr string
 	// Props returns props that reach a peer at addr with valid
 	// credentials.
@@ -58,9 +60,21 @@ type Harness struct {
 	// or sink check against addr; a nil function means the type has no
 	// check of that side.
 	SourceProps, SinkProps func(addr string) map[string]any
-	// Same reports whether clients handed to two refs share one live
-	// connection; nil means ==.
-	Same func(a, b any) bool
+	// Exchange proves that an attached client works against the real
+	// peer. It readies what it needs (a subscription, a table) and returns
+	// a function that sends a message or row through the client, or from
+	// the peer to it, and fails the test unless it arrives. The suite calls
+	// that function before the peer is dropped and again after it is back,
+	// so a subscription must deliver again after a reconnect.
+	Exchange func(t *testing.T, client any) func(t *testing.T)
+	// Conns is the most connections one live connection keeps at its peer
+	// (a pool may keep a few); 0 means 1.
+	Conns int
+	// Listens is set for a type that listens rather than dials (httppush):
+	// it has no peer to lose or to count, so Drop is skipped, and Same
+	// says whether two clients share one listener.
+	Listens bool
+	Same    func(a, b any) bool
 }
 
 // Invalid is a props map that must be refused.
@@ -76,7 +90,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, h) })
 	t.Run("Unreachable", func(t *testing.T) { testUnreachable(t, h) })
 	t.Run("StartsLate", func(t *testing.T) { testStartsLate(t, h) })
+	t.Run("Exchange", func(t *testing.T) { testExchange(t, h) })
 	t.Run("Shared", func(t *testing.T) { testShared(t, h) })
+	t.Run("DropAndReturn", func(t *testing.T) { testDrop(t, h) })
 	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, h) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, h) })
 	t.Run("SecretStaysHome", func(t *testing.T) { testSecretStaysHome(t, h) })
@@ -201,6 +217,7 @@ func NewCapture(t *testing.T) *Capture {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer nc.Close()
 				buf := make([]byte, 4096)
 				for {
 					n, err := nc.Read(buf)
@@ -308,32 +325,77 @@ func testStartsLate(t *testing.T, h Harness) {
 	WaitState(t, e.m, "late", connection.StateConnected, 20*time.Second)
 }
 
-func testShared(t *testing.T, h Harness) {
-	e := newEnv(t, h)
-	e.create(t, "shared", h.Props(h.Addr))
-	WaitState(t, e.m, "shared", connection.StateConnected, 15*time.Second)
-	same := h.Same
-	if same == nil {
-		same = func(a, b any) bool { return a == b }
+// peer returns the address props should dial: a Proxy in front of the
+// real peer, or the peer itself for a type that listens.
+func (h Harness) peer(t *testing.T) (string, *Proxy) {
+	if h.Listens {
+		return h.Addr, nil
 	}
-	ctx := context.Background()
-	first, err := e.m.Attach(ctx, "shared", "rule0/source")
+	p := NewProxy(t, h.Addr)
+	return p.Addr(), p
+}
+
+func (h Harness) exchange(t *testing.T) func(*testing.T, any) func(*testing.T) {
+	if h.Exchange == nil {
+		t.Fatal("the harness has no Exchange: the suite cannot prove that a client works")
+	}
+	return h.Exchange
+}
+
+// testExchange: a message or row goes through an attached client and
+// arrives.
+func testExchange(t *testing.T, h Harness) {
+	e := newEnv(t, h)
+	e.create(t, "live", h.Props(h.Addr))
+	WaitState(t, e.m, "live", connection.StateConnected, 15*time.Second)
+	c, err := e.m.Attach(context.Background(), "live", "rule/source")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.exchange(t)(t, c)(t)
+}
+
+// testShared: 50 refs share one live connection, as the peer counts its
+// connections; each client works.
+func testShared(t *testing.T, h Harness) {
+	addr, proxy := h.peer(t)
+	e := newEnv(t, h)
+	e.create(t, "shared", h.Props(addr))
+	WaitState(t, e.m, "shared", connection.StateConnected, 15*time.Second)
+	ctx := context.Background()
 	const n = 50
-	for i := 1; i < n; i++ {
+	clients := make([]any, n)
+	for i := range n {
 		c, err := e.m.Attach(ctx, "shared", fmt.Sprintf("rule%d/source", i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !same(first, c) {
-			t.Fatalf("attach %d got another live connection", i)
-		}
+		clients[i] = c
 	}
 	in, _ := e.m.Get("shared")
 	if in.RefCount != n {
 		t.Errorf("refCount %d, want %d", in.RefCount, n)
+	}
+	for _, c := range []any{clients[0], clients[n/2], clients[n-1]} {
+		h.exchange(t)(t, c)(t)
+	}
+	if proxy != nil {
+		max := max(h.Conns, 1)
+		// Short-lived connections (a health ping) may come and go: poll
+		// until the long-lived ones are all that is left.
+		deadline := time.Now().Add(5 * time.Second)
+		for open := proxy.Open(); open < 1 || open > max; open = proxy.Open() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the peer has %d connections for %d refs of one connection, want 1 to %d", open, n, max)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	} else if h.Same != nil {
+		for i, c := range clients {
+			if !h.Same(clients[0], c) {
+				t.Fatalf("client %d does not share the live connection", i)
+			}
+		}
 	}
 	for _, r := range in.Refs {
 		e.m.Detach("shared", r)
@@ -343,20 +405,64 @@ func testShared(t *testing.T, h Harness) {
 	}
 }
 
+// testDrop: the peer is dropped and brought back. The connection turns
+// disconnected, then connected again, and the client works again; a
+// connector that never notices a lost link fails here.
+func testDrop(t *testing.T, h Harness) {
+	if h.Listens {
+		t.Skip("the type listens: it has no peer to lose")
+	}
+	addr, proxy := h.peer(t)
+	e := newEnv(t, h)
+	e.create(t, "drop", h.Props(addr))
+	WaitState(t, e.m, "drop", connection.StateConnected, 15*time.Second)
+	c, err := e.m.Attach(context.Background(), "drop", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := h.exchange(t)(t, c)
+	send(t)
+	proxy.Cut()
+	down := WaitState(t, e.m, "drop", connection.StateDisconnected, 10*time.Second)
+	if down.Err == "" {
+		t.Error("disconnected without a reason")
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(15 * time.Second)
+	for in, _ := e.m.Get("drop"); in.State != connection.StateConnected || !in.Since.After(down.Since); in, _ = e.m.Get("drop") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected again after the peer came back: %+v", in.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	send(t)
+}
+
+// testClose: after Close of the Manager, with a live connection in use and
+// unreachable ones redialing, no goroutine is left and the process has no
+// more open files than before.
 func testClose(t *testing.T, h Harness) {
 	// The silent peer's accept loop is the suite's own; it ends at cleanup.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
 		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.NewCapture.func1"),
 		goleak.IgnoreAnyFunction("github.com/connkit/connkit/connector/connectortest.NewCapture.func1.1"))
+	unreachable := h.unreachable(t)
+	fdsBefore := OpenFiles(t)
 	e := newEnv(t, h)
 	e.create(t, "live", h.Props(h.Addr))
-	for id, props := range h.unreachable(t) {
+	for id, props := range unreachable {
 		e.create(t, id, props)
 		WaitState(t, e.m, id, connection.StateDisconnected, 10*time.Second)
 	}
 	WaitState(t, e.m, "live", connection.StateConnected, 15*time.Second)
-	if _, err := e.m.Attach(context.Background(), "live", "r"); err != nil {
+	c, err := e.m.Attach(context.Background(), "live", "r")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if h.Exchange != nil {
+		// In a subtest, so that what the harness opens for it is closed
+		// before the count.
+		t.Run("exchange", func(t *testing.T) { h.Exchange(t, c)(t) })
 	}
 	start := time.Now()
 	if err := e.m.Close(); err != nil {
@@ -365,6 +471,37 @@ func testClose(t *testing.T, h Harness) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Close took %v", d)
 	}
+	if fdsBefore < 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n := OpenFiles(t); n > fdsBefore; n = OpenFiles(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d files open after Close, %d before:\n%s", n, fdsBefore, strings.Join(openFileNames(), "\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// OpenFiles is how many files this process has open (/proc/self/fd), or
+// -1 where that cannot be read.
+func OpenFiles(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents) - 1 // the directory read itself
+}
+
+func openFileNames() []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			out = append(out, e.Name()+" -> "+l)
+		}
+	}
+	return out
 }
 
 func testSecrets(t *testing.T, h Harness) {

@@ -4,6 +4,10 @@ import (
 	"net"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/edgexfoundry/go-mod-messaging/v3/messaging"
+	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
 
 	"github.com/connkit/connkit/connector/connectortest"
 )
@@ -46,6 +50,34 @@ func TestConformance(t *testing.T) {
 		},
 		SourceProps: props,
 		SinkProps:   props,
-		Same:        func(a, b any) bool { return a.(*view).c == b.(*view).c },
+		// A message through the broker: published by the view, received
+		// on its own subscription.
+		Exchange: func(t *testing.T, client any) func(*testing.T) {
+			c := client.(messaging.MessageClient)
+			topic := "edgex/conformance/" + randomID("")
+			msgs, errs := make(chan types.MessageEnvelope, 16), make(chan error, 16)
+			if err := c.Subscribe([]types.TopicChannel{{Topic: topic, Messages: msgs}}, errs); err != nil {
+				t.Fatal(err)
+			}
+			return func(t *testing.T) {
+				env := types.NewMessageEnvelopeForRequest([]byte(`{"reading":1}`), nil)
+				if err := c.Publish(env, topic); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.After(10 * time.Second)
+				for {
+					select {
+					case got := <-msgs:
+						if got.CorrelationID == env.CorrelationID {
+							return
+						}
+					case err := <-errs:
+						t.Fatalf("subscription: %v", err)
+					case <-deadline:
+						t.Fatal("the message published through the view never came back")
+					}
+				}
+			}
+		},
 	})
 }

@@ -28,8 +28,8 @@
 //	c, err := edgex.Attach(ctx, m, "bus", "rule1/source")
 //
 // go-mod-messaging reports no lost connection, so the Manager's health
-// check pings the broker's address; its MQTT client reconnects on its own
-// after a short drop. A dial makes a fresh client whose connect timeout is
+// check asks the client's session and the broker's address. Its client
+// does not redial by itself: the Manager does, with a fresh client. A dial makes a fresh client whose connect timeout is
 // the dial's deadline. Its connect cannot be cancelled, so a dial first
 // probes the broker (CONNECT, CONNACK, DISCONNECT under the dial's
 // context): a broker that accepts and never answers fails the probe and
@@ -190,7 +190,10 @@ func (s *settings) config(ctx context.Context, clientID string) types.MessageBus
 		timeout = time.Until(d)
 	}
 	cfg.Optional["ConnectTimeout"] = strconv.Itoa(max(1, int(math.Ceil(timeout.Seconds()))))
-	cfg.Optional["AutoReconnect"] = "true"
+	// The Manager owns redials. A client that redials on its own cannot
+	// be let go: the library's Disconnect waits for paho's reconnect loop,
+	// whose backoff grows to 10 minutes.
+	cfg.Optional["AutoReconnect"] = "false"
 	return cfg
 }
 
@@ -319,8 +322,27 @@ func (c *conn) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Ping implements connector.Pinger: the broker's address answers.
+// pingTopic is a topic no one subscribes to: unsubscribing from it is a
+// cheap question to the client's own session.
+const pingTopic = "connkit/ping/none"
+
+// Ping implements connector.Pinger. go-mod-messaging reports no lost link,
+// so: the MQTT client's session is up (an UNSUBSCRIBE of a topic no one
+// holds fails at once when it is not), and the broker's address answers
+// (the client sends no keep-alive of its own, so a silent network would go
+// unnoticed).
 func (c *conn) Ping(ctx context.Context) error {
+	c.mu.Lock()
+	cl := c.cur
+	c.mu.Unlock()
+	if cl == nil {
+		return ErrNotConnected
+	}
+	if c.s.cfg.Type == "mqtt" {
+		if err := cl.Unsubscribe(pingTopic); err != nil {
+			return fmt.Errorf("the client's session is down: %w", err)
+		}
+	}
 	b := c.s.cfg.Broker
 	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
 	if err != nil {

@@ -36,29 +36,6 @@ func taken(t *testing.T) (string, func()) {
 	return ln.Addr().String(), func() { ln.Close() }
 }
 
-func TestConformance(t *testing.T) {
-	props := func(a string) map[string]any { return map[string]any{"addr": a} }
-	connectortest.Run(t, connectortest.Harness{
-		Name:  httppush.Type,
-		Type:  httppush.Connector{},
-		Addr:  "127.0.0.1:0",
-		Props: props,
-		Unreachable: func(t *testing.T) map[string]any {
-			a, _ := taken(t)
-			return props(a)
-		},
-		StartLate: func(t *testing.T) (string, func()) { return taken(t) },
-		// Each ref has its own Receiver; shared means one listener.
-		Same: func(a, b any) bool { return a.(*httppush.Receiver).Addr() == b.(*httppush.Receiver).Addr() },
-		Invalid: []connectortest.Invalid{
-			{Name: "addr", Props: map[string]any{"addr": "nope"}, Fields: []string{"addr"}},
-			{Name: "method", Props: map[string]any{"method": "GET"}, Fields: []string{"method"}},
-			{Name: "endpoint", Props: map[string]any{"endpoint": "orders"}, Fields: []string{"endpoint"}},
-			{Name: "cert without key", Props: map[string]any{"certificationPath": "/c.pem"}, Fields: []string{"privateKeyPath"}},
-		},
-	})
-}
-
 func newManager(t *testing.T) *connection.Manager {
 	reg := &registry.Registry{}
 	reg.Register(httppush.Type, httppush.Connector{})

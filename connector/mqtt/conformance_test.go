@@ -1,7 +1,11 @@
 package mqtt
 
 import (
+	"fmt"
 	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/connkit/connkit/connector/connectortest"
 )
@@ -13,7 +17,6 @@ func harness(t *testing.T) connectortest.Harness {
 	props := func(a string) map[string]any {
 		return map[string]any{"server": "tcp://" + a, "username": user, "password": pw}
 	}
-	same := func(a, b any) bool { return a.(*view).c == b.(*view).c }
 	return connectortest.Harness{
 		Name:  Type,
 		Type:  Connector{},
@@ -48,7 +51,25 @@ func harness(t *testing.T) connectortest.Harness {
 			p["topic"], p["qos"] = "out", 1
 			return p
 		},
-		Same: same,
+		// A message each way: from a client of the broker's own to the
+		// view's subscription, and from the view to that client.
+		Exchange: func(t *testing.T, client any) func(*testing.T) {
+			v := client.(paho.Client)
+			topic := randomID("conformance/")
+			var in, out inbox
+			wait(t, v.Subscribe(topic+"/in", 1, in.handler))
+			other := bare(t, addr)
+			wait(t, other.Subscribe(topic+"/out", 1, out.handler))
+			n := 0
+			return func(t *testing.T) {
+				n++
+				msg := fmt.Sprintf("m%d", n)
+				wait(t, other.Publish(topic+"/in", 1, false, msg))
+				waitFor(t, "the view to receive "+msg, 10*time.Second, func() bool { return in.has(msg) })
+				wait(t, v.Publish(topic+"/out", 1, false, msg))
+				waitFor(t, "the broker's client to receive "+msg, 10*time.Second, func() bool { return out.has(msg) })
+			}
+		},
 	}
 }
 

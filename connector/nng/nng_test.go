@@ -46,33 +46,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func TestConformance(t *testing.T) {
-	addr := freeAddr(t)
-	peer(t, "tcp://"+addr)
-	props := func(a string) map[string]any { return map[string]any{"url": "tcp://" + a} }
-	connectortest.Run(t, connectortest.Harness{
-		Name:  nng.Type,
-		Type:  nng.Connector{},
-		Addr:  addr,
-		Props: props,
-		Invalid: []connectortest.Invalid{
-			{Name: "no url", Props: map[string]any{}, Fields: []string{"url"}},
-			{Name: "http", Props: map[string]any{"url": "http://127.0.0.1:80"}, Fields: []string{"url"}},
-			{Name: "no port", Props: map[string]any{"url": "tcp://127.0.0.1"}, Fields: []string{"url"}},
-			{Name: "bus", Props: map[string]any{"url": "tcp://" + addr, "protocol": "bus"}, Fields: []string{"protocol"}},
-			{Name: "long ipc path", Props: map[string]any{"url": "ipc:///tmp/" + longName()}, Fields: []string{"url"}},
-		},
-		StartLate: func(t *testing.T) (string, func()) {
-			a := freeAddr(t)
-			return a, func() { peer(t, "tcp://"+a) }
-		},
-		SourceProps: props,
-		SinkProps:   props,
-		// Views of one socket: the peer counts the pipes.
-		Same: func(a, b any) bool { return a.(mangos.Socket).Info() == b.(mangos.Socket).Info() },
-	})
-}
-
 func longName() string {
 	b := make([]byte, 120)
 	for i := range b {

@@ -2,8 +2,10 @@ package sql_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -73,6 +75,30 @@ func TestConformance(t *testing.T) {
 			p := props(a)
 			p["table"], p["fields"] = "readings", []any{"temperature", "humidity"}
 			return p
+		},
+		// The pool keeps up to maxIdleConns (2) connections.
+		Conns: 2,
+		// A row written through the attached pool is read back by a
+		// connection of the test's own.
+		Exchange: func(t *testing.T, client any) func(*testing.T) {
+			db := client.(*sqlx.DB)
+			direct := sqlx.MustOpen("mysql", mustParse(t, props(addr)["url"].(string)))
+			t.Cleanup(func() { direct.Close() })
+			ctx := context.Background()
+			direct.MustExecContext(ctx, `CREATE TABLE IF NOT EXISTS conformance_rows (id VARCHAR(64) PRIMARY KEY)`)
+			prefix := fmt.Sprintf("%d", time.Now().UnixNano())
+			n := 0
+			return func(t *testing.T) {
+				n++
+				id := fmt.Sprintf("%s-%d", prefix, n)
+				if _, err := db.ExecContext(ctx, `INSERT INTO conformance_rows (id) VALUES (?)`, id); err != nil {
+					t.Fatalf("insert through the attached pool: %v", err)
+				}
+				var got string
+				if err := direct.GetContext(ctx, &got, `SELECT id FROM conformance_rows WHERE id = ?`, id); err != nil || got != id {
+					t.Fatalf("the row is not in the database: %q %v", got, err)
+				}
+			}
 		},
 	})
 }

@@ -100,43 +100,6 @@ func props(addr string) map[string]any {
 	return map[string]any{"addr": addr, "path": "/ws", "requestHeader": map[string]any{"Authorization": token}}
 }
 
-func TestConformance(t *testing.T) {
-	ln := listen(t, "127.0.0.1:0")
-	p := startPeer(t, ln)
-	addr := ln.Addr().String()
-	connectortest.Run(t, connectortest.Harness{
-		Name:  websocket.Type,
-		Type:  websocket.Connector{},
-		Addr:  addr,
-		Props: props,
-		BadAuth: func() map[string]any {
-			return map[string]any{"addr": addr, "path": "/ws", "requestHeader": map[string]any{"Authorization": "Bearer wr0ng-T0ken"}}
-		},
-		Secrets: []string{"s3cr3t-T0ken", "wr0ng-T0ken"},
-		Invalid: []connectortest.Invalid{
-			{Name: "addr", Props: map[string]any{"addr": "nope"}, Fields: []string{"addr"}},
-			{Name: "scheme", Props: map[string]any{"addr": addr, "scheme": "http"}, Fields: []string{"scheme"}},
-			{Name: "path", Props: map[string]any{"addr": addr, "path": "ws"}, Fields: []string{"path"}},
-			{Name: "header kind", Props: map[string]any{"addr": addr, "requestHeader": map[string]any{"X": 1}}, Fields: []string{"requestHeader"}},
-			{Name: "listenAddr", Props: map[string]any{"listenAddr": "x"}, Fields: []string{"listenAddr"}},
-		},
-		StartLate: func(t *testing.T) (string, func()) {
-			free := listen(t, "127.0.0.1:0")
-			a := free.Addr().String()
-			free.Close()
-			return a, func() { startPeer(t, listen(t, a)) }
-		},
-		SourceProps: props,
-		SinkProps:   props,
-		// Shared means one link, as the peer itself counts them.
-		Same: func(a, b any) bool {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return len(p.links) == 1 && a.(*websocket.Client).Peers() == 1 && b.(*websocket.Client).Peers() == 1
-		},
-	})
-}
-
 func newManager(t *testing.T) *connection.Manager {
 	reg := &registry.Registry{}
 	reg.Register(websocket.Type, websocket.Connector{})
