@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/connkit/connkit/connection"
@@ -34,16 +35,26 @@ func benchManager(b *testing.B, st store.Store, n int) *connection.Manager {
 	return m
 }
 
-func BenchmarkGet10k(b *testing.B) {
-	m := benchManager(b, memory.New(), 10000)
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		if _, err := m.Get(fmt.Sprintf("conn-%05d", i%10000)); err != nil {
-			b.Fatal(err)
-		}
-		i++
+// BenchmarkGet reads one connection among 1 and among 10,000: a map
+// lookup, so both should cost the same.
+func BenchmarkGet(b *testing.B) {
+	for _, n := range []int{1, 10000} {
+		b.Run(fmt.Sprintf("of%d", n), func(b *testing.B) {
+			m := benchManager(b, memory.New(), n)
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("conn-%05d", i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if _, err := m.Get(ids[i%n]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }
 
@@ -91,10 +102,9 @@ func BenchmarkAttachDetachParallel(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	var n int64
+	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		ref := fmt.Sprintf("rule%d/source", n)
-		n++
+		ref := fmt.Sprintf("rule%d/source", n.Add(1))
 		for pb.Next() {
 			if _, err := m.Attach(ctx, "conn-00000", ref); err != nil {
 				b.Fatal(err)

@@ -54,6 +54,59 @@ type Schema struct {
 	Fields []Field `json:"props"`
 }
 
+// Validate reports a schema that cannot work as declared: a field with no
+// name or a name used twice, an unknown kind, a default or an allowed
+// value of the wrong kind, a default that is not allowed, a required
+// field with a default, a secret that is not a string or URL, or secret
+// or endpoint keys on a field that is not a map. The registry panics on
+// it at Register, as database/sql does on a programmer's error.
+func (s *Schema) Validate() error {
+	seen := map[string]bool{}
+	var errs []string
+	for i, f := range s.Fields {
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Sprintf("field %d %q: ", i, f.Name)+fmt.Sprintf(format, args...))
+		}
+		switch {
+		case f.Name == "":
+			bad("no name")
+		case seen[f.Name]:
+			bad("the name is used twice")
+		}
+		seen[f.Name] = true
+		if !slices.Contains([]Kind{String, Int, Float, Bool, StringList, Map, URL}, f.Kind) {
+			bad("unknown kind %q", f.Kind)
+			continue
+		}
+		for _, a := range f.Allowed {
+			if _, err := f.normalize(a); err != nil {
+				bad("allowed value %v: %v", a, err)
+			}
+		}
+		if f.Default != nil {
+			nv, err := f.normalize(f.Default)
+			switch {
+			case err != nil:
+				bad("default %v: %v", f.Default, err)
+			case len(f.Allowed) > 0 && !slices.ContainsFunc(f.Allowed, func(a any) bool { return fmt.Sprint(a) == fmt.Sprint(nv) }):
+				bad("default %v is not one of the allowed values", f.Default)
+			case f.Required:
+				bad("required, yet it has a default")
+			}
+		}
+		if f.Secret && f.Kind != String && f.Kind != URL {
+			bad("a secret must be a string or a URL, not %s", f.Kind)
+		}
+		if (len(f.SecretKeys) > 0 || len(f.EndpointKeys) > 0) && f.Kind != Map {
+			bad("secret or endpoint keys need a map, not %s", f.Kind)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid schema: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
 // Field returns the field called name.
 func (s *Schema) Field(name string) (Field, bool) {
 	for _, f := range s.Fields {
@@ -101,7 +154,7 @@ func (s *Schema) Decode(raw map[string]any) (Props, error) {
 			if f.Required {
 				errs = append(errs, FieldError{f.Name, "required: give " + f.Kind.article()})
 			} else if f.Default != nil {
-				// A schema's own default is trusted to have the right kind.
+				// Of the right kind: Validate checked it at Register.
 				out[f.Name], _ = f.normalize(f.Default)
 			}
 			continue

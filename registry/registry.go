@@ -24,12 +24,13 @@ type Registry struct {
 var Default = &Registry{}
 
 // Register adds t to Default under name. It panics if name is empty, t is
-// nil, or name is already registered, as sql.Register does: each is a
-// programming error found at start-up.
+// nil, its schema is invalid, or name is already registered, as
+// sql.Register does: each is a programming error found at start-up.
 func Register(name string, t connector.Type) { Default.Register(name, t) }
 
-// Register adds t under name. It panics if name is empty, t is nil, or name
-// is already registered.
+// Register adds t under name. It panics if name is empty, t is nil, its
+// schema is nil or invalid (connector.Schema.Validate), or name is already
+// registered.
 func (r *Registry) Register(name string, t connector.Type) {
 	if name == "" {
 		panic("registry: Register called with an empty type name")
@@ -39,6 +40,9 @@ func (r *Registry) Register(name string, t connector.Type) {
 	}
 	if t.Schema() == nil {
 		panic(fmt.Sprintf("registry: Register of type %q whose Schema() is nil", name))
+	}
+	if err := t.Schema().Validate(); err != nil {
+		panic(fmt.Sprintf("registry: Register of type %q: %v", name, err))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

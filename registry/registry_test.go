@@ -48,15 +48,50 @@ func TestRegisterPanics(t *testing.T) {
 		"nil schema": func(r *registry.Registry) { r.Register("x", typ{}) },
 		"twice":      func(r *registry.Registry) { r.Register("x", typ{s}); r.Register("x", typ{s}) },
 	}
+	// A schema that cannot work as declared is a programmer's error too,
+	// found at start-up rather than as a default that silently becomes nil.
+	for name, f := range map[string]connector.Field{
+		"default of the wrong kind": {Name: "keepAlive", Kind: connector.Int, Default: "30s"},
+		"default not allowed":       {Name: "v", Kind: connector.String, Default: "5", Allowed: []any{"3.1", "3.1.1"}},
+		"allowed of the wrong kind": {Name: "qos", Kind: connector.Int, Allowed: []any{0, "one"}},
+		"unknown kind":              {Name: "x", Kind: "duration"},
+		"no name":                   {Kind: connector.String},
+		"secret int":                {Name: "pin", Kind: connector.Int, Secret: true},
+		"secret keys on a string":   {Name: "h", Kind: connector.String, SecretKeys: []string{"A"}},
+		"required with a default":   {Name: "port", Kind: connector.Int, Required: true, Default: 1},
+	} {
+		f := f
+		cases[name] = func(r *registry.Registry) { r.Register("x", typ{&connector.Schema{Fields: []connector.Field{f}}}) }
+	}
+	cases["a name twice"] = func(r *registry.Registry) {
+		r.Register("x", typ{&connector.Schema{Fields: []connector.Field{{Name: "a", Kind: connector.Int}, {Name: "a", Kind: connector.String}}}})
+	}
 	for name, fn := range cases {
 		t.Run(name, func(t *testing.T) {
+			r := &registry.Registry{}
 			defer func() {
 				msg, _ := recover().(string)
 				if !strings.HasPrefix(msg, "registry: ") {
 					t.Errorf("panic %q, want a registry message", msg)
 				}
+				if _, ok := r.Lookup("x"); ok && name != "twice" {
+					t.Error("the bad type was registered")
+				}
 			}()
-			fn(&registry.Registry{})
+			fn(r)
 		})
+	}
+}
+
+// TestValidSchema: a schema using every feature passes.
+func TestValidSchema(t *testing.T) {
+	ok := &connector.Schema{Fields: []connector.Field{
+		{Name: "keepAlive", Kind: connector.Int, Default: 30},
+		{Name: "v", Kind: connector.String, Default: "3.1.1", Allowed: []any{"3.1", "3.1.1"}},
+		{Name: "o", Kind: connector.Map, SecretKeys: []string{"Password"}, EndpointKeys: []string{"CaFile"}},
+		{Name: "u", Kind: connector.URL, Secret: true, Required: true},
+	}}
+	if err := ok.Validate(); err != nil {
+		t.Error(err)
 	}
 }

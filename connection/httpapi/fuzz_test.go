@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
@@ -36,8 +39,9 @@ func fuzzHandler(f *testing.F) (http.Handler, *connection.Manager) {
 	return httpapi.New(m, &httpapi.Options{MaxBodyBytes: 64 << 10, Logger: slog.New(slog.DiscardHandler), Checker: c}), m
 }
 
-// serve runs one request and checks what every answer must be: no 500, a
-// JSON body (or none for 204), in bounded time.
+// serve runs one request and checks what every answer must be: no 5xx
+// (but from a check, which may say the peer failed), a JSON body (or none
+// for 204), no secret, in bounded time.
 func serve(t *testing.T, h http.Handler, method, target string, body []byte, hdr ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, strings.NewReader(string(body)))
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -51,7 +55,8 @@ func serve(t *testing.T, h http.Handler, method, target string, body []byte, hdr
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("%s %s took %v", method, target, d)
 	}
-	if w.Code >= 500 && w.Code != http.StatusBadGateway && w.Code != http.StatusGatewayTimeout && w.Code != http.StatusServiceUnavailable {
+	isCheck := strings.HasPrefix(target, "/metadata/")
+	if w.Code >= 500 && (!isCheck || (w.Code != http.StatusBadGateway && w.Code != http.StatusGatewayTimeout && w.Code != http.StatusServiceUnavailable)) {
 		t.Fatalf("%s %s %q: status %d %s", method, target, body, w.Code, w.Body)
 	}
 	if w.Code != http.StatusNoContent && !json.Valid(w.Body.Bytes()) {
@@ -85,9 +90,14 @@ func FuzzCreateBody(f *testing.F) {
 	})
 }
 
+// FuzzUpdateBody: any update of the stored connection. A refused one
+// changes nothing; an accepted one is the next version, met If-Match, and
+// never carried the stored password to another addr.
 func FuzzUpdateBody(f *testing.F) {
 	for _, s := range []struct{ id, body, ifMatch string }{
 		{"existing", `{"typ":"fake","props":{"addr":"y","password":"******"}}`, `"1"`},
+		{"existing", `{"typ":"fake","props":{"addr":"a","password":"******"}}`, `"1"`},
+		{"existing", `{"typ":"fake","props":{"addr":"a","password":"******","mode":"b"}}`, `W/"1", "1"`},
 		{"existing", `{"id":"other","typ":"fake","props":{}}`, ""},
 		{"existing", `{"typ":"fake","props":{"url":"mysql://u:******@h/db"}}`, "*"},
 		{"missing", `{"typ":"fake","props":{"addr":"y"}}`, `W/"3"`},
@@ -97,12 +107,47 @@ func FuzzUpdateBody(f *testing.F) {
 	}
 	h, m := fuzzHandler(f)
 	f.Fuzz(func(t *testing.T, id string, body []byte, ifMatch string) {
-		serve(t, h, "PUT", "/connections/"+url.PathEscape(id), body, "If-Match", ifMatch)
-		// The stored connection is never left broken: it is readable.
-		if _, err := m.Get("existing"); err != nil {
+		before, _ := m.Resolve("existing")
+		in0, _ := m.Get("existing")
+		w := serve(t, h, "PUT", "/connections/"+url.PathEscape(id), body, "If-Match", ifMatch)
+		after, err := m.Resolve("existing")
+		if err != nil {
 			t.Fatalf("existing: %v", err)
 		}
+		in1, _ := m.Get("existing")
+		if w.Code != http.StatusOK || id != "existing" {
+			if in1.Version != in0.Version || !cmp.Equal(before, after) {
+				t.Fatalf("a refused update (%d) changed the connection: %+v -> %+v", w.Code, before, after)
+			}
+			return
+		}
+		if in1.Version != in0.Version+1 || w.Header().Get("ETag") != fmt.Sprintf(`"%d"`, in1.Version) {
+			t.Fatalf("accepted update: version %d -> %d, ETag %s", in0.Version, in1.Version, w.Header().Get("ETag"))
+		}
+		if im := strings.TrimSpace(ifMatch); im != "" && im != "*" && !strongTag(im, in0.Version) {
+			t.Fatalf("update accepted with If-Match %q at version %d", ifMatch, in0.Version)
+		}
+		pw, _ := before.Props["password"].(string)
+		if after.Props["addr"] != before.Props["addr"] && pw != "" && after.Props["password"] == pw && !strings.Contains(string(body), pw) {
+			t.Fatalf("the stored password went to addr %v with body %s", after.Props["addr"], body)
+		}
 	})
+}
+
+// strongTag reports whether the If-Match list names version v by a strong
+// tag.
+func strongTag(list string, v int64) bool {
+	tag := fmt.Sprintf(`"%d"`, v)
+	for i := 0; ; {
+		j := strings.Index(list[i:], tag)
+		if j < 0 {
+			return false
+		}
+		if k := i + j; k < 2 || list[k-2:k] != "W/" {
+			return true
+		}
+		i += j + 1
+	}
 }
 
 func FuzzCheckBody(f *testing.F) {
@@ -115,8 +160,17 @@ func FuzzCheckBody(f *testing.F) {
 	}
 	h, _ := fuzzHandler(f)
 	f.Fuzz(func(t *testing.T, typ string, body []byte) {
+		// Only a body that names a peer can get a peer's failure (5xx):
+		// the fake's peers are all up, so any other is the request's fault.
+		var props map[string]any
+		json.Unmarshal(body, &props)
+		addr, _ := props["addr"].(string)
+		named := addr != "" || props["connectionSelector"] == "existing"
 		for _, side := range []string{"sinks", "sources"} {
-			serve(t, h, "POST", "/metadata/"+side+"/connection/"+url.PathEscape(typ), body)
+			w := serve(t, h, "POST", "/metadata/"+side+"/connection/"+url.PathEscape(typ), body)
+			if w.Code >= 500 && !named {
+				t.Fatalf("a check naming no peer got %d: %s %s", w.Code, body, w.Body)
+			}
 		}
 	})
 }

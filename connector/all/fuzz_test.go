@@ -1,9 +1,14 @@
 package all_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/url"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	_ "github.com/connkit/connkit/connector/all"
 	"github.com/connkit/connkit/registry"
@@ -14,9 +19,11 @@ type noEvents struct{}
 
 func (noEvents) Lost(error) {}
 
-// FuzzProps decodes any JSON object as the props of every type and opens
-// the result: no panic, and a refusal is a FieldErrors. Open does no I/O,
-// so nothing is dialed.
+// FuzzProps decodes any JSON object as the props of every type, as the
+// HTTP layer does (numbers as json.Number), and opens the result: no
+// panic, and a refusal is a FieldErrors. Open does no I/O, so nothing is
+// dialed. Props the schema accepts survive masking: what a client reads
+// back (the masks) and sends again restores exactly what was stored.
 func FuzzProps(f *testing.F) {
 	for _, s := range []string{
 		`{"server":"tcp://127.0.0.1:1883","username":"u","password":"p","keepAlive":30,"protocolVersion":"3.1.1"}`,
@@ -33,12 +40,24 @@ func FuzzProps(f *testing.F) {
 	types := registry.Default.List()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var raw map[string]any
-		if json.Unmarshal(data, &raw) != nil {
+		d := json.NewDecoder(bytes.NewReader(data))
+		d.UseNumber()
+		if d.Decode(&raw) != nil || raw == nil {
 			return
 		}
 		for _, ti := range types {
 			typ, _ := registry.Default.Lookup(ti.Name)
-			p, err := typ.Schema().Decode(raw)
+			schema := typ.Schema()
+			p, err := schema.Decode(raw)
+			if err == nil && !bytes.Contains(data, []byte(secret.Mask)) {
+				back, err := secret.Restore(schema, secret.MaskProps(schema, raw), raw)
+				if err != nil {
+					t.Fatalf("%s: the masked props do not restore: %v", ti.Name, err)
+				}
+				if diff := cmp.Diff(normal(schema, raw), normal(schema, back)); diff != "" {
+					t.Fatalf("%s: decode -> mask -> restore changed the props (-stored +restored):\n%s", ti.Name, diff)
+				}
+			}
 			if err != nil {
 				if _, ok := err.(connector.FieldErrors); !ok {
 					t.Fatalf("%s: Decode error %T %v", ti.Name, err, err)
@@ -55,4 +74,19 @@ func FuzzProps(f *testing.F) {
 			c.Close()
 		}
 	})
+}
+
+// normal writes the URL props in one form, so that two spellings of one
+// URL (an escape more or less) compare equal.
+func normal(schema *connector.Schema, p map[string]any) map[string]any {
+	out := connector.Props(p).Clone()
+	for _, f := range schema.Fields {
+		if s, ok := out[f.Name].(string); ok && f.Kind == connector.URL {
+			if u, err := url.Parse(s); err == nil {
+				pw, _ := u.User.Password()
+				out[f.Name] = []string{u.Scheme, u.User.Username(), pw, u.Host, u.Path, u.RawQuery, u.Opaque, u.Fragment}
+			}
+		}
+	}
+	return out
 }
