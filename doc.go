@@ -18,14 +18,18 @@
 //     SQLite is the embedded default, memory is for tests.
 //   - registry, connector: how a connection type plugs in; connector/all
 //     registers every built-in type.
-//   - connector/connectortest: a fake type for unit tests.
+//   - connector/connectortest: the conformance suite of connector types,
+//     and a fake type for unit tests.
+//   - check: connectivity checks of source and sink configurations.
+//   - connection/secret: how secret props are masked, bound to their
+//     endpoint, scrubbed and sealed.
 //
 // # Embedding
 //
 //	st, _ := sqlite.Open(ctx, "connkit.db")
 //	m, _ := connection.New(ctx, st, nil)
 //	defer m.Close()
-//	db, err := sql.DB(m.Attach(ctx, "sales", "rule1/sink"))
+//	db, err := sql.Attach(ctx, m, "sales", "rule1/sink")
 //	defer m.Detach("sales", "rule1/sink")
 //
 // The command examples/server serves the REST API on its own.

@@ -11,10 +11,13 @@
 //
 // # Sharing
 //
-// Attach(id, ref) records ref (for example "rule1/source") and returns the
-// one live client of the connection; Detach removes it and is idempotent.
-// A connection with refs can be neither updated nor deleted: the error
-// names the refs. Update is atomic: the new spec is validated and stored
+// Attach(id, ref) records an attach of ref (for example "rule1/source")
+// and returns its client: a view of the one live link, scoped to this
+// attach. Each attach holds the connection until its own release:
+// Detach(id, ref) releases the oldest attach of that name, and the Handle
+// that Hold returns releases exactly its own. A released client fails with
+// connector.ErrDetached. A connection with refs can be neither updated nor
+// deleted: the error names the refs. Update is atomic: the new spec is validated and stored
 // before the live connection is replaced, and the old link is closed before
 // the new one dials.
 //
@@ -26,5 +29,7 @@
 // # Secrets
 //
 // Props marked secret in a type's schema are masked in every Info, error
-// and log line. An update that sends the mask back keeps the stored secret.
+// and log line. An update that sends the mask back keeps the stored secret
+// only while the props marked endpoint are unchanged; otherwise the secret
+// must be given again (see package connection/secret).
 package connection

@@ -11,9 +11,9 @@
 //	keepAlive           seconds between keep-alive pings; default 30
 //	insecureSkipVerify, certificationPath, privateKeyPath, rootCaPath: TLS
 //
-// An engine gets a paho mqtt.Client with Client:
+// An engine gets a paho mqtt.Client with Attach:
 //
-//	c, err := mqtt.Client(m.Attach(ctx, "broker", "rule1/source"))
+//	c, err := mqtt.Attach(ctx, m, "broker", "rule1/source")
 //	c.Subscribe("sensors/#", 1, handle)
 //
 // The client is a view of the shared session for one attach.

@@ -90,11 +90,11 @@ func start(ctx context.Context, m *connection.Manager, cfg config, log *slog.Log
 // storeReadings: MQTT in, SQL out.
 func (e *engine) storeReadings(ctx, rctx context.Context) error {
 	const rule = "store_readings"
-	db, err := sql.DB(e.m.Attach(ctx, "warehouse", rule+"/sink"))
+	db, err := sql.Attach(ctx, e.m, "warehouse", rule+"/sink")
 	if err != nil {
 		return err
 	}
-	in, err := mqtt.Client(e.m.Attach(ctx, "broker", rule+"/source"))
+	in, err := mqtt.Attach(ctx, e.m, "broker", rule+"/source")
 	if err != nil {
 		return err
 	}
@@ -148,11 +148,11 @@ func (e *engine) write(ctx context.Context, db *sqlx.DB, insert string, r readin
 // forwardIngest: HTTP push in, MQTT out.
 func (e *engine) forwardIngest(ctx, rctx context.Context) error {
 	const rule = "forward_ingest"
-	out, err := mqtt.Client(e.m.Attach(ctx, "broker", rule+"/sink"))
+	out, err := mqtt.Attach(ctx, e.m, "broker", rule+"/sink")
 	if err != nil {
 		return err
 	}
-	e.push, err = httppush.ReceiverOf(e.m.Attach(ctx, "ingest", rule+"/source"))
+	e.push, err = httppush.Attach(ctx, e.m, "ingest", rule+"/source")
 	if err != nil {
 		return err
 	}
