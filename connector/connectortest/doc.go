@@ -43,7 +43,11 @@
 //     back, and a check that names the stored connection with another
 //     endpoint, are refused naming the secret, and a Capture listener at
 //     that endpoint receives nothing.
-//   - Checks: for each side with Harness.SourceProps or SinkProps: the
+//   - Checks: a type that listens passes a check of an address it can
+//     bind, fails one of an address another program holds
+//     (Harness.Unreachable), and refuses a side it does not have as
+//     unsupported. For a type that dials, for each side with
+//     Harness.SourceProps or SinkProps: the
 //     live peer passes; a closed port fails with reason refused within half
 //     the 2 s timeout; a silent peer fails with reason timeout within the
 //     timeout and one second (a check must return within about 100 ms of

@@ -646,6 +646,10 @@ func testChecks(t *testing.T, h Harness) {
 	reg.Register(h.Name, h.Type)
 	const timeout = 2 * time.Second
 	c := check.New(&check.Options{Registry: reg, Timeout: timeout})
+	if h.Listens {
+		testListenerChecks(t, h, c)
+		return
+	}
 	sides := []struct {
 		name  string
 		props func(string) map[string]any
@@ -710,6 +714,42 @@ func testChecks(t *testing.T, h Harness) {
 						t.Errorf("secret in the check error: %s", ce.Message)
 					}
 				}
+			}
+		})
+	}
+}
+
+// testListenerChecks: for a type that listens, a check passes on an
+// address it can bind and fails on one another program holds; a side it
+// does not have is refused as unsupported.
+func testListenerChecks(t *testing.T, h Harness, c *check.Checker) {
+	ctx := context.Background()
+	for _, side := range []struct {
+		name  string
+		props func(string) map[string]any
+		run   func(context.Context, check.Request) (time.Duration, error)
+	}{{"source", h.SourceProps, c.Source}, {"sink", h.SinkProps, c.Sink}} {
+		t.Run(side.name, func(t *testing.T) {
+			if side.props == nil {
+				if _, err := side.run(ctx, check.Request{Type: h.Name, Props: h.Props(h.Addr)}); !errors.Is(err, check.ErrUnsupported) {
+					t.Errorf("a check of a side the type does not have: %v, want ErrUnsupported", err)
+				}
+				return
+			}
+			if _, err := side.run(ctx, check.Request{Type: h.Name, Props: side.props(h.Addr)}); err != nil {
+				t.Errorf("a check of a free address: %v", err)
+			}
+			if h.Unreachable == nil {
+				return
+			}
+			taken := h.Unreachable(t)
+			for k, v := range side.props(h.Addr) {
+				if _, ok := taken[k]; !ok {
+					taken[k] = v
+				}
+			}
+			if _, err := side.run(ctx, check.Request{Type: h.Name, Props: taken}); !errors.Is(err, check.ErrFailed) {
+				t.Errorf("a check of an address another program holds: %v, want ErrFailed", err)
 			}
 		})
 	}

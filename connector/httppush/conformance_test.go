@@ -27,8 +27,9 @@ func TestConformance(t *testing.T) {
 		StartLate: func(t *testing.T) (string, func()) { return taken(t) },
 		// The type listens: each ref has its own Receiver, and shared
 		// means one listener.
-		Listens: true,
-		Same:    func(a, b any) bool { return a.(*httppush.Receiver).Addr() == b.(*httppush.Receiver).Addr() },
+		Listens:     true,
+		SourceProps: props,
+		Same:        func(a, b any) bool { return a.(*httppush.Receiver).Addr() == b.(*httppush.Receiver).Addr() },
 		// A request pushed to the listener reaches the attached receiver.
 		Exchange: func(t *testing.T, client any) func(*testing.T) {
 			r := client.(*httppush.Receiver)
