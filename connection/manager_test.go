@@ -409,7 +409,7 @@ func TestAttachShares(t *testing.T) {
 	}
 	_, err := e.m.Attach(ctx, "nope", "r")
 	wantCode(t, err, connection.CodeNotFound, connection.ErrNotFound)
-	for _, ref := range []string{"", "   ", "\t", "a\nb", strings.Repeat("r", 257), "\xff"} {
+	for _, ref := range []string{"", "   ", "\t", "a\nb", strings.Repeat("r", 257), "\xff", "\u200b", "\ufeff\u3000"} {
 		_, err = e.m.Attach(ctx, "a", ref)
 		ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
 		if len(ce.Fields) != 1 || ce.Fields[0].Field != "ref" || !strings.Contains(ce.Message, "ref") {

@@ -236,3 +236,30 @@ func TestReleaseOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachIfRacesUpdate: a typed attach that refuses the client races
+// updates of the connection; under -race nothing is read unguarded, and
+// the refused attach leaves no ref.
+func TestAttachIfRacesUpdate(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.m.Create(ctx, spec("c", nil)); err != nil {
+		t.Fatal(err)
+	}
+	refuse := func(any) error { return errors.New("not of the wanted type") }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			e.m.Update(ctx, spec("c", map[string]any{"addr": "p1", "retries": i}), 0)
+		}
+	}()
+	for range 300 {
+		if _, err := e.m.AttachIf(ctx, "c", "r", refuse); !errors.Is(err, connection.ErrInvalidArgument) {
+			t.Fatalf("a refused attach: %v", err)
+		}
+	}
+	<-done
+	if in, _ := e.m.Get("c"); in.RefCount != 0 {
+		t.Errorf("refused attaches left refs %v", in.Refs)
+	}
+}

@@ -50,6 +50,10 @@ func (e *entry) holdCount() int {
 	return n
 }
 
+// visible is a rune that shows: not a space, not a control or format
+// character (such as a zero-width space).
+func visible(r rune) bool { return unicode.IsGraphic(r) && !unicode.IsSpace(r) }
+
 // maxRefLen bounds a ref name, which is shown in every listing.
 const maxRefLen = 256
 
@@ -62,7 +66,7 @@ func checkRef(id, ref string) error {
 			Message: fmt.Sprintf("attach to connection %q: ref %q: %s", id, ref, msg)}
 	}
 	switch {
-	case strings.TrimSpace(ref) == "":
+	case !strings.ContainsFunc(ref, visible):
 		return bad("blank; give the name of the user, such as rule1/source")
 	case len(ref) > maxRefLen:
 		return bad(fmt.Sprintf("%d bytes; give at most %d", len(ref), maxRefLen))
@@ -216,7 +220,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 			}
 			continue
 		}
-		l := e.live
+		l, typ := e.live, e.rec.Type
 		m.mu.Unlock()
 
 		// The client is made and approved without the lock; the attach is
@@ -232,7 +236,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 				h.stop()
 				return nil, &Error{Code: CodeInvalidArgument, ID: id, Err: err,
 					Fields:  connector.FieldErrors{{Field: "id", Message: err.Error()}},
-					Message: fmt.Sprintf("connection %q (type %s) cannot be attached here: %v", id, e.rec.Type, err)}
+					Message: fmt.Sprintf("connection %q (type %s) cannot be attached here: %v", id, typ, err)}
 			}
 		}
 		m.mu.Lock()

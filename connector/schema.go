@@ -97,6 +97,10 @@ func (s *Schema) Validate() error {
 		if f.Secret && f.Kind != String && f.Kind != URL {
 			bad("a secret must be a string or a URL, not %s", f.Kind)
 		}
+		if f.Secret && f.Endpoint && f.Kind != URL {
+			// Its masked value always differs: the mask could never be kept.
+			bad("a secret string cannot be an endpoint (a secret URL is one by itself)")
+		}
 		if (len(f.SecretKeys) > 0 || len(f.EndpointKeys) > 0) && f.Kind != Map {
 			bad("secret or endpoint keys need a map, not %s", f.Kind)
 		}

@@ -59,6 +59,7 @@ func TestRegisterPanics(t *testing.T) {
 		"secret int":                {Name: "pin", Kind: connector.Int, Secret: true},
 		"secret keys on a string":   {Name: "h", Kind: connector.String, SecretKeys: []string{"A"}},
 		"required with a default":   {Name: "port", Kind: connector.Int, Required: true, Default: 1},
+		"secret string endpoint":    {Name: "token", Kind: connector.String, Secret: true, Endpoint: true},
 	} {
 		f := f
 		cases[name] = func(r *registry.Registry) { r.Register("x", typ{&connector.Schema{Fields: []connector.Field{f}}}) }

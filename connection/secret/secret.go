@@ -298,7 +298,7 @@ func changedEndpoint(s *connector.Schema, next, prev map[string]any) string {
 			for _, k := range f.EndpointKeys {
 				nv, _ := lookup(nm, k)
 				pv, _ := lookup(pm, k)
-				if fmt.Sprint(nv) != fmt.Sprint(pv) {
+				if zeroish(nv) != zeroish(pv) {
 					changed = append(changed, f.Name+"."+k)
 				}
 			}
@@ -307,15 +307,26 @@ func changedEndpoint(s *connector.Schema, next, prev map[string]any) string {
 	return strings.Join(changed, ", ")
 }
 
+// zeroish writes a map value for comparison: absent, empty, false and 0
+// all say "not set".
+func zeroish(v any) string {
+	switch s := fmt.Sprint(v); s {
+	case "<nil>", "", "false", "0":
+		return ""
+	default:
+		return s
+	}
+}
+
 // equal compares two values of f as the schema decodes them, defaults
-// filled in.
+// filled in: a prop left out is its default, or its kind's zero value.
 func equal(f connector.Field, a, b any) bool {
 	norm := func(v any) any {
 		if v == nil {
 			v = f.Default
 		}
 		if v == nil {
-			return nil
+			return zero[f.Kind]
 		}
 		p, err := (&connector.Schema{Fields: []connector.Field{f}}).Decode(map[string]any{f.Name: v})
 		if err != nil {
@@ -325,6 +336,9 @@ func equal(f connector.Field, a, b any) bool {
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
 }
+
+var zero = map[connector.Kind]any{connector.String: "", connector.URL: "", connector.Int: int64(0),
+	connector.Float: float64(0), connector.Bool: false}
 
 func sorted(fe connector.FieldErrors) connector.FieldErrors {
 	sort.SliceStable(fe, func(i, j int) bool { return fe[i].Field < fe[j].Field })

@@ -18,6 +18,7 @@ var schema = &connector.Schema{Fields: []connector.Field{
 	{Name: "optional", Kind: connector.Map, SecretKeys: []string{"Password"}, EndpointKeys: []string{"CaFile"}},
 	{Name: "password", Kind: connector.String, Secret: true},
 	{Name: "url", Kind: connector.URL, Secret: true},
+	{Name: "skip", Kind: connector.Bool, Endpoint: true},
 }}
 
 func TestMaskRestoreScrub(t *testing.T) {
@@ -91,6 +92,8 @@ func TestBoundToEndpoint(t *testing.T) {
 		"same":            masked,
 		"default port":    with("port", 1883),
 		"other keepAlive": with("keepAlive", 5),
+		"unset spelled":   with("skip", false),
+		"unset map key":   with("optional", map[string]any{"Password": secret.Mask, "CaFile": "/ca.pem", "SkipCertVerify": "false"}),
 	} {
 		got, err := secret.Restore(schema, next, stored)
 		if err != nil || got["password"] != "pw" || got["url"] != "mysql://u:dbpw@db:3306/x" {
@@ -104,6 +107,7 @@ func TestBoundToEndpoint(t *testing.T) {
 	}{
 		"server":      {with("server", "evil"), "password", "server changed: give password again"},
 		"port":        {with("port", 1884), "password", "port changed"},
+		"skip verify": {with("skip", true), "password", "skip changed"},
 		"url host":    {with("url", "mysql://u:"+secret.Mask+"@evil:3306/x"), "url", "give the password in url again"},
 		"url user":    {with("url", "mysql://root:"+secret.Mask+"@db:3306/x"), "url", "url changed"},
 		"url options": {with("url", "mysql://u:"+secret.Mask+"@db:3306/x?allowAllFiles=true"), "url", "url changed"},

@@ -512,11 +512,13 @@ func (v *view) link() (messaging.MessageClient, error) {
 
 var _ messaging.MessageClient = (*view)(nil)
 
-// Connect does nothing: the Manager owns the client.
-func (v *view) Connect() error { return nil }
+// Connect does nothing, the Manager owns the client; once the attach is
+// released it fails with ErrDetached.
+func (v *view) Connect() error { return v.s.Err("edgex") }
 
-// Disconnect does nothing: detach the ref from the Manager instead.
-func (v *view) Disconnect() error { return nil }
+// Disconnect does nothing, detach the ref from the Manager instead; once
+// the attach is released it fails with ErrDetached.
+func (v *view) Disconnect() error { return v.s.Err("edgex") }
 
 func (v *view) Publish(msg types.MessageEnvelope, topic string) error {
 	cl, err := v.link()

@@ -117,6 +117,9 @@ func TestBusEndToEnd(t *testing.T) {
 	if _, err := subA.Request(env2, topic, topic, time.Second); !errors.Is(err, connector.ErrDetached) {
 		t.Errorf("Request after detach: %v, want ErrDetached", err)
 	}
+	if err := subA.Connect(); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Connect after detach: %v, want ErrDetached", err)
+	}
 	// The typed Attach refuses nothing of its own type.
 	if c, err := Attach(ctx, m, "bus", "rule4/sink"); err != nil || c.Publish(env2, topic) != nil {
 		t.Errorf("typed Attach: %v", err)

@@ -65,7 +65,8 @@ func init() { registry.Register(Type, Connector{}) }
 type Connector struct{}
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "server", Kind: connector.URL, Required: true, Endpoint: true, Doc: "broker URL: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://host/mqtt"},
+	{Name: "server", Kind: connector.URL, Required: true, Secret: true, Endpoint: true,
+		Doc: "broker URL: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://host/mqtt; a password in it is secret"},
 	{Name: "protocolVersion", Kind: connector.String, Default: "3.1.1", Allowed: []any{"3.1", "3.1.1"}, Doc: "MQTT protocol version; MQTT 5 is not supported"},
 	{Name: "clientid", Kind: connector.String, Doc: "client id of the shared session; default connkit-<random>"},
 	{Name: "username", Kind: connector.String, Endpoint: true, Doc: "user name"},

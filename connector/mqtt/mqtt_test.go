@@ -347,6 +347,9 @@ func TestReleasedViewIsDone(t *testing.T) {
 	wait(t, newC.Publish(topic+"/a", 1, false, "a2"))
 	waitFor(t, "the new view to receive its own", 5*time.Second, func() bool { return newIn.has("a2") })
 
+	if err := oldC.Connect().Error(); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("Connect on a released view: %v, want ErrDetached", err)
+	}
 	m.Close()
 	if tok := newC.Publish(topic+"/a", 0, false, "x"); !errors.Is(tok.Error(), ErrClosed) {
 		t.Errorf("publish after the Manager closed: %v, want ErrClosed", tok.Error())
@@ -381,4 +384,48 @@ func TestAttachOfAnotherType(t *testing.T) {
 	if err := m.Delete(ctx, "db", 0); err != nil {
 		t.Errorf("delete after a refused attach: %v", err)
 	}
+}
+
+// TestPasswordInServerURL: paho logs in with a password in the server
+// URL's user info, so it is a secret like the password prop: masked in
+// what the Manager reports, kept by a PUT of the mask, and bound to the
+// server.
+func TestPasswordInServerURL(t *testing.T) {
+	authAddr := connectortest.Env(t, "CONNKIT_MQTT_AUTH_ADDR")
+	user, pw := connectortest.Env(t, "CONNKIT_MQTT_USER"), connectortest.Env(t, "CONNKIT_MQTT_PASSWORD")
+	logs := &syncWriter{}
+	m := newManager(t, logs)
+	create(t, m, "bus", map[string]any{"server": "tcp://" + user + ":" + pw + "@" + authAddr})
+	in, _ := m.Get("bus")
+	if strings.Contains(fmt.Sprint(in.Props), pw) || !strings.Contains(in.Props["server"].(string), "******") {
+		t.Fatalf("the server's password is shown: %v", in.Props)
+	}
+	if _, err := m.Update(ctx, connection.Spec{ID: "bus", Type: Type, Props: in.Props}, 0); err != nil {
+		t.Fatalf("PUT of the masked server: %v", err)
+	}
+	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+	other := strings.Replace(in.Props["server"].(string), authAddr, "127.0.0.1:1", 1)
+	if _, err := m.Update(ctx, connection.Spec{ID: "bus", Type: Type, Props: map[string]any{"server": other}}, 0); !errors.Is(err, connection.ErrInvalidArgument) {
+		t.Errorf("the masked server moved elsewhere: %v, want invalid_argument", err)
+	}
+	if strings.Contains(logs.String(), pw) {
+		t.Errorf("the password is in the log:\n%s", logs.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -53,8 +53,9 @@ func (v *view) IsConnectionOpen() bool {
 	return err == nil && cl.IsConnectionOpen()
 }
 
-// Connect does nothing: the Manager owns the session.
-func (v *view) Connect() paho.Token { return doneToken(nil) }
+// Connect does nothing, the Manager owns the session; once the attach is
+// released it fails with ErrDetached.
+func (v *view) Connect() paho.Token { return doneToken(v.s.Err("mqtt")) }
 
 // Disconnect does nothing: detach the ref from the Manager instead.
 func (v *view) Disconnect(uint) {}

@@ -326,7 +326,7 @@ var ErrClosed = errors.New("nng: the connection was closed; attach again")
 var errOwned = errors.New("nng: the socket is shared and the Manager owns it: its endpoints and its life are the connection's; Detach to stop using it")
 
 // view is the mangos.Socket one attach gets: the shared socket, until the
-// attach is released. Info, GetOption and SetOption are the socket's.
+// attach is released. Info is the socket's, whatever happens.
 type view struct {
 	mangos.Socket
 	c *conn
@@ -388,6 +388,13 @@ func (v *view) RecvMsg() (*mangos.Message, error) {
 	return m, err
 }
 
+func (v *view) GetOption(name string) (any, error) {
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return v.Socket.GetOption(name)
+}
+
 func (v *view) SetOption(name string, value any) error {
 	if err := v.err(); err != nil {
 		return err
@@ -407,10 +414,68 @@ func (v *view) OpenContext() (mangos.Context, error) {
 		return nil, err
 	}
 	x, err := v.Socket.OpenContext()
-	if err == nil {
-		v.ctxs = append(v.ctxs, x)
+	if err != nil {
+		return nil, err
 	}
-	return x, err
+	v.ctxs = append(v.ctxs, x)
+	return &ctxView{Context: x, v: v}, nil
+}
+
+// ctxView is a context of the shared socket opened through a view: it
+// fails as the view does once the attach is released (it is closed then).
+type ctxView struct {
+	mangos.Context
+	v *view
+}
+
+func (c *ctxView) Send(b []byte) error {
+	if err := c.v.err(); err != nil {
+		return err
+	}
+	return c.Context.Send(b)
+}
+
+func (c *ctxView) SendMsg(m *mangos.Message) error {
+	if err := c.v.err(); err != nil {
+		return err
+	}
+	return c.Context.SendMsg(m)
+}
+
+func (c *ctxView) Recv() ([]byte, error) {
+	if err := c.v.err(); err != nil {
+		return nil, err
+	}
+	b, err := c.Context.Recv()
+	if derr := c.v.s.Err("nng"); err != nil && derr != nil {
+		return nil, derr // closed by the release
+	}
+	return b, err
+}
+
+func (c *ctxView) RecvMsg() (*mangos.Message, error) {
+	if err := c.v.err(); err != nil {
+		return nil, err
+	}
+	m, err := c.Context.RecvMsg()
+	if derr := c.v.s.Err("nng"); err != nil && derr != nil {
+		return nil, derr
+	}
+	return m, err
+}
+
+func (c *ctxView) GetOption(name string) (any, error) {
+	if err := c.v.err(); err != nil {
+		return nil, err
+	}
+	return c.Context.GetOption(name)
+}
+
+func (c *ctxView) SetOption(name string, value any) error {
+	if err := c.v.err(); err != nil {
+		return err
+	}
+	return c.Context.SetOption(name, value)
 }
 
 // Close does not close the shared socket: Detach instead.

@@ -217,6 +217,9 @@ func TestReleasedView(t *testing.T) {
 	if _, err := old.Recv(); !errors.Is(err, connector.ErrDetached) {
 		t.Errorf("Recv after release: %v, want ErrDetached", err)
 	}
+	if _, err := old.GetOption(mangos.OptionRecvDeadline); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("GetOption after release: %v, want ErrDetached", err)
+	}
 	// The socket is still the other view's.
 	if err := cur.Send([]byte("still here")); err != nil {
 		t.Fatal(err)
