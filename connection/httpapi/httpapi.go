@@ -52,6 +52,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -309,14 +310,28 @@ type specBody struct {
 	Props map[string]any `json:"props"`
 }
 
-// decode reads one JSON object strictly into v: unknown fields, trailing
-// data and oversized bodies are errors that name what is wrong.
+// decode reads one JSON object strictly into v: unknown fields, keys
+// that match a field only without regard to case, a key repeated in any
+// object, trailing data and oversized bodies are errors that name what is
+// wrong. An auth layer that reads the body sees what is used.
 func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, h.maxBody)
-	d := json.NewDecoder(body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	var keyErr *keyError
+	if err == nil {
+		err = checkKeys(data, v)
+		errors.As(err, &keyErr)
+	}
+	if keyErr != nil {
+		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument, Message: "invalid request body: " + keyErr.Error(),
+			Fields: connector.FieldErrors{{Field: keyErr.field, Message: keyErr.msg}}})
+		return false
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	d.UseNumber()
-	err := d.Decode(v)
+	if err == nil {
+		err = d.Decode(v)
+	}
 	if err == nil {
 		if _, terr := d.Token(); terr != io.EOF {
 			err = errors.New("data after the JSON object")
@@ -364,6 +379,73 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		bad("", err.Error())
 	}
 	return false
+}
+
+// keyError is a key of the body that is repeated or not exactly a field.
+type keyError struct{ field, msg string }
+
+func (e *keyError) Error() string { return e.field + ": " + e.msg }
+
+// checkKeys walks data and refuses a key repeated in any object and, when
+// v is a struct, a top-level key that is not exactly one of its JSON
+// fields (encoding/json would match "ID" to "id"). Syntax errors are left
+// to the decoder.
+func checkKeys(data []byte, v any) error {
+	var fields []string
+	if t := reflect.TypeOf(v); t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		for i := range t.Elem().NumField() {
+			name, _, _ := strings.Cut(t.Elem().Field(i).Tag.Get("json"), ",")
+			fields = append(fields, name)
+		}
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var walk func(path string, depth int) error
+	walk = func(path string, depth int) error {
+		tok, err := d.Token()
+		if err != nil {
+			return nil // the decoder reports it
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for d.More() {
+				kt, err := d.Token()
+				if err != nil {
+					return nil
+				}
+				k, _ := kt.(string)
+				name := k
+				if path != "" {
+					name = path + "." + k
+				}
+				if seen[k] {
+					return &keyError{name, "the key is given twice; give it once"}
+				}
+				seen[k] = true
+				if depth == 0 && fields != nil && !slices.Contains(fields, k) {
+					msg := fmt.Sprintf("unknown field %q; the fields are %s", k, strings.Join(fields, ", "))
+					if i := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(f, k) }); i >= 0 {
+						msg = fmt.Sprintf("unknown field %q; field names are exact: use %q", k, fields[i])
+					}
+					return &keyError{k, msg}
+				}
+				if err := walk(name, depth+1); err != nil {
+					return err
+				}
+			}
+			d.Token()
+		case json.Delim('['):
+			for i := 0; d.More(); i++ {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+					return err
+				}
+			}
+			d.Token()
+		}
+		return nil
+	}
+	return walk("", 0)
 }
 
 func jsonKind(goKind string) string {

@@ -267,6 +267,13 @@ func TestErrors(t *testing.T) {
 		{"array body", "POST", "/connections", `[1]`, nil, 400, "invalid_argument", nil},
 		{"trailing data", "POST", "/connections", `{"id":"x","typ":"fake","props":{"addr":"a"}} {}`, nil, 400, "invalid_argument", nil},
 		{"unknown field", "POST", "/connections", `{"id":"x","type":"fake"}`, nil, 400, "invalid_argument", []string{"type"}},
+		// Keys are exact and given once: an auth layer that reads the body
+		// sees the id that is used.
+		{"key of another case", "POST", "/connections", `{"ID":"x","typ":"fake","props":{"addr":"a"}}`, nil, 400, "invalid_argument", []string{"ID"}},
+		{"key twice", "POST", "/connections", `{"id":"x","typ":"fake","props":{"addr":"a"},"id":"y"}`, nil, 400, "invalid_argument", []string{"id"}},
+		{"prop twice", "POST", "/connections", `{"id":"x","typ":"fake","props":{"addr":"a","addr":"b"}}`, nil, 400, "invalid_argument", []string{"props.addr"}},
+		{"nested key twice", "PUT", "/connections/conn-1", `{"typ":"fake","props":{"addr":"a","header":{"A":"1","A":"2"}}}`, nil, 400, "invalid_argument", []string{"props.header.A"}},
+		{"check key twice", "POST", "/metadata/sinks/connection/fake", `{"addr":"a","addr":"b"}`, nil, 400, "invalid_argument", []string{"addr"}},
 		{"props not object", "POST", "/connections", `{"id":"x","typ":"fake","props":[]}`, nil, 400, "invalid_argument", []string{"props"}},
 		{"id not string", "POST", "/connections", `{"id":5,"typ":"fake","props":{}}`, nil, 400, "invalid_argument", []string{"id"}},
 		{"oversized", "POST", "/connections", `{"id":"x","typ":"fake","props":{"addr":"` + strings.Repeat("a", 5000) + `"}}`, nil, 413, "body_too_large", nil},
