@@ -21,6 +21,7 @@ const (
 	CodeAlreadyExists    Code = "already_exists"
 	CodeInUse            Code = "in_use"
 	CodeVersionMismatch  Code = "version_mismatch"
+	CodeLimitExceeded    Code = "limit_exceeded"
 	CodeUnavailable      Code = "unavailable"
 	CodeDeadlineExceeded Code = "deadline_exceeded"
 	CodeInternal         Code = "internal"
@@ -34,6 +35,7 @@ var (
 	ErrAlreadyExists    = errors.New("already exists")
 	ErrInUse            = errors.New("in use")
 	ErrVersionMismatch  = errors.New("version mismatch")
+	ErrLimitExceeded    = errors.New("limit exceeded")
 	ErrUnavailable      = errors.New("unavailable")
 	ErrDeadlineExceeded = errors.New("deadline exceeded")
 	ErrInternal         = errors.New("internal error")
@@ -45,6 +47,7 @@ var sentinels = map[Code]error{
 	CodeAlreadyExists:    ErrAlreadyExists,
 	CodeInUse:            ErrInUse,
 	CodeVersionMismatch:  ErrVersionMismatch,
+	CodeLimitExceeded:    ErrLimitExceeded,
 	CodeUnavailable:      ErrUnavailable,
 	CodeDeadlineExceeded: ErrDeadlineExceeded,
 	CodeInternal:         ErrInternal,

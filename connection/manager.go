@@ -39,6 +39,12 @@ type Options struct {
 	// ping (connector.Pinger) is pinged; a failed ping counts as a lost
 	// link. Default 5s.
 	HealthInterval time.Duration
+	// MaxPropsBytes caps the props of one connection, as JSON; default
+	// 64 KiB. Larger props are refused (invalid_argument).
+	MaxPropsBytes int
+	// MaxConnections caps how many connections there may be; default
+	// 10,000. A Create past it is refused (limit_exceeded).
+	MaxConnections int
 }
 
 // Manager holds named connections: it stores their specs, keeps each one
@@ -53,6 +59,8 @@ type Manager struct {
 	log   *slog.Logger
 	cfg   dialConfig
 	seal  *secret.Sealer // nil: secrets stored as given
+
+	maxProps, maxConns int
 
 	mu     sync.Mutex
 	conns  map[string]*entry
@@ -95,7 +103,15 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 			dialTimeout:    orDefault(opts.DialTimeout, 10*time.Second),
 			healthInterval: orDefault(opts.HealthInterval, 5*time.Second),
 		},
-		conns: make(map[string]*entry),
+		conns:    make(map[string]*entry),
+		maxProps: opts.MaxPropsBytes,
+		maxConns: opts.MaxConnections,
+	}
+	if m.maxProps <= 0 {
+		m.maxProps = 64 << 10
+	}
+	if m.maxConns <= 0 {
+		m.maxConns = 10000
 	}
 	if m.reg == nil {
 		m.reg = registry.Default
@@ -251,6 +267,9 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	if err != nil {
 		return nil, invalidField(spec.ID, "props", "not encodable as JSON: "+err.Error())
 	}
+	if len(raw) > m.maxProps {
+		return nil, invalidField(spec.ID, "props", fmt.Sprintf("%d bytes of JSON; give at most %d", len(raw), m.maxProps))
+	}
 	// Decode what will be stored, so that a reload sees the same props.
 	stored, err := parseProps(raw)
 	if err != nil {
@@ -350,6 +369,12 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		m.mu.Unlock()
 		l.stop()
 		return Info{}, storeError(spec.ID, "create", store.ErrExists)
+	}
+	if len(m.conns) >= m.maxConns {
+		m.mu.Unlock()
+		l.stop()
+		return Info{}, &Error{Code: CodeLimitExceeded, ID: spec.ID,
+			Message: fmt.Sprintf("connection %q cannot be created: there are %d connections, the most allowed; delete some first", spec.ID, m.maxConns)}
 	}
 	m.conns[spec.ID] = e
 	m.mu.Unlock()
@@ -531,20 +556,32 @@ func (m *Manager) Get(id string) (Info, error) {
 
 // List returns every connection sorted by id. It never dials.
 func (m *Manager) List() []Info {
+	out, _ := m.Page("", -1)
+	return out
+}
+
+// Page returns, sorted by id, at most limit connections (all if limit is
+// negative) whose id sorts after after, and whether more follow. Paging
+// with the last id of each page as the next after lists every connection
+// once. It never dials.
+func (m *Manager) Page(after string, limit int) (page []Info, more bool) {
 	m.mu.Lock()
 	snaps := make([]snapshot, 0, len(m.conns))
-	for _, e := range m.conns {
-		if e.stored {
+	for id, e := range m.conns {
+		if e.stored && id > after {
 			snaps = append(snaps, e.snapshot())
 		}
 	}
 	m.mu.Unlock()
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].rec.ID < snaps[j].rec.ID })
+	if limit >= 0 && len(snaps) > limit {
+		snaps, more = snaps[:limit], true
+	}
 	out := make([]Info, len(snaps))
 	for i, s := range snaps {
 		out[i] = s.info()
 	}
-	return out
+	return out, more
 }
 
 // setProps sets the props of e and their masked form. m.mu must be held.

@@ -814,3 +814,33 @@ func TestConcurrentInvariants(t *testing.T) {
 		t.Errorf("%d open conns for %d connections", n, len(infos))
 	}
 }
+
+// TestLimits: props past MaxPropsBytes are refused naming props; a create
+// past MaxConnections is refused with limit_exceeded until one goes.
+func TestLimits(t *testing.T) {
+	e := newEnv(t, nil)
+	m, err := connection.New(ctx, memory.New(), &connection.Options{Registry: e.m.Registry(), Logger: slog.New(slog.DiscardHandler),
+		MaxPropsBytes: 100, MaxConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, err = m.Create(ctx, spec("big", map[string]any{"addr": "p1", "header": map[string]any{"X": strings.Repeat("x", 100)}}))
+	ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	if len(ce.Fields) != 1 || ce.Fields[0].Field != "props" {
+		t.Errorf("props over the cap: %v", err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := m.Create(ctx, spec(id, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = m.Create(ctx, spec("c", nil))
+	wantCode(t, err, connection.CodeLimitExceeded, connection.ErrLimitExceeded)
+	if err := m.Delete(ctx, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, spec("c", nil)); err != nil {
+		t.Errorf("a create after a delete: %v", err)
+	}
+}

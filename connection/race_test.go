@@ -2,9 +2,11 @@ package connection_test
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector"
@@ -105,7 +107,10 @@ func TestSameRefRacesWrites(t *testing.T) {
 	if _, err := e.m.Create(ctx, spec("c", nil)); err != nil {
 		t.Fatal(err)
 	}
-	const holders, rounds = 4, 3000
+	// Each holder goes on until it has held the connection `rounds` times
+	// (an attach that finds it deleted does not count).
+	const holders, rounds = 4, 1000
+	deadline := time.Now().Add(time.Minute)
 	var inside atomic.Int64 // users between their attach and their detach
 	var violations, held atomic.Int64
 	var holding, writing sync.WaitGroup
@@ -113,7 +118,7 @@ func TestSameRefRacesWrites(t *testing.T) {
 		holding.Add(1)
 		go func() {
 			defer holding.Done()
-			for range rounds {
+			for mine := 0; mine < rounds && time.Now().Before(deadline); {
 				var c any
 				release := func() { e.m.Detach("c", "rule/source") }
 				if w%2 == 0 {
@@ -130,6 +135,7 @@ func TestSameRefRacesWrites(t *testing.T) {
 				}
 				inside.Add(1)
 				held.Add(1)
+				mine++
 				if err := e.m.Delete(ctx, "c", 0); !errors.Is(err, connection.ErrInUse) {
 					violations.Add(1)
 					t.Errorf("Delete while attached: %v", err)
@@ -147,6 +153,7 @@ func TestSameRefRacesWrites(t *testing.T) {
 				}
 				inside.Add(-1)
 				release()
+				runtime.Gosched() // let the writers in between holders
 			}
 		}()
 	}
@@ -192,7 +199,7 @@ func TestSameRefRacesWrites(t *testing.T) {
 	if v := violations.Load(); v != 0 {
 		t.Fatalf("%d violations", v)
 	}
-	if held.Load() == 0 || deletes.Load() == 0 {
+	if held.Load() < holders*rounds || deletes.Load() == 0 {
 		t.Fatalf("%d attaches held, %d deletes: the race proved nothing", held.Load(), deletes.Load())
 	}
 	t.Logf("%d attaches held, %d deletes and %d updates between them", held.Load(), deletes.Load(), updates.Load())

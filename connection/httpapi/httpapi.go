@@ -3,7 +3,7 @@
 // # Routes
 //
 //	POST   /connections          create: {"id","typ","props"}; 201
-//	GET    /connections          list, sorted by id; 200
+//	GET    /connections          list, sorted by id, in pages (?limit=, ?after=; Link rel="next"); 200
 //	GET    /connections/{id}     one connection; 200, ETag
 //	PUT    /connections/{id}     update; 200; If-Match honoured
 //	DELETE /connections/{id}     delete; 204; If-Match honoured
@@ -51,6 +51,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"reflect"
 	"slices"
@@ -73,12 +74,16 @@ type Options struct {
 	// Checker runs the connectivity checks; nil means one with the
 	// defaults of check.New over the Manager's registry.
 	Checker *check.Checker
+	// MaxPageSize caps the connections of one GET /connections, and is
+	// its default page; default 1,000.
+	MaxPageSize int
 }
 
 type handler struct {
 	m       *connection.Manager
 	checker *check.Checker
 	maxBody int64
+	maxPage int
 	log     *slog.Logger
 	mux     *http.ServeMux
 }
@@ -94,6 +99,9 @@ func New(m *connection.Manager, opts *Options) http.Handler {
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = 1 << 20
+	}
+	if h.maxPage = opts.MaxPageSize; h.maxPage <= 0 {
+		h.maxPage = 1000
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -164,6 +172,7 @@ var statusOf = map[connection.Code]int{
 	connection.CodeAlreadyExists:    http.StatusConflict,
 	connection.CodeInUse:            http.StatusConflict,
 	connection.CodeVersionMismatch:  http.StatusPreconditionFailed,
+	connection.CodeLimitExceeded:    http.StatusConflict,
 	connection.CodeUnavailable:      http.StatusBadGateway,
 	connection.CodeDeadlineExceeded: http.StatusGatewayTimeout,
 	connection.CodeInternal:         http.StatusInternalServerError,
@@ -458,8 +467,28 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
+// list answers a page of connections: ?limit= (1 to MaxPageSize, default
+// MaxPageSize) after ?after=, the id that ends the previous page. A Link
+// header with rel="next" says where the next page is, if any.
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.m.List())
+	q := r.URL.Query()
+	limit := h.maxPage
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > h.maxPage {
+			h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument,
+				Fields:  connector.FieldErrors{{Field: "limit", Message: fmt.Sprintf("give 1 to %d", h.maxPage)}},
+				Message: fmt.Sprintf("limit %q: give 1 to %d", s, h.maxPage)})
+			return
+		}
+		limit = n
+	}
+	page, more := h.m.Page(q.Get("after"), limit)
+	if more {
+		next := url.Values{"after": {page[len(page)-1].ID}, "limit": {strconv.Itoa(limit)}}
+		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, next.Encode()))
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {

@@ -384,3 +384,46 @@ func TestMountUnderPrefix(t *testing.T) {
 		t.Fatalf("get under /api: %d", res.StatusCode)
 	}
 }
+
+// TestListPages: no answer is unbounded. GET /connections answers at most
+// MaxPageSize connections, with a Link to the next page; following the
+// links lists every connection once.
+func TestListPages(t *testing.T) {
+	s := newServer(t, &httpapi.Options{MaxPageSize: 2})
+	for _, id := range []string{"e", "a", "d", "b", "c"} {
+		if r := s.do("POST", "/connections", `{"id":"`+id+`","typ":"fake","props":{"addr":"p"}}`); r.status != 201 {
+			t.Fatal(r.status, r.body)
+		}
+	}
+	var seen []string
+	next := "/connections"
+	for pages := 0; next != ""; pages++ {
+		if pages > 5 {
+			t.Fatal("the pages never end")
+		}
+		r := s.do("GET", next, "")
+		var page []connection.Info
+		r.json(t, &page)
+		if r.status != 200 || len(page) > 2 {
+			t.Fatalf("page %s: %d, %d items", next, r.status, len(page))
+		}
+		for _, in := range page {
+			seen = append(seen, in.ID)
+		}
+		next = ""
+		if l := r.header.Get("Link"); l != "" {
+			next = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+		}
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c", "d", "e"}, seen); diff != "" {
+		t.Errorf("listed (-want +got):\n%s", diff)
+	}
+	for _, q := range []string{"?limit=0", "?limit=3", "?limit=x"} {
+		wantError(t, s.do("GET", "/connections"+q, ""), 400, "invalid_argument")
+	}
+	var one []connection.Info
+	s.do("GET", "/connections?limit=1&after=c", "").json(t, &one)
+	if len(one) != 1 || one[0].ID != "d" {
+		t.Errorf("limit=1 after c: %+v", one)
+	}
+}
