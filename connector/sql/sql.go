@@ -26,6 +26,7 @@ import (
 	dbsql "database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -91,9 +92,32 @@ func Parse(raw string) (Target, error) {
 	return t, nil
 }
 
-// mysqlDSN checks the host and repairs an IPv6 address, which dburl
-// writes without its brackets.
+// mysqlParams are the only parameters a MySQL url may carry: timeouts,
+// how values are read, and TLS on or off. Nothing that reads the host's
+// files (allowAllFiles), sends a password in clear or weakly hashed
+// (allowCleartextPasswords, allowOldPasswords, allowFallbackToPlaintext),
+// runs several statements in one, or sets server variables.
+var mysqlParams = map[string][]string{
+	"timeout": nil, "readTimeout": nil, "writeTimeout": nil, "charset": nil, "collation": nil,
+	"loc": nil, "parseTime": nil, "maxAllowedPacket": nil,
+	"tls": {"true", "false", "skip-verify", "preferred"},
+}
+
+// mysqlDSN checks the parameters and the host, and repairs an IPv6
+// address, which dburl writes without its brackets.
 func mysqlDSN(u *dburl.URL) (string, error) {
+	for k, vs := range u.Query() {
+		allowed, ok := mysqlParams[k]
+		if !ok {
+			names := slices.Sorted(maps.Keys(mysqlParams))
+			return "", fmt.Errorf("parameter %q is not allowed; the allowed ones are %s", k, strings.Join(names, ", "))
+		}
+		for _, v := range vs {
+			if allowed != nil && !slices.Contains(allowed, v) {
+				return "", fmt.Errorf("parameter %s=%q is not allowed; use one of %s", k, v, strings.Join(allowed, ", "))
+			}
+		}
+	}
 	if u.Host == "" && u.Transport != "unix" {
 		return "", errors.New("no host; use mysql://user:pass@host:port/db")
 	}
@@ -101,6 +125,10 @@ func mysqlDSN(u *dburl.URL) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("not a MySQL URL: %s", u.Redacted())
 	}
+	// Checked above; cleared again so that no spelling dburl or the driver
+	// accept can turn them on.
+	cfg.AllowAllFiles, cfg.AllowCleartextPasswords, cfg.AllowOldPasswords = false, false, false
+	cfg.AllowFallbackToPlaintext, cfg.MultiStatements, cfg.Params = false, false, nil
 	if cfg.Net == "tcp" && strings.Contains(u.Hostname(), ":") {
 		port := u.Port()
 		if port == "" {
