@@ -54,9 +54,14 @@ type Options struct {
 	Timeout time.Duration
 	// MaxInFlight caps the checks running at once; default 8.
 	MaxInFlight int
-	// DialPolicy, if set, limits the addresses checks may dial, for
-	// example to deny loopback and link-local ones in production. It is
-	// enforced on every connection a check opens.
+	// Policy bounds what checks may do on the host: the addresses they
+	// dial (enforced on every socket a check opens), the addresses they
+	// may find free to listen on, the files they may open (SQLite). Give
+	// it the Manager's (httpapi does so by default). nil means
+	// connector.DefaultListenPolicy alone.
+	Policy *connector.Policy
+	// DialPolicy, if Policy is nil, is a Policy of dial limits alone: for
+	// example deny loopback and link-local addresses in production.
 	DialPolicy *connector.DialPolicy
 }
 
@@ -65,7 +70,7 @@ type Checker struct {
 	reg     *registry.Registry
 	timeout time.Duration
 	slots   chan struct{}
-	policy  *connector.DialPolicy
+	policy  *connector.Policy
 }
 
 // New returns a Checker.
@@ -73,7 +78,10 @@ func New(opts *Options) *Checker {
 	if opts == nil {
 		opts = &Options{}
 	}
-	c := &Checker{reg: opts.Registry, timeout: opts.Timeout, policy: opts.DialPolicy}
+	c := &Checker{reg: opts.Registry, timeout: opts.Timeout, policy: opts.Policy}
+	if c.policy == nil {
+		c.policy = &connector.Policy{Dial: opts.DialPolicy, Listen: connector.DefaultListenPolicy}
+	}
 	if c.reg == nil {
 		c.reg = registry.Default
 	}
@@ -150,7 +158,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 	default:
 		return 0, &Error{Kind: ErrBusy, Message: fmt.Sprintf("%d checks are running already; retry in a moment", cap(c.slots))}
 	}
-	ctx, cancel := context.WithTimeout(connector.WithDialPolicy(ctx, c.policy), c.timeout)
+	ctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, c.policy), c.timeout)
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
@@ -196,7 +204,7 @@ func classify(err error, ctx context.Context, timeout time.Duration, scrub func(
 	if errors.Is(err, connector.ErrNotCheckable) {
 		return &Error{Kind: ErrUnsupported, Message: scrub(err.Error())}
 	}
-	if errors.Is(err, connector.ErrDialDenied) {
+	if errors.Is(err, connector.ErrDialDenied) || errors.Is(err, connector.ErrListenDenied) || errors.Is(err, connector.ErrFileDenied) {
 		return &Error{Kind: ErrDenied, Reason: "denied", Message: scrub(err.Error())}
 	}
 	var ce *connector.CheckError

@@ -16,11 +16,12 @@ import (
 // live runs one connector.Conn: it dials from its own goroutine with
 // backoff, follows Lost events, and keeps the status.
 type live struct {
-	conn  connector.Conn
-	lost  chan error
-	scrub func(string) string
-	log   *slog.Logger
-	cfg   dialConfig
+	conn   connector.Conn
+	lost   chan error
+	policy *connector.Policy // in the context of every Connect and Ping
+	scrub  func(string) string
+	log    *slog.Logger
+	cfg    dialConfig
 
 	mu      sync.Mutex
 	st      Status
@@ -35,21 +36,28 @@ type dialConfig struct {
 }
 
 // events is handed to connector.Type.Open; Lost never blocks.
-type events chan error
+type events struct {
+	lost   chan error
+	policy *connector.Policy
+}
 
-func (e events) Lost(err error) {
+func newEvents(p *connector.Policy) *events { return &events{lost: make(chan error, 1), policy: p} }
+
+func (e *events) Lost(err error) {
 	if err == nil {
 		err = errors.New("link lost")
 	}
 	select {
-	case e <- err:
+	case e.lost <- err:
 	default: // one pending loss is enough to redial
 	}
 }
 
-func newLive(conn connector.Conn, ev events, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
+func (e *events) Policy() *connector.Policy { return e.policy }
+
+func newLive(conn connector.Conn, ev *events, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
 	return &live{
-		conn: conn, lost: ev, scrub: scrub, log: log, cfg: cfg,
+		conn: conn, lost: ev.lost, policy: ev.policy, scrub: scrub, log: log, cfg: cfg,
 		st: Status{State: StateConnecting, Since: time.Now().UTC()},
 	}
 }
@@ -136,7 +144,7 @@ func (l *live) run(ctx context.Context) {
 		case <-l.lost:
 		default:
 		}
-		dctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+		dctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, l.policy), l.cfg.dialTimeout)
 		err := l.conn.Connect(dctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -186,7 +194,7 @@ func (l *live) watch(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick:
-			pctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+			pctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, l.policy), l.cfg.dialTimeout)
 			err := pinger.Ping(pctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {

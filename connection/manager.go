@@ -45,6 +45,12 @@ type Options struct {
 	// MaxConnections caps how many connections there may be; default
 	// 10,000. A Create past it is refused (limit_exceeded).
 	MaxConnections int
+	// Policy bounds what connections may do on the host: the addresses
+	// they dial (dial, redial and health pings), the addresses their
+	// listeners bind, the files they open. nil means
+	// connector.DefaultListenPolicy alone. Give the same to the Checker
+	// (httpapi's default Checker takes it from the Manager).
+	Policy *connector.Policy
 }
 
 // Manager holds named connections: it stores their specs, keeps each one
@@ -61,6 +67,7 @@ type Manager struct {
 	seal  *secret.Sealer // nil: secrets stored as given
 
 	maxProps, maxConns int
+	policy             *connector.Policy
 
 	mu     sync.Mutex
 	conns  map[string]*entry
@@ -106,6 +113,10 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		conns:    make(map[string]*entry),
 		maxProps: opts.MaxPropsBytes,
 		maxConns: opts.MaxConnections,
+		policy:   opts.Policy,
+	}
+	if m.policy == nil {
+		m.policy = &connector.Policy{Listen: connector.DefaultListenPolicy}
 	}
 	if m.maxProps <= 0 {
 		m.maxProps = 64 << 10
@@ -219,7 +230,7 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 	schema := t.Schema()
 	decoded, err := schema.Decode(props)
 	if err == nil {
-		ev := make(events, 1)
+		ev := newEvents(m.policy)
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
@@ -647,6 +658,9 @@ func (m *Manager) Resolve(id string) (Spec, error) {
 	}
 	return Spec{ID: id, Type: e.rec.Type, Props: connector.Props(e.props).Clone()}, nil
 }
+
+// Policy returns what the Manager lets connections do on the host.
+func (m *Manager) Policy() *connector.Policy { return m.policy }
 
 // Registry returns the registry of the types this Manager runs.
 func (m *Manager) Registry() *registry.Registry { return m.reg }

@@ -52,11 +52,18 @@ type Conn interface {
 	Close() error
 }
 
-// Events is how a Conn tells the Manager about changes it sees on its own.
+// Events is how a Conn tells the Manager about changes it sees on its own,
+// and learns what the Manager lets it do.
 type Events interface {
 	// Lost reports that an established link dropped. The Manager marks the
 	// connection disconnected with err and dials again with backoff.
 	Lost(err error)
+	// Policy is what the connection may do on the host: where it may dial
+	// and listen, which files it may open. The context of Connect and of
+	// Ping carries it too (connector.Dialer honours it); a client that
+	// dials later on its own, such as a pool, must be given a dialer of
+	// it (PolicyDialer) at Open. May be nil: everything is allowed.
+	Policy() *Policy
 }
 
 // Releaser is implemented by a Conn that holds resources per ref name,

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -14,8 +17,9 @@ import (
 // with errors.Is.
 var ErrDialDenied = errors.New("dial denied by policy")
 
-// DialPolicy limits where connectivity checks may dial, so that the check
-// routes cannot be used to probe an internal network (SSRF). It is
+// DialPolicy limits where checks and connections may dial, so that whoever
+// may create a connection or run a check cannot use it to probe or reach
+// an internal network (SSRF). It is
 // enforced when a socket connects, on the address DNS resolved to, so a
 // name that resolves somewhere else later gains nothing.
 type DialPolicy struct {
@@ -61,26 +65,195 @@ func (p *DialPolicy) Permit(ap netip.AddrPort) error {
 	return nil
 }
 
+// Policy is what connkit lets the props of a connection or a check make
+// it do on the host: where sockets may connect, where listeners may bind,
+// which files may be opened or created. The Manager hands its Policy to
+// every connection (Events.Policy, and the context of every Connect and
+// Ping); a check.Checker hands its own to every check (the context). A nil
+// *Policy, or a nil part of one, allows everything.
+type Policy struct {
+	Dial   *DialPolicy
+	Listen *ListenPolicy
+	Files  *FilePolicy
+}
+
+func (p *Policy) dial() *DialPolicy {
+	if p == nil {
+		return nil
+	}
+	return p.Dial
+}
+
+// ListenAllowed reports whether a listener may bind addr (host:port).
+func (p *Policy) ListenAllowed(addr string) error {
+	if p == nil {
+		return nil
+	}
+	return p.Listen.Permit(addr)
+}
+
+// File returns the absolute path of the file that a prop names, if the
+// policy lets a connection open or create it.
+func (p *Policy) File(path string) (string, error) {
+	if p == nil {
+		return filepath.Abs(path)
+	}
+	return p.Files.Resolve(path)
+}
+
 type policyKey struct{}
 
-// WithDialPolicy returns ctx carrying p, for the dials of a check.
-func WithDialPolicy(ctx context.Context, p *DialPolicy) context.Context {
+// WithPolicy returns ctx carrying p, for the dials, binds and files of a
+// check or of a Connect.
+func WithPolicy(ctx context.Context, p *Policy) context.Context {
 	if p == nil {
 		return ctx
 	}
 	return context.WithValue(ctx, policyKey{}, p)
 }
 
-// DialPolicyFrom returns the policy ctx carries, or nil.
-func DialPolicyFrom(ctx context.Context) *DialPolicy {
-	p, _ := ctx.Value(policyKey{}).(*DialPolicy)
+// PolicyFrom returns the policy ctx carries, or nil.
+func PolicyFrom(ctx context.Context) *Policy {
+	p, _ := ctx.Value(policyKey{}).(*Policy)
 	return p
 }
 
+// WithDialPolicy returns ctx carrying a Policy of p alone.
+func WithDialPolicy(ctx context.Context, p *DialPolicy) context.Context {
+	if p == nil {
+		return ctx
+	}
+	return WithPolicy(ctx, &Policy{Dial: p})
+}
+
+// DialPolicyFrom returns the dial policy ctx carries, or nil.
+func DialPolicyFrom(ctx context.Context) *DialPolicy { return PolicyFrom(ctx).dial() }
+
+// ListenPolicy limits the addresses that listeners (httppush, WebSocket
+// server mode) may bind.
+type ListenPolicy struct {
+	// Allow, if not empty, lists the only networks whose addresses may be
+	// bound; the unspecified address (all of them) is allowed only if
+	// listed (0.0.0.0/32 or ::/128).
+	Allow []netip.Prefix
+	// MinPort is the lowest port that may be bound; port 0 (any free one)
+	// is always allowed.
+	MinPort uint16
+}
+
+// DefaultListenPolicy lets listeners bind any address on a port from 1024
+// up, as an unprivileged process could: not the host's privileged ports.
+var DefaultListenPolicy = &ListenPolicy{MinPort: 1024}
+
+// Permit reports whether addr (host:port, with a literal IP or an empty
+// host) may be bound.
+func (p *ListenPolicy) Permit(addr string) error {
+	if p == nil {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not host:port", ErrListenDenied, addr)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("%w: port %q is not a number", ErrListenDenied, port)
+	}
+	if n != 0 && uint16(n) < p.MinPort {
+		return fmt.Errorf("%w: port %d is below %d", ErrListenDenied, n, p.MinPort)
+	}
+	if len(p.Allow) == 0 {
+		return nil
+	}
+	a := netip.IPv4Unspecified()
+	if host != "" {
+		if a, err = netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%w: %q is not an IP address; listeners bind literal addresses", ErrListenDenied, host)
+		}
+	}
+	if !slices.ContainsFunc(p.Allow, func(n netip.Prefix) bool { return n.Contains(a.Unmap()) }) {
+		return fmt.Errorf("%w: %s is not in an allowed network", ErrListenDenied, a)
+	}
+	return nil
+}
+
+// ErrListenDenied is the error of a bind that a ListenPolicy refuses.
+var ErrListenDenied = errors.New("listen denied by policy")
+
+// FilePolicy limits the files (SQLite databases) that a connection may
+// open or create.
+type FilePolicy struct {
+	// Root, if set, is the directory every such file must lie in, after
+	// symbolic links are followed.
+	Root string
+	// Deny lists files never opened as a connection's (the store's own);
+	// their -wal, -shm and -journal files are denied with them.
+	Deny []string
+}
+
+// ErrFileDenied is the error of a file that a FilePolicy refuses.
+var ErrFileDenied = errors.New("file denied by policy")
+
+// Resolve returns the absolute path of path, with symbolic links followed
+// as far as it exists, if the policy allows it.
+func (p *FilePolicy) Resolve(path string) (string, error) {
+	abs, err := realPath(path)
+	if err != nil {
+		return "", err
+	}
+	if p == nil {
+		return abs, nil
+	}
+	if p.Root != "" {
+		root, err := realPath(p.Root)
+		if err != nil {
+			return "", err
+		}
+		if rel, err := filepath.Rel(root, abs); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return "", fmt.Errorf("%w: %s is outside %s, the directory connections may use", ErrFileDenied, path, p.Root)
+		}
+	}
+	for _, d := range p.Deny {
+		rd, err := realPath(d)
+		if err != nil {
+			continue
+		}
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			if abs == rd+suffix {
+				return "", fmt.Errorf("%w: %s is not for connections", ErrFileDenied, path)
+			}
+		}
+	}
+	return abs, nil
+}
+
+// realPath is the absolute path with the symbolic links of its longest
+// existing prefix followed.
+func realPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if dir == filepath.Dir(dir) {
+			return abs, nil
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
 // Dialer returns a net.Dialer that enforces the DialPolicy of ctx, if
-// any, as each socket connects. Every dial of a check goes through one.
-func Dialer(ctx context.Context) *net.Dialer {
-	p := DialPolicyFrom(ctx)
+// any, as each socket connects. Every dial of a check and of a Connect
+// goes through one.
+func Dialer(ctx context.Context) *net.Dialer { return PolicyDialer(DialPolicyFrom(ctx)) }
+
+// PolicyDialer returns a net.Dialer that enforces p (nil: none) as each
+// socket connects, for a client that dials later on its own (a pool).
+func PolicyDialer(p *DialPolicy) *net.Dialer {
 	if p == nil {
 		return &net.Dialer{}
 	}

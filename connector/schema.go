@@ -216,8 +216,14 @@ func (f Field) normalize(v any) (any, error) {
 			return nil, wrong
 		}
 		if f.Kind == URL {
-			if _, err := url.Parse(s); err != nil {
+			u, err := url.Parse(s)
+			if err != nil {
 				return nil, fmt.Errorf("not a valid URL: %v", stripURL(err))
+			}
+			// scheme:user:pass@host parses with no user info: a password
+			// there could be neither masked nor sealed.
+			if f.Secret && u.Opaque != "" && strings.Contains(u.Opaque, "@") {
+				return nil, fmt.Errorf("write it as %s://user:password@host/..., so that the password can be masked", u.Scheme)
 			}
 		}
 		return s, nil

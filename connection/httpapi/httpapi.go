@@ -95,7 +95,7 @@ func New(m *connection.Manager, opts *Options) http.Handler {
 	}
 	h := &handler{m: m, checker: opts.Checker, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux()}
 	if h.checker == nil {
-		h.checker = check.New(&check.Options{Registry: m.Registry()})
+		h.checker = check.New(&check.Options{Registry: m.Registry(), Policy: m.Policy()})
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = 1 << 20

@@ -19,6 +19,8 @@ type noEvents struct{}
 
 func (noEvents) Lost(error) {}
 
+func (noEvents) Policy() *connector.Policy { return nil }
+
 // FuzzProps decodes any JSON object as the props of every type, as the
 // HTTP layer does (numbers as json.Number), and opens the result: no
 // panic, and a refusal is a FieldErrors. Open does no I/O, so nothing is

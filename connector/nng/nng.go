@@ -76,7 +76,7 @@ var protocols = map[string]protocol{
 }
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "url", Kind: connector.URL, Required: true, Endpoint: true, Doc: "tcp://host:port or ipc:///path of the peer"},
+	{Name: "url", Kind: connector.URL, Required: true, Secret: true, Endpoint: true, Doc: "tcp://host:port or ipc:///path of the peer; user info in it is masked"},
 	{Name: "protocol", Kind: connector.String, Default: "pair",
 		Allowed: []any{"pair", "push", "pull", "pub", "sub", "req", "rep"}, Doc: "the socket's protocol"},
 }}

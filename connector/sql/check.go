@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 
@@ -94,35 +92,12 @@ func checkProps(raw map[string]any, sink bool) (*checkSpec, error) {
 	return x, nil
 }
 
-// readOnlyDSN opens an SQLite file for reading only, so that a check never
-// creates a file or writes to one.
-func readOnlyDSN(t Target) (string, error) {
-	if t.Memory {
-		return t.DSN, nil
-	}
-	path, _, _ := strings.Cut(t.DSN, "?")
-	path = strings.TrimPrefix(path, "file:")
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("database file %s does not exist or cannot be read", path))
-	}
-	if fi.IsDir() {
-		return "", connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("database file %s is a directory", path))
-	}
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro", nil
-}
-
 func (x *checkSpec) run(ctx context.Context) error {
-	dsn := x.target.DSN
-	if x.target.Driver == "sqlite3" {
-		var err error
-		if dsn, err = readOnlyDSN(x.target); err != nil {
-			return err
-		}
-	}
-	db, err := openForCheck(x.target.Driver, dsn)
+	// A check opens a SQLite file read-only, never creates one, and only
+	// where the policy allows.
+	db, err := open(x.target, connector.PolicyFrom(ctx), true)
 	if err != nil {
-		return connector.CheckFailed(connector.ReasonUnreachable, err)
+		return err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
@@ -161,24 +136,38 @@ func (x *checkSpec) run(ctx context.Context) error {
 	return nil
 }
 
-// openForCheck opens a pool whose MySQL dials go through connector.Dialer,
-// so that a check's DialPolicy holds.
-func openForCheck(driver, dsn string) (*sqlx.DB, error) {
-	if driver != "mysql" {
-		return sqlx.Open(driver, dsn)
+// open opens a pool of t under the policy p: every MySQL socket goes
+// through its dial policy, and a SQLite file must be one it allows.
+// readOnly is for checks: a SQLite file is opened read-only, and must
+// exist.
+func open(t Target, p *connector.Policy, readOnly bool) (*sqlx.DB, error) {
+	switch t.Driver {
+	case "mysql":
+		cfg, err := mysql.ParseDSN(t.DSN)
+		if err != nil {
+			return nil, connector.FieldErrors{{Field: "url", Message: "not a MySQL URL"}}
+		}
+		var pol *connector.DialPolicy
+		if p != nil {
+			pol = p.Dial
+		}
+		d := connector.PolicyDialer(pol)
+		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+		c, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, connector.FieldErrors{{Field: "url", Message: err.Error()}}
+		}
+		return sqlx.NewDb(dbsql.OpenDB(c), "mysql"), nil
+	case "sqlite3":
+		dsn, err := t.SQLiteDSN(p, readOnly)
+		if err != nil {
+			return nil, err
+		}
+		return sqlx.Open("sqlite3", dsn)
 	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return nil, err
-	}
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return connector.Dialer(ctx).DialContext(ctx, network, addr)
-	}
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return sqlx.NewDb(dbsql.OpenDB(c), "mysql"), nil
+	return nil, connector.FieldErrors{{Field: "url", Message: fmt.Sprintf("driver %q is not supported", t.Driver)}}
 }
 
 func columns(ctx context.Context, db *sqlx.DB, driver, table string) ([]string, error) {

@@ -28,6 +28,8 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -65,15 +67,84 @@ func (Connector) Schema() *connector.Schema { return schema }
 // Target is a parsed url: the database/sql driver and its DSN.
 type Target struct {
 	Driver string
-	DSN    string
+	// DSN is the driver's data source name: for MySQL with only the
+	// allowed parameters; for a SQLite file, see SQLiteDSN.
+	DSN string
 	// Memory is true for an in-memory SQLite database, which lives in one
 	// connection only.
 	Memory bool
+	// Path is the SQLite file as the url names it, and Params its allowed
+	// parameters.
+	Path   string
+	Params url.Values
+}
+
+// sqliteParams are the only parameters a SQLite url may carry, and their
+// allowed values (nil: any). No vfs, no pragma that changes a database
+// for good (journal mode), nothing that loads code.
+var sqliteParams = map[string][]string{
+	"mode": {"ro", "rw", "rwc", "memory"}, "cache": {"shared", "private"},
+	"_busy_timeout": nil, "_timeout": nil, "_foreign_keys": nil, "_fk": nil,
+	"_loc": nil, "_txlock": {"immediate", "deferred", "exclusive"},
+}
+
+// allowed checks the parameters q against an allow-list.
+func allowed(q url.Values, list map[string][]string) error {
+	for k, vs := range q {
+		values, ok := list[k]
+		if !ok {
+			names := slices.Sorted(maps.Keys(list))
+			return fmt.Errorf("parameter %q is not allowed; the allowed ones are %s", k, strings.Join(names, ", "))
+		}
+		for _, v := range vs {
+			if values != nil && !slices.Contains(values, v) {
+				return fmt.Errorf("parameter %s=%q is not allowed; use one of %s", k, v, strings.Join(values, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// SQLiteDSN returns the DSN of a SQLite target whose file the policy
+// allows (a nil policy allows any): a file: URI of the file's absolute
+// path with the allowed parameters, or the in-memory database. readOnly
+// opens an existing file for reading only, and never creates one.
+func (t Target) SQLiteDSN(p *connector.Policy, readOnly bool) (string, error) {
+	q := url.Values{}
+	for k, v := range t.Params {
+		q[k] = v
+	}
+	if t.Memory {
+		q.Del("mode")
+		q.Set("mode", "memory")
+		if t.Path == ":memory:" || t.Path == "" {
+			return "file::memory:?" + q.Encode(), nil
+		}
+		// A named in-memory database: the name is no file.
+		return "file:" + url.PathEscape(t.Path) + "?" + q.Encode(), nil
+	}
+	abs, err := p.File(t.Path)
+	if err != nil {
+		return "", connector.FieldErrors{{Field: "url", Message: err.Error()}}
+	}
+	if readOnly {
+		fi, err := os.Stat(abs)
+		if err != nil || !fi.Mode().IsRegular() {
+			return "", connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("database file %s does not exist or cannot be read", t.Path))
+		}
+		q = url.Values{"mode": {"ro"}}
+	}
+	return "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode(), nil
 }
 
 // Parse turns a connection url into a driver and DSN, with an error that
 // names the url prop and never quotes the password.
 func Parse(raw string) (Target, error) {
+	if pu, err := url.Parse(raw); err == nil && pu.Opaque != "" && strings.Contains(pu.Opaque, "@") {
+		// mysql:user:pass@host: dburl takes it, url.URL sees no password
+		// to mask.
+		return Target{}, connector.FieldErrors{{Field: "url", Message: "write it as " + pu.Scheme + "://user:password@host/..., so that the password can be masked"}}
+	}
 	u, err := dburl.Parse(raw)
 	if err != nil {
 		return Target{}, connector.FieldErrors{{Field: "url", Message: describeParseError(err)}}
@@ -83,12 +154,30 @@ func Parse(raw string) (Target, error) {
 			"scheme %q needs the database driver %q, which is not compiled in; use mysql:// or sqlite:", u.OriginalScheme, u.Driver)}}
 	}
 	t := Target{Driver: u.Driver, DSN: u.DSN}
-	if u.Driver == "mysql" {
+	switch u.Driver {
+	case "mysql":
 		if t.DSN, err = mysqlDSN(u); err != nil {
 			return Target{}, connector.FieldErrors{{Field: "url", Message: err.Error()}}
 		}
+	case "sqlite3":
+		// In memory or a file is read from the parsed url, never from a
+		// substring of it.
+		t.Path, t.Params = u.Opaque, u.Query()
+		if t.Path == "" {
+			t.Path = u.Path
+		}
+		if err := allowed(t.Params, sqliteParams); err != nil {
+			return Target{}, connector.FieldErrors{{Field: "url", Message: err.Error()}}
+		}
+		if t.Params.Get("_loc") == "" {
+			t.Params.Set("_loc", "auto") // as dburl does
+		}
+		t.Memory = t.Path == ":memory:" || t.Params.Get("mode") == "memory"
+		if t.Path == "" {
+			return Target{}, connector.FieldErrors{{Field: "url", Message: "no database path; use sqlite:path or sqlite::memory:"}}
+		}
+		t.DSN, _ = t.SQLiteDSN(nil, false)
 	}
-	t.Memory = u.Driver == "sqlite3" && (strings.Contains(u.DSN, ":memory:") || strings.Contains(u.DSN, "mode=memory"))
 	return t, nil
 }
 
@@ -106,17 +195,8 @@ var mysqlParams = map[string][]string{
 // mysqlDSN checks the parameters and the host, and repairs an IPv6
 // address, which dburl writes without its brackets.
 func mysqlDSN(u *dburl.URL) (string, error) {
-	for k, vs := range u.Query() {
-		allowed, ok := mysqlParams[k]
-		if !ok {
-			names := slices.Sorted(maps.Keys(mysqlParams))
-			return "", fmt.Errorf("parameter %q is not allowed; the allowed ones are %s", k, strings.Join(names, ", "))
-		}
-		for _, v := range vs {
-			if allowed != nil && !slices.Contains(allowed, v) {
-				return "", fmt.Errorf("parameter %s=%q is not allowed; use one of %s", k, v, strings.Join(allowed, ", "))
-			}
-		}
+	if err := allowed(u.Query(), mysqlParams); err != nil {
+		return "", err
 	}
 	if u.Host == "" && u.Transport != "unix" {
 		return "", errors.New("no host; use mysql://user:pass@host:port/db")
@@ -128,7 +208,11 @@ func mysqlDSN(u *dburl.URL) (string, error) {
 	// Checked above; cleared again so that no spelling dburl or the driver
 	// accept can turn them on.
 	cfg.AllowAllFiles, cfg.AllowCleartextPasswords, cfg.AllowOldPasswords = false, false, false
-	cfg.AllowFallbackToPlaintext, cfg.MultiStatements, cfg.Params = false, false, nil
+	cfg.AllowFallbackToPlaintext, cfg.MultiStatements = false, false
+	cfg.Params = nil
+	if mode := u.Query().Get("sql_mode"); mode == "" && strings.Contains(u.DSN, "sql_mode=ansi") {
+		cfg.Params = map[string]string{"sql_mode": "ansi"} // dburl's own, as eKuiper has it
+	}
 	if cfg.Net == "tcp" && strings.Contains(u.Hostname(), ":") {
 		port := u.Port()
 		if port == "" {
@@ -167,9 +251,9 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if len(fe) > 0 {
 		return nil, fe
 	}
-	db, err := sqlx.Open(t.Driver, t.DSN)
+	db, err := open(t, ev.Policy(), false)
 	if err != nil {
-		return nil, connector.FieldErrors{{Field: "url", Message: err.Error()}}
+		return nil, err
 	}
 	db.SetMaxOpenConns(int(p.Int("maxOpenConns")))
 	db.SetMaxIdleConns(int(p.Int("maxIdleConns")))

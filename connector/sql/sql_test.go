@@ -24,8 +24,9 @@ func TestParse(t *testing.T) {
 		{"mysql://root:p%40ss%3Aw@127.0.0.1:3306/test", "mysql", "root:p@ss:w@tcp(127.0.0.1:3306)/test"},
 		{"mysql://u:p@[::1]:3307/db", "mysql", "u:p@tcp([::1]:3307)/db"},
 		{"mariadb://u:p@127.0.0.1/db", "mysql", "u:p@tcp(127.0.0.1:3306)/db"},
-		{"sqlite:/tmp/x.db", "sqlite3", "/tmp/x.db"},
-		{"sqlite3:relative/x.db", "sqlite3", "relative/x.db"},
+		{"sqlite:/tmp/x.db", "sqlite3", "file:/tmp/x.db?"},
+		{"sqlite3:relative/x.db", "sqlite3", "file:/"},
+		{"sqlite::memory:", "sqlite3", "file::memory:?"},
 	}
 	for _, tc := range cases {
 		got, err := sql.Parse(tc.url)
@@ -37,8 +38,20 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %s %q, want %s %q...", tc.url, got.Driver, got.DSN, tc.driver, tc.dsn)
 		}
 	}
-	if m, err := sql.Parse("sqlite::memory:"); err != nil || !m.Memory {
-		t.Errorf("in-memory sqlite: %+v %v", m, err)
+	// In memory is read from the parsed url, not from a substring.
+	for url, mem := range map[string]bool{"sqlite::memory:": true, "sqlite:/tmp/x?mode=memory": true,
+		"sqlite:/tmp/mode=memory.db": false, "sqlite:/tmp/:memory:x": false} {
+		if m, err := sql.Parse(url); err != nil || m.Memory != mem {
+			t.Errorf("Parse(%q): memory %v %v, want %v", url, m.Memory, err, mem)
+		}
+	}
+	// Parameters are an allow-list: no vfs, no pragma that changes a
+	// database for good.
+	for _, bad := range []string{"sqlite:/tmp/x.db?vfs=unix-none", "sqlite:/tmp/x.db?_journal_mode=DELETE", "sqlite:/tmp/x.db?mode=rwx",
+		"sqlite:/tmp/x.db?_auth_user=a", "mysql:root:pw@127.0.0.1:3306/db"} {
+		if _, err := sql.Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
 	}
 	for _, bad := range []string{"postgres://u:secretpw@127.0.0.1/db", "nope://x", "mysql://", "", "::::"} {
 		_, err := sql.Parse(bad)
