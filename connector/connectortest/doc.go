@@ -32,6 +32,13 @@
 //     connector.Pinger. When the peer returns it must be connected again
 //     within 15 s, and the client must work again (a subscription
 //     delivers again). A type that listens skips it.
+//   - DialPolicy: a Manager whose dial policy denies loopback never lets
+//     the connection reach its peer (the Proxy accepts nothing) and says
+//     "denied"; one that allows exactly the peer connects. Every socket
+//     of Connect and Ping must come from connector.Dialer of its context,
+//     and a client that dials later by itself (a pool) from
+//     connector.PolicyDialer of Events.Policy. A type that listens skips
+//     it.
 //   - CloseLeavesNothing: after the Manager's Close, with a connection in
 //     use and others redialing, Close took under 5 s, no goroutine is left
 //     (goleak) and the process has no more open files than before

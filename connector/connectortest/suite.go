@@ -93,6 +93,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Exchange", func(t *testing.T) { testExchange(t, h) })
 	t.Run("Shared", func(t *testing.T) { testShared(t, h) })
 	t.Run("DropAndReturn", func(t *testing.T) { testDrop(t, h) })
+	t.Run("DialPolicy", func(t *testing.T) { testDialPolicy(t, h) })
 	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, h) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, h) })
 	t.Run("SecretStaysHome", func(t *testing.T) { testSecretStaysHome(t, h) })
@@ -122,7 +123,10 @@ type env struct {
 	logs *logBuffer
 }
 
-func newEnv(t *testing.T, h Harness) *env {
+func newEnv(t *testing.T, h Harness) *env { t.Helper(); return newEnvWith(t, h, nil) }
+
+// newEnvWith is newEnv with a Manager of policy p (nil: the default).
+func newEnvWith(t *testing.T, h Harness, p *connector.Policy) *env {
 	t.Helper()
 	e := &env{reg: &registry.Registry{}, logs: &logBuffer{}}
 	e.reg.Register(h.Name, h.Type)
@@ -133,6 +137,7 @@ func newEnv(t *testing.T, h Harness) *env {
 		MaxBackoff:     200 * time.Millisecond,
 		DialTimeout:    2 * time.Second,
 		HealthInterval: 200 * time.Millisecond,
+		Policy:         p,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -403,6 +408,31 @@ func testShared(t *testing.T, h Harness) {
 	if in, _ := e.m.Get("shared"); in.RefCount != 0 {
 		t.Errorf("refCount after detaching all: %d", in.RefCount)
 	}
+}
+
+// testDialPolicy: the Manager's dial policy holds for connections, not
+// only checks: denied, the connection never reaches its peer (the proxy
+// accepts nothing) and says why; allowed exactly, it connects.
+func testDialPolicy(t *testing.T, h Harness) {
+	if h.Listens {
+		t.Skip("the type listens: it dials nothing")
+	}
+	proxy := NewProxy(t, h.Addr)
+	denied := newEnvWith(t, h, &connector.Policy{Dial: &connector.DialPolicy{DenyLoopback: true}})
+	denied.create(t, "denied", h.Props(proxy.Addr()))
+	in := WaitState(t, denied.m, "denied", connection.StateDisconnected, 10*time.Second)
+	if !strings.Contains(in.Err, "denied") {
+		t.Errorf("a connection the policy denies: %+v, want an error saying denied", in.Status)
+	}
+	denied.m.Close()
+	if n := proxy.Accepted(); n != 0 {
+		t.Fatalf("a denied connection reached its peer %d times", n)
+	}
+	host, port := splitAddr(t, proxy.Addr())
+	exact := &connector.DialPolicy{Allow: []netip.Prefix{netip.PrefixFrom(host, host.BitLen())}, Ports: []uint16{port}}
+	allowed := newEnvWith(t, h, &connector.Policy{Dial: exact})
+	allowed.create(t, "allowed", h.Props(proxy.Addr()))
+	WaitState(t, allowed.m, "allowed", connection.StateConnected, 15*time.Second)
 }
 
 // testDrop: the peer is dropped and brought back. The connection turns

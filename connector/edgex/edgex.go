@@ -344,7 +344,7 @@ func (c *conn) Ping(ctx context.Context) error {
 		}
 	}
 	b := c.s.cfg.Broker
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
+	nc, err := connector.Dialer(ctx).DialContext(ctx, "tcp", net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
 	if err != nil {
 		return err
 	}

@@ -93,11 +93,15 @@ func parse(p connector.Props) (*settings, error) {
 	return s, nil
 }
 
-// Open implements connector.Type.
-func (Connector) Open(p connector.Props, _ connector.Events) (connector.Conn, error) {
+// Open implements connector.Type. An addr that the Manager's listen
+// policy does not allow is refused here, naming addr.
+func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
 	s, err := parse(p)
 	if err != nil {
 		return nil, err
+	}
+	if err := ev.Policy().ListenAllowed(s.addr); err != nil {
+		return nil, connector.FieldErrors{{Field: "addr", Message: err.Error()}}
 	}
 	return &conn{s: s, routes: map[route]*endpoint{}}, nil
 }
@@ -313,6 +317,9 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
 	}
 	s, err := parse(p)
 	if err != nil {
+		return err
+	}
+	if err := connector.PolicyFrom(ctx).ListenAllowed(s.addr); err != nil {
 		return err
 	}
 	if httpserver.Serves(s.addr) {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,5 +228,36 @@ func TestHTTPS(t *testing.T) {
 		if res.StatusCode == 200 {
 			t.Error("plain HTTP was accepted by the TLS listener")
 		}
+	}
+}
+
+// TestListenPolicy: a listener binds only what the listen policy allows:
+// by default no privileged port; with a list of networks, only those. A
+// refused addr is a 400 naming it, at create and at check.
+func TestListenPolicy(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t) // the default policy
+	_, err := m.Create(ctx, connection.Spec{ID: "p", Type: httppush.Type, Props: map[string]any{"addr": "127.0.0.1:80"}})
+	var ce *connection.Error
+	if !errors.As(err, &ce) || ce.Code != connection.CodeInvalidArgument || len(ce.Fields) == 0 || ce.Fields[0].Field != "addr" {
+		t.Errorf("a privileged port: %v, want invalid_argument naming addr", err)
+	}
+	reg := &registry.Registry{}
+	reg.Register(httppush.Type, httppush.Connector{})
+	pol := &connector.Policy{Listen: &connector.ListenPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, MinPort: 1024}}
+	m2, err := connection.New(ctx, memory.New(), &connection.Options{Registry: reg, Policy: pol, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if _, err := m2.Create(ctx, connection.Spec{ID: "all", Type: httppush.Type, Props: map[string]any{"addr": ":10099"}}); !errors.Is(err, connection.ErrInvalidArgument) {
+		t.Errorf("all addresses under a policy of loopback only: %v", err)
+	}
+	if _, err := m2.Create(ctx, connection.Spec{ID: "lo", Type: httppush.Type, Props: map[string]any{"addr": "127.0.0.1:0"}}); err != nil {
+		t.Errorf("loopback under a policy of loopback: %v", err)
+	}
+	c := check.New(&check.Options{Registry: reg})
+	if _, err := c.Source(ctx, check.Request{Type: httppush.Type, Props: map[string]any{"addr": "127.0.0.1:80"}}); !errors.Is(err, check.ErrDenied) {
+		t.Errorf("a check of a privileged port: %v, want ErrDenied", err)
 	}
 }

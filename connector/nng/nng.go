@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"sync"
 
@@ -171,7 +172,8 @@ func (c *conn) pipeEvent(ev mangos.PipeEvent, _ mangos.Pipe) {
 
 // Connect implements connector.Conn.
 func (c *conn) Connect(ctx context.Context) error {
-	if err := c.t.probe(ctx); err != nil {
+	peer, err := c.t.probeAddr(ctx)
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -181,7 +183,14 @@ func (c *conn) Connect(ctx context.Context) error {
 	}
 	if c.dialer == nil {
 		// mangos redials this dialer by itself after a drop.
-		d, err := c.sock.NewDialer(c.t.url, map[string]any{mangos.OptionDialAsynch: true})
+		// mangos redials this address by itself: the one the probe
+		// reached under the dial policy, not a name that could resolve
+		// elsewhere later.
+		u := c.t.url
+		if c.t.network == "tcp" {
+			u = "tcp://" + peer.String()
+		}
+		d, err := c.sock.NewDialer(u, map[string]any{mangos.OptionDialAsynch: true})
 		if err == nil {
 			err = d.Dial()
 		}
@@ -237,10 +246,20 @@ func (c *conn) Close() error {
 // probe dials the peer and exchanges the SP header, all under ctx: it
 // fails at once on a closed port, and with ctx on a silent peer.
 func (t *target) probe(ctx context.Context) error {
+	_, err := t.probeAddr(ctx)
+	return err
+}
+
+// probeAddr probes and returns the address it reached.
+func (t *target) probeAddr(ctx context.Context) (net.Addr, error) {
 	nc, err := connector.Dialer(ctx).DialContext(ctx, t.network, t.addr)
 	if err != nil {
-		return connector.CheckFailed(connector.NetReason(err), fmt.Errorf("dial %s: %w", t.url, err))
+		return nil, connector.CheckFailed(connector.NetReason(err), fmt.Errorf("dial %s: %w", t.url, err))
 	}
+	return nc.RemoteAddr(), t.handshake(ctx, nc)
+}
+
+func (t *target) handshake(ctx context.Context, nc net.Conn) error {
 	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()

@@ -122,11 +122,17 @@ func parse(p connector.Props) (*settings, error) {
 	return s, nil
 }
 
-// Open implements connector.Type.
+// Open implements connector.Type. In server mode, a listenAddr that the
+// Manager's listen policy does not allow is refused here.
 func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
 	s, err := parse(p)
 	if err != nil {
 		return nil, err
+	}
+	if s.server() {
+		if err := ev.Policy().ListenAllowed(s.listen); err != nil {
+			return nil, connector.FieldErrors{{Field: "listenAddr", Message: err.Error()}}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{s: s, ev: ev, ctx: ctx, cancel: cancel, peers: map[*ws.Conn]struct{}{}}, nil
@@ -414,6 +420,9 @@ func check(ctx context.Context, raw map[string]any) error {
 		return err
 	}
 	if s.server() {
+		if err := connector.PolicyFrom(ctx).ListenAllowed(s.listen); err != nil {
+			return err
+		}
 		if httpserver.Serves(s.listen) {
 			return nil
 		}

@@ -3,6 +3,14 @@
 //
 //	go run ./examples/server                  # 127.0.0.1:9081, ./connkit.db
 //	go run ./examples/server -addr 127.0.0.1:8080 -db /var/lib/connkit/connkit.db
+//	go run ./examples/server -deny-dial loopback,private,link-local -file-root /var/lib/connkit/data
+//
+// What a user of the API can make the server do on its host is bounded by
+// flags: -deny-dial and -allow-dial bound every dial of connections and
+// checks alike, -listen-allow the addresses listeners bind (never a port
+// below 1024), -file-root the directory of SQLite connections (the
+// database of the server itself is never one), -max-connections their
+// number.
 //
 // It stops cleanly on SIGINT or SIGTERM: in-flight requests finish, every
 // live connection is closed, and the database is closed.
@@ -17,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,6 +34,7 @@ import (
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/httpapi"
+	"github.com/connkit/connkit/connector"
 	_ "github.com/connkit/connkit/connector/all"
 	"github.com/connkit/connkit/store/sqlite"
 )
@@ -33,6 +43,11 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:9081", "address to serve the REST API on")
 	db := flag.String("db", "connkit.db", "path of the SQLite database that stores the connections")
 	keyFile := flag.String("secret-key-file", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts secret props at rest")
+	denyDial := flag.String("deny-dial", "", "comma-separated kinds of address no connection or check may dial: loopback, private, link-local, or CIDRs")
+	allowDial := flag.String("allow-dial", "", "comma-separated CIDRs: the only networks connections and checks may dial")
+	listenAllow := flag.String("listen-allow", "", "comma-separated CIDRs: the only addresses listeners may bind (0.0.0.0/32 for all); ports below 1024 never")
+	fileRoot := flag.String("file-root", ".", "directory that SQLite connections' files must lie in")
+	maxConns := flag.Int("max-connections", 10000, "the most connections that may exist")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,7 +57,12 @@ func main() {
 		log.Error("secret key", "err", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, *addr, *db, key, log); err != nil {
+	policy, err := buildPolicy(*denyDial, *allowDial, *listenAllow, *fileRoot, *db)
+	if err != nil {
+		log.Error("policy flags", "err", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, *addr, *db, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
 		log.Error("connkit server failed", "err", err)
 		os.Exit(1)
 	}
@@ -64,13 +84,67 @@ func readKey(path string) ([]byte, error) {
 	return key, nil
 }
 
-func run(ctx context.Context, addr, dbPath string, key []byte, log *slog.Logger) error {
+// buildPolicy reads the policy flags. The store's database and its side
+// files are denied to connections.
+func buildPolicy(denyDial, allowDial, listenAllow, fileRoot, db string) (*connector.Policy, error) {
+	dial := &connector.DialPolicy{}
+	for _, k := range split(denyDial) {
+		switch k {
+		case "loopback":
+			dial.DenyLoopback = true
+		case "private":
+			dial.DenyPrivate = true
+		case "link-local":
+			dial.DenyLinkLocal = true
+		default:
+			p, err := netip.ParsePrefix(k)
+			if err != nil {
+				return nil, fmt.Errorf("-deny-dial %q: give loopback, private, link-local or a CIDR", k)
+			}
+			dial.Deny = append(dial.Deny, p)
+		}
+	}
+	var err error
+	if dial.Allow, err = prefixes("-allow-dial", allowDial); err != nil {
+		return nil, err
+	}
+	listen := &connector.ListenPolicy{MinPort: 1024}
+	if listen.Allow, err = prefixes("-listen-allow", listenAllow); err != nil {
+		return nil, err
+	}
+	return &connector.Policy{Dial: dial, Listen: listen, Files: &connector.FilePolicy{Root: fileRoot, Deny: []string{db}}}, nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func prefixes(flag, s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range split(s) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: give CIDRs such as 10.0.0.0/8", flag, f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, addr, dbPath string, opts *connection.Options) error {
+	log := opts.Logger
 	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	m, err := connection.New(ctx, st, &connection.Options{Logger: log, SecretKey: key})
+	m, err := connection.New(ctx, st, opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "SecretKey") {
 			return fmt.Errorf("%w (the server takes it with -secret-key-file)", err)

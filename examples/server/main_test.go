@@ -43,7 +43,8 @@ var servingRE = regexp.MustCompile(`addr=http://(127\.0\.0\.1:\d+)`)
 // start runs the server on a free port and waits until it serves.
 func start(t *testing.T, bin, db string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db)
+	// Test data lives in temp dirs: the SQLite connections' root.
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db, "-file-root", os.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +126,10 @@ func TestServerSurvivesSIGKILL(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "edgex,httppush,mqtt,nng,sql,websocket" {
 		t.Errorf("the server serves types %s, want all six", got)
+	}
+	// The server's own database is never a connection's.
+	if code, body := call(t, "POST", p.url+"/connections", `{"id":"own","typ":"sql","props":{"url":"sqlite:`+db+`"}}`); code != 400 {
+		t.Errorf("a connection on the server's own database: %d %v", code, body)
 	}
 	code, body := call(t, "POST", p.url+"/connections", `{"id":"Sales_DB","typ":"sql","props":{"url":"`+data+`"}}`)
 	if code != 201 {

@@ -63,7 +63,11 @@ func Acquire(addr string, tc *tls.Config) (*Server, error) {
 		ln = tls.NewListener(ln, tc)
 	}
 	s := &Server{key: addr, tls: tc != nil, ln: ln, done: make(chan struct{}), holds: 1, routes: map[string]map[string]http.Handler{}}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	// A peer cannot hold a connection open for nothing: bounded reads,
+	// writes (a push waits for its receivers within it) and idleness. A
+	// WebSocket, once upgraded, is free of them.
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: time.Minute}
 	go func() {
 		defer close(s.done)
 		s.srv.Serve(ln)
