@@ -92,8 +92,8 @@ func TestReadFileRefusesWhatIsNoFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, says := range map[string]string{
-		"/dev/zero": "not a regular file", "/dev/ptmx": "not a regular file", fifo: "not a regular file",
-		dir: "directory", big: "over", filepath.Join(dir, "nope"): "does not exist",
+		"/dev/zero": "cannot be used", "/dev/ptmx": "cannot be used", fifo: "cannot be used",
+		dir: "cannot be used", big: "cannot be used", filepath.Join(dir, "nope"): "cannot be used",
 	} {
 		if _, err := connector.ReadFile(path); err == nil || !strings.Contains(err.Error(), says) {
 			t.Errorf("ReadFile(%s): %v, want an error saying %q", path, err, says)

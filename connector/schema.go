@@ -38,7 +38,7 @@ type Field struct {
 	// endpoint: all of it but the password.
 	Secret bool `json:"secret,omitempty"`
 	// SecretKeys names keys of a Map prop whose values are secret
-	// (compared without regard to case).
+	// (compared without regard to case); "*" makes every value secret.
 	SecretKeys []string `json:"secretKeys,omitempty"`
 	// Endpoint marks a prop that says where the connection goes, or how
 	// its peer is trusted (a server, a port, a CA): a stored secret is
@@ -109,6 +109,12 @@ func (s *Schema) Validate() error {
 		return fmt.Errorf("invalid schema: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// SecretKey reports whether the value of key k of the Map prop f is
+// secret.
+func (f Field) SecretKey(k string) bool {
+	return slices.ContainsFunc(f.SecretKeys, func(s string) bool { return s == "*" || strings.EqualFold(s, k) })
 }
 
 // Field returns the field called name.

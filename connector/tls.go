@@ -15,11 +15,20 @@ import (
 const MaxFileSize = 1 << 20
 
 // ReadFile reads the regular file that a prop names, of at most
-// MaxFileSize bytes. A device, a pipe, a socket, a directory or a larger
-// file is refused with an error that says so, before anything is read,
-// so that a prop such as /dev/zero cannot exhaust memory and one such as
-// a FIFO cannot block.
+// MaxFileSize bytes. A device, a pipe, a socket, a directory, a larger
+// file or one that cannot be read is refused before anything is read, so
+// that a prop such as /dev/zero cannot exhaust memory and one such as a
+// FIFO cannot block. Every refusal has the same words: it tells no more
+// about the host's files than that this one cannot be used.
 func ReadFile(path string) ([]byte, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be used: give a readable PEM file of at most 1 MiB", path)
+	}
+	return b, nil
+}
+
+func readFile(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fileErr(path, err)

@@ -61,7 +61,7 @@ func (s *Sealer) Seal(schema *connector.Schema, p map[string]any) (map[string]an
 		case len(f.SecretKeys) > 0:
 			m, _ := v.(map[string]any)
 			for k, kv := range m {
-				if str, ok := kv.(string); ok && str != "" && has(f.SecretKeys, k) {
+				if str, ok := kv.(string); ok && str != "" && f.SecretKey(k) {
 					sv, err := s.seal(str)
 					if err != nil {
 						return nil, err

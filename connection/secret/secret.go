@@ -51,7 +51,7 @@ func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
 		case len(f.SecretKeys) > 0:
 			if m, ok := v.(map[string]any); ok {
 				for k := range m {
-					if has(f.SecretKeys, k) {
+					if f.SecretKey(k) {
 						m[k] = Mask
 					}
 				}
@@ -89,7 +89,7 @@ func Values(s *connector.Schema, p map[string]any) []string {
 		case len(f.SecretKeys) > 0:
 			if m, ok := v.(map[string]any); ok {
 				for k, kv := range m {
-					if has(f.SecretKeys, k) {
+					if f.SecretKey(k) {
 						add(fmt.Sprint(kv))
 					}
 				}
@@ -142,7 +142,7 @@ func Restore(s *connector.Schema, next, prev map[string]any) (map[string]any, er
 		case len(f.SecretKeys) > 0:
 			m, _ := v.(map[string]any)
 			for k, kv := range m {
-				if has(f.SecretKeys, k) && kv == Mask {
+				if f.SecretKey(k) && kv == Mask {
 					masked = append(masked, secretRef{field: f.Name, key: k, name: k})
 				}
 			}
@@ -220,7 +220,7 @@ func inherited(s *connector.Schema, base, props map[string]any) []secretRef {
 			bm, _ := bv.(map[string]any)
 			pm, _ := pv.(map[string]any)
 			for k, kv := range bm {
-				if !has(f.SecretKeys, k) || str(kv) == "" {
+				if !f.SecretKey(k) || str(kv) == "" {
 					continue
 				}
 				if v, ok := lookup(pm, k); !given || !ok || v == Mask {
@@ -346,10 +346,6 @@ func sorted(fe connector.FieldErrors) connector.FieldErrors {
 }
 
 func str(v any) string { s, _ := v.(string); return s }
-
-func has(keys []string, k string) bool {
-	return slices.ContainsFunc(keys, func(s string) bool { return strings.EqualFold(s, k) })
-}
 
 // lookup finds key k of m without regard to case, as SecretKeys match.
 func lookup(m map[string]any, k string) (any, bool) {

@@ -2,6 +2,7 @@ package secret_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -155,5 +156,27 @@ func TestOverlay(t *testing.T) {
 	}
 	if base["password"] != "pw" {
 		t.Error("Overlay changed the base")
+	}
+}
+
+// TestEveryKeySecret: SecretKeys "*" makes every value of a map secret:
+// masked, restored, scrubbed and sealed.
+func TestEveryKeySecret(t *testing.T) {
+	s := &connector.Schema{Fields: []connector.Field{{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"*"}}}}
+	p := map[string]any{"requestHeader": map[string]any{"X-Api-Key": "k3y-one", "Authorization": "Bearer t0k"}}
+	m := secret.MaskProps(s, p)
+	if diff := cmp.Diff(map[string]any{"requestHeader": map[string]any{"X-Api-Key": secret.Mask, "Authorization": secret.Mask}}, m); diff != "" {
+		t.Errorf("MaskProps (-want +got):\n%s", diff)
+	}
+	if back, err := secret.Restore(s, m, p); err != nil || !cmp.Equal(back, p) {
+		t.Errorf("Restore: %v %v", back, err)
+	}
+	if msg := secret.Scrub(s, p, "sent k3y-one"); strings.Contains(msg, "k3y-one") {
+		t.Errorf("Scrub: %s", msg)
+	}
+	sealer, _ := secret.NewSealer(make([]byte, 32))
+	sealed, err := sealer.Seal(s, p)
+	if err != nil || strings.Contains(fmt.Sprint(sealed), "k3y-one") || strings.Contains(fmt.Sprint(sealed), "t0k") {
+		t.Errorf("Seal left a value in clear: %v %v", sealed, err)
 	}
 }

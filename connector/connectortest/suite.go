@@ -654,7 +654,7 @@ func withoutSecrets(schema *connector.Schema, p map[string]any) map[string]any {
 		case len(f.SecretKeys) > 0:
 			if m, ok := out[f.Name].(map[string]any); ok {
 				for k := range m {
-					if slices.ContainsFunc(f.SecretKeys, func(s string) bool { return strings.EqualFold(s, k) }) {
+					if f.SecretKey(k) {
 						delete(m, k)
 					}
 				}

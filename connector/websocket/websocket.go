@@ -61,7 +61,7 @@ var schema = &connector.Schema{Fields: []connector.Field{
 	{Name: "addr", Kind: connector.String, Endpoint: true, Doc: "host:port of the peer; empty means server mode"},
 	{Name: "path", Kind: connector.String, Default: "/", Endpoint: true, Doc: "the peer's path, or the path served"},
 	{Name: "scheme", Kind: connector.String, Default: "ws", Allowed: []any{"ws", "wss"}, Endpoint: true, Doc: "ws or wss"},
-	{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"Authorization", "Cookie", "Proxy-Authorization"}, Doc: "headers of the handshake"},
+	{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"*"}, Doc: "headers of the handshake; every value is secret (an X-Api-Key as much as an Authorization)"},
 	{Name: "insecureSkipVerify", Kind: connector.Bool, Endpoint: true, Doc: "skip verifying the peer's certificate"},
 	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): the client's, or the server's in server mode"},
 	{Name: "privateKeyPath", Kind: connector.String, Doc: "private key file (PEM) of the certificate"},
