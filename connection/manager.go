@@ -89,6 +89,10 @@ type entry struct {
 	busy chan struct{}
 	// stored is false while the entry's Create is in flight.
 	stored bool
+	// identity is the connection's identity at its peer
+	// (connector.Identifier), and claim the one a write in flight is
+	// taking; no two entries share one.
+	identity, claim string
 }
 
 // New returns a Manager over s, then reloads every stored connection and
@@ -186,6 +190,7 @@ func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
 		if err == nil {
 			e.schema = t.Schema()
 			e.live, err = m.open(e.rec.ID, e.rec.Type, t, props)
+			e.identity, _ = identity(e.rec.Type, t, props)
 		}
 		e.setProps(props)
 	}
@@ -251,10 +256,12 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 // prepared is a validated spec: its live, not started, and its props as
 // they will be stored.
 type prepared struct {
-	live   *live
-	schema *connector.Schema
-	props  map[string]any  // as a reload will read them, secrets in clear
-	raw    json.RawMessage // props as JSON
+	live     *live
+	identity string // at the peer; "" for none
+	idField  string // the prop that sets it
+	schema   *connector.Schema
+	props    map[string]any  // as a reload will read them, secrets in clear
+	raw      json.RawMessage // props as JSON
 }
 
 // validate checks spec and builds its live without I/O.
@@ -290,7 +297,47 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{live: l, schema: t.Schema(), props: stored, raw: raw}, nil
+	p := &prepared{live: l, schema: t.Schema(), props: stored, raw: raw}
+	p.identity, p.idField = identity(spec.Type, t, stored)
+	return p, nil
+}
+
+// identity is the identity at the peer of a connection of type typ with
+// props p, if the type has one.
+func identity(typ string, t connector.Type, p map[string]any) (string, string) {
+	idr, ok := t.(connector.Identifier)
+	if !ok {
+		return "", ""
+	}
+	decoded, err := t.Schema().Decode(p)
+	if err != nil {
+		return "", ""
+	}
+	id, field := idr.Identity(decoded)
+	if id == "" {
+		return "", ""
+	}
+	return id, field
+}
+
+// claimed returns the connection other than self that holds or is taking
+// identity, or "". m.mu must be held.
+func (m *Manager) claimed(ident, self string) string {
+	if ident == "" {
+		return ""
+	}
+	for id, e := range m.conns {
+		if id != self && (e.identity == ident || e.claim == ident) {
+			return id
+		}
+	}
+	return ""
+}
+
+func identityTaken(id, other, field string) error {
+	return &Error{Code: CodeAlreadyExists, ID: id,
+		Fields:  connector.FieldErrors{{Field: field, Message: fmt.Sprintf("connection %q has the same one on the same peer", other)}},
+		Message: fmt.Sprintf("connection %q: its %s is the one of connection %q on the same peer; the peer would drop each for the other: give another %s", id, field, other, field)}
 }
 
 // toStore returns the props JSON to store: with its secrets encrypted when
@@ -387,6 +434,12 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, &Error{Code: CodeLimitExceeded, ID: spec.ID,
 			Message: fmt.Sprintf("connection %q cannot be created: there are %d connections, the most allowed; delete some first", spec.ID, m.maxConns)}
 	}
+	if other := m.claimed(p.identity, spec.ID); other != "" {
+		m.mu.Unlock()
+		l.stop()
+		return Info{}, identityTaken(spec.ID, other, p.idField)
+	}
+	e.claim = p.identity
 	m.conns[spec.ID] = e
 	m.mu.Unlock()
 
@@ -408,6 +461,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, storeError(spec.ID, "create", err)
 	}
 	e.rec, e.stored, e.live = rec, true, l
+	e.identity, e.claim = p.identity, ""
 	e.setProps(p.props)
 	if !m.closed {
 		l.start(&m.wg)
@@ -454,6 +508,16 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	var l *live
 	p, err := m.validate(spec, prev, prevType)
 	if err == nil {
+		m.mu.Lock()
+		if other := m.claimed(p.identity, spec.ID); other != "" {
+			err = identityTaken(spec.ID, other, p.idField)
+			p.live.stop()
+		} else {
+			e.claim = p.identity
+		}
+		m.mu.Unlock()
+	}
+	if err == nil {
 		l = p.live
 		var rec store.Record
 		err = guard(func() (err error) {
@@ -471,6 +535,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 			m.mu.Lock()
 			old := e.live
 			e.rec, e.schema, e.live, e.broken = rec, p.schema, l, Status{}
+			e.identity = p.identity
 			e.setProps(p.props)
 			m.mu.Unlock()
 			// The old link goes before the new one dials, so that the two
@@ -481,6 +546,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 		}
 	}
 	m.mu.Lock()
+	e.claim = ""
 	if err == nil && !m.closed {
 		l.start(&m.wg)
 	}

@@ -24,6 +24,8 @@ package connector
 import (
 	"context"
 	"errors"
+	"net"
+	"strings"
 )
 
 // Type is a connection type such as mqtt or sql.
@@ -102,6 +104,27 @@ type Attacher interface {
 	// accept has approved the client it would hand out. If accept returns
 	// an error, nothing is recorded and the error names it.
 	AttachIf(ctx context.Context, id, ref string, accept func(client any) error) (any, error)
+}
+
+// Identifier is implemented by a Type whose connections have an identity
+// at their peer that two of them cannot share, such as an MQTT client id
+// on one broker (the broker would drop each for the other, for ever).
+// Identity returns it for decoded props ("" for none); the Manager
+// refuses a second connection with the same identity, naming the first,
+// and field names the prop to change. Identities are compared across
+// types: every type that speaks MQTT writes a client id on a broker as
+// MQTTIdentity does.
+type Identifier interface {
+	Identity(p Props) (identity, field string)
+}
+
+// MQTTIdentity is the identity of an MQTT client id on the broker at
+// host:port.
+func MQTTIdentity(host, port, clientID string) string {
+	if clientID == "" {
+		return ""
+	}
+	return "mqtt://" + net.JoinHostPort(strings.ToLower(host), port) + "#" + clientID
 }
 
 // Pinger is implemented by a Conn that can probe its link cheaply.

@@ -82,6 +82,16 @@ var schema = &connector.Schema{Fields: []connector.Field{
 // Schema implements connector.Type.
 func (Connector) Schema() *connector.Schema { return schema }
 
+// Identity implements connector.Identifier: an MQTT bus's ClientId on one
+// broker belongs to one connection, of this type or of mqtt.
+func (Connector) Identity(p connector.Props) (string, string) {
+	if p.String("type") != "mqtt" {
+		return "", ""
+	}
+	id, _ := p.Map("optional")["ClientId"].(string)
+	return connector.MQTTIdentity(p.String("server"), strconv.FormatInt(p.Int("port"), 10), id), "optional"
+}
+
 type settings struct {
 	cfg      types.MessageBusConfig // Optional without ClientId and timeouts
 	clientID string

@@ -81,6 +81,22 @@ var schema = &connector.Schema{Fields: []connector.Field{
 // Schema implements connector.Type.
 func (Connector) Schema() *connector.Schema { return schema }
 
+var defaultPorts = map[string]string{"tcp": "1883", "mqtt": "1883", "ssl": "8883", "tls": "8883", "mqtts": "8883", "tcps": "8883", "ws": "80", "wss": "443"}
+
+// Identity implements connector.Identifier: a clientid on one broker
+// belongs to one connection (a random default belongs to none).
+func (Connector) Identity(p connector.Props) (string, string) {
+	u, err := url.Parse(p.String("server"))
+	if err != nil {
+		return "", ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = defaultPorts[u.Scheme]
+	}
+	return connector.MQTTIdentity(u.Hostname(), port, p.String("clientid")), "clientid"
+}
+
 // settings are decoded and checked props.
 type settings struct {
 	server   *url.URL
