@@ -103,3 +103,25 @@ func TestReadFileRefusesWhatIsNoFile(t *testing.T) {
 		t.Errorf("ReadFile of a small file: %q %v", b, err)
 	}
 }
+
+// TestFileRefusalsLookAlike: whether a CA file is missing, unreadable, a
+// directory or no PEM, the refusal has the same words: it tells nothing
+// of the host's files.
+func TestFileRefusalsLookAlike(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "hosts")
+	os.WriteFile(notPEM, []byte("127.0.0.1 localhost\n"), 0o600)
+	var msgs []string
+	for _, path := range []string{filepath.Join(dir, "missing"), notPEM, dir, "/dev/zero"} {
+		_, fe := connector.TLSFiles{CA: path}.Load()
+		if len(fe) != 1 || fe[0].Field != "rootCaPath" {
+			t.Fatalf("%s: %v", path, fe)
+		}
+		msgs = append(msgs, strings.ReplaceAll(fe[0].Message, path, "PATH"))
+	}
+	for _, m := range msgs[1:] {
+		if m != msgs[0] {
+			t.Errorf("refusals differ: %q", msgs)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -23,7 +24,7 @@ const MaxFileSize = 1 << 20
 func ReadFile(path string) ([]byte, error) {
 	b, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s cannot be used: give a readable PEM file of at most 1 MiB", path)
+		return nil, errors.New(unusable(path))
 	}
 	return b, nil
 }
@@ -131,7 +132,7 @@ func (f TLSFiles) Load() (*tls.Config, FieldErrors) {
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			fe = append(fe, FieldError{certField, "cannot load the certificate and key: " + err.Error()})
+			fe = append(fe, FieldError{certField, PairError(f.Cert, err)})
 		} else {
 			tc.Certificates = []tls.Certificate{pair}
 		}
@@ -143,12 +144,28 @@ func (f TLSFiles) Load() (*tls.Config, FieldErrors) {
 		case err != nil:
 			fe = append(fe, FieldError{caField, err.Error()})
 		case !pool.AppendCertsFromPEM(pem):
-			fe = append(fe, FieldError{caField, "no PEM certificate in " + f.CA})
+			fe = append(fe, FieldError{caField, unusable(f.CA)})
 		default:
 			tc.RootCAs = pool
 		}
 	}
 	return tc, fe
+}
+
+// unusable is what a refusal of a file says, whatever the cause: nothing
+// more of the host's files than that this one cannot be used.
+func unusable(path string) string {
+	return path + " cannot be used: give a readable PEM file of at most 1 MiB"
+}
+
+// PairError says why a certificate and key did not load: that they do not
+// match, or, in the words of every other file refusal, that the file
+// cannot be used.
+func PairError(certPath string, err error) string {
+	if strings.Contains(err.Error(), "does not match") {
+		return "the certificate and the private key do not make a pair"
+	}
+	return unusable(certPath)
 }
 
 func or(s, def string) string {

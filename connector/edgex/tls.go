@@ -53,12 +53,12 @@ func loadTLS(opt map[string]string) (tlsFiles, connector.FieldErrors) {
 		bad("KeyFile", "give CertFile and KeyFile together")
 	case f.cert != nil && f.key != nil:
 		if _, err := tls.X509KeyPair(f.cert, f.key); err != nil {
-			bad("CertFile", "cannot load the certificate and key: "+err.Error())
+			bad("CertFile", connector.PairError(opt["CertFile"], err))
 		}
 	}
 	if f.ca != nil {
 		if _, err := firstCert(f.ca); err != nil {
-			bad("CaFile", err.Error())
+			bad("CaFile", opt["CaFile"]+" cannot be used: give a readable PEM file of at most 1 MiB")
 		}
 	}
 	return f, fe
