@@ -9,6 +9,7 @@ package check
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -54,6 +55,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxInFlight caps the checks running at once; default 8.
 	MaxInFlight int
+	// MaxPropsBytes caps the props of one check, as JSON; default 64 KiB,
+	// as a connection's.
+	MaxPropsBytes int
 	// Policy bounds what checks may do on the host: the addresses they
 	// dial (enforced on every socket a check opens), the addresses they
 	// may find free to listen on, the files they may open (SQLite). Give
@@ -67,10 +71,11 @@ type Options struct {
 
 // Checker runs checks. It is safe for concurrent use.
 type Checker struct {
-	reg     *registry.Registry
-	timeout time.Duration
-	slots   chan struct{}
-	policy  *connector.Policy
+	reg      *registry.Registry
+	timeout  time.Duration
+	slots    chan struct{}
+	policy   *connector.Policy
+	maxProps int
 }
 
 // New returns a Checker.
@@ -78,7 +83,10 @@ func New(opts *Options) *Checker {
 	if opts == nil {
 		opts = &Options{}
 	}
-	c := &Checker{reg: opts.Registry, timeout: opts.Timeout, policy: opts.Policy}
+	c := &Checker{reg: opts.Registry, timeout: opts.Timeout, policy: opts.Policy, maxProps: opts.MaxPropsBytes}
+	if c.maxProps <= 0 {
+		c.maxProps = 64 << 10
+	}
 	if c.policy == nil {
 		c.policy = &connector.Policy{Dial: opts.DialPolicy, Listen: connector.DefaultListenPolicy}
 	}
@@ -138,11 +146,18 @@ func (c *Checker) Sink(ctx context.Context, r Request) (time.Duration, error) {
 func (c *Checker) run(ctx context.Context, r Request, side string, pick func(connector.Type) (func(context.Context, map[string]any) error, bool)) (time.Duration, error) {
 	t, ok := c.reg.Lookup(r.Type)
 	if !ok {
-		return 0, &Error{Kind: ErrUnknownType, Message: fmt.Sprintf("unknown type %q; the registered types are %v", r.Type, c.reg.Names())}
+		return 0, &Error{Kind: ErrUnknownType, Message: fmt.Sprintf("unknown type %q; the registered types are %v", connector.Short(r.Type), c.reg.Names())}
 	}
 	fn, ok := pick(t)
 	if !ok {
 		return 0, &Error{Kind: ErrUnsupported, Message: fmt.Sprintf("type %q has no %s check: it has no %s side, or cannot be checked", r.Type, side, side)}
+	}
+	if b, err := json.Marshal(r.Props); err != nil || len(b) > c.maxProps {
+		msg := fmt.Sprintf("%d bytes of JSON; give at most %d", len(b), c.maxProps)
+		if err != nil {
+			msg = "not encodable as JSON"
+		}
+		return 0, &Error{Kind: ErrInvalid, Fields: connector.FieldErrors{{Field: "props", Message: msg}}, Message: "invalid configuration: props: " + msg}
 	}
 	schema := t.Schema()
 	props := r.Props

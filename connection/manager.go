@@ -224,7 +224,7 @@ func (m *Manager) lookup(typ string) (connector.Type, error) {
 	t, ok := m.reg.Lookup(typ)
 	if !ok {
 		return nil, invalidField("", "typ", fmt.Sprintf("unknown type %q; the registered types are %s (import a connector package to add one)",
-			typ, strings.Join(m.reg.Names(), ", ")))
+			connector.Short(typ), strings.Join(m.reg.Names(), ", ")))
 	}
 	return t, nil
 }

@@ -63,7 +63,7 @@ func checkRef(id, ref string) error {
 	bad := func(msg string) error {
 		return &Error{Code: CodeInvalidArgument, ID: id,
 			Fields:  connector.FieldErrors{{Field: "ref", Message: msg}},
-			Message: fmt.Sprintf("attach to connection %q: ref %q: %s", id, ref, msg)}
+			Message: fmt.Sprintf("attach to connection %q: ref %q: %s", id, connector.Short(ref), msg)}
 	}
 	switch {
 	case !strings.ContainsFunc(ref, visible):

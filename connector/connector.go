@@ -25,6 +25,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -119,12 +121,27 @@ type Identifier interface {
 }
 
 // MQTTIdentity is the identity of an MQTT client id on the broker at
-// host:port.
+// host:port. The host is written in one form: an IP address as netip
+// writes it (an IPv4-mapped one as IPv4), every loopback address and
+// "localhost" as loopback, a name in lower case; the port as a number.
+// Names are not resolved: two names of one broker are two brokers here.
 func MQTTIdentity(host, port, clientID string) string {
 	if clientID == "" {
 		return ""
 	}
-	return "mqtt://" + net.JoinHostPort(strings.ToLower(host), port) + "#" + clientID
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		host = a.Unmap().String()
+		if a.IsLoopback() {
+			host = "loopback"
+		}
+	} else if host == "localhost" {
+		host = "loopback"
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		port = strconv.FormatUint(n, 10)
+	}
+	return "mqtt://" + net.JoinHostPort(host, port) + "#" + clientID
 }
 
 // Pinger is implemented by a Conn that can probe its link cheaply.

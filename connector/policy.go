@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -213,13 +214,16 @@ func (p *FilePolicy) Resolve(path string) (string, error) {
 			return "", fmt.Errorf("%w: %s is outside %s, the directory connections may use", ErrFileDenied, path, p.Root)
 		}
 	}
+	fi, _ := os.Stat(abs)
 	for _, d := range p.Deny {
 		rd, err := realPath(d)
 		if err != nil {
 			continue
 		}
 		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-			if abs == rd+suffix {
+			df, _ := os.Stat(rd + suffix)
+			// By name, or by the file itself: a hard link is no way round.
+			if abs == rd+suffix || (fi != nil && df != nil && os.SameFile(fi, df)) {
 				return "", fmt.Errorf("%w: %s is not for connections", ErrFileDenied, path)
 			}
 		}

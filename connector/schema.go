@@ -2,6 +2,7 @@ package connector
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kind is the JSON kind of a prop.
@@ -153,10 +155,17 @@ func (es FieldErrors) Error() string {
 func (s *Schema) Decode(raw map[string]any) (Props, error) {
 	var errs FieldErrors
 	out := make(Props, len(s.Fields))
+	unknown := 0
 	for name := range raw {
 		if _, ok := s.Field(name); !ok {
-			errs = append(errs, FieldError{name, "unknown property; the known ones are " + strings.Join(s.names(), ", ")})
+			unknown++
+			if unknown <= MaxFieldErrors {
+				errs = append(errs, FieldError{Short(name), "unknown property; the known ones are " + strings.Join(s.names(), ", ")})
+			}
 		}
+	}
+	if unknown > MaxFieldErrors {
+		errs = append(errs, FieldError{"props", fmt.Sprintf("%d more unknown properties", unknown-MaxFieldErrors)})
 	}
 	for _, f := range s.Fields {
 		v, ok := raw[f.Name]
@@ -185,6 +194,42 @@ func (s *Schema) Decode(raw map[string]any) (Props, error) {
 		return nil, errs
 	}
 	return out, nil
+}
+
+// UnmaskableURL says why a URL holds a password that could not be
+// masked, or returns "": user info in the opaque form (mysql:user:pass@host,
+// where url.URL sees no user), a ':' inside the user name (%3A: a driver
+// would split it into a password), or a user:pass@ in a path, where the
+// parser stops short of the user info (mysql:/u:pass@host).
+func UnmaskableURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	if u.User != nil && strings.Contains(u.User.Username(), ":") {
+		return "the user name holds a ':' (%3A); write user:password, so that the password can be masked"
+	}
+	if before, _, ok := strings.Cut(u.Opaque+u.Path, "@"); u.User == nil && ok && strings.Contains(before, ":") {
+		return "write it as " + u.Scheme + "://user:password@host/..., so that the password can be masked"
+	}
+	return ""
+}
+
+// MaxFieldErrors bounds the errors of one kind that Decode reports, so
+// that a hostile props map cannot make an answer grow with it.
+const MaxFieldErrors = 20
+
+// Short returns s, or its first 64 bytes and an ellipsis: for quoting what
+// a user gave in a message without echoing all of it.
+func Short(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	i := 64
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // article returns the kind with its indefinite article.
@@ -222,14 +267,11 @@ func (f Field) normalize(v any) (any, error) {
 			return nil, wrong
 		}
 		if f.Kind == URL {
-			u, err := url.Parse(s)
-			if err != nil {
+			if _, err := url.Parse(s); err != nil {
 				return nil, fmt.Errorf("not a valid URL: %v", stripURL(err))
 			}
-			// scheme:user:pass@host parses with no user info: a password
-			// there could be neither masked nor sealed.
-			if f.Secret && u.Opaque != "" && strings.Contains(u.Opaque, "@") {
-				return nil, fmt.Errorf("write it as %s://user:password@host/..., so that the password can be masked", u.Scheme)
+			if msg := UnmaskableURL(s); f.Secret && msg != "" {
+				return nil, errors.New(msg)
 			}
 		}
 		return s, nil

@@ -83,3 +83,20 @@ func TestDecodeErrors(t *testing.T) {
 		t.Error("1.5 accepted as an int")
 	}
 }
+
+// TestUnmaskableURLs: a secret URL whose password a parser would not see
+// as one is refused, and the message never quotes it.
+func TestUnmaskableURLs(t *testing.T) {
+	s := &connector.Schema{Fields: []connector.Field{{Name: "url", Kind: connector.URL, Secret: true}}}
+	for _, u := range []string{"mysql:root:Pw1@h:3306/db", "mysql://root%3APw1@h/db", "mysql:/u:Pw1@h/db", "mysql:///u:Pw1@h/db"} {
+		_, err := s.Decode(map[string]any{"url": u})
+		if err == nil || strings.Contains(err.Error(), "Pw1") {
+			t.Errorf("%s: %v, want a refusal that does not quote it", u, err)
+		}
+	}
+	for _, u := range []string{"mysql://root:pw@h/db", "sqlite:/tmp/a@b.db", "tcp://h:1883", "mysql://u@h/db"} {
+		if _, err := s.Decode(map[string]any{"url": u}); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

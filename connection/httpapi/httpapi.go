@@ -429,15 +429,15 @@ func checkKeys(data []byte, v any) error {
 					name = path + "." + k
 				}
 				if seen[k] {
-					return &keyError{name, "the key is given twice; give it once"}
+					return &keyError{connector.Short(name), "the key is given twice; give it once"}
 				}
 				seen[k] = true
 				if depth == 0 && fields != nil && !slices.Contains(fields, k) {
-					msg := fmt.Sprintf("unknown field %q; the fields are %s", k, strings.Join(fields, ", "))
+					msg := fmt.Sprintf("unknown field %q; the fields are %s", connector.Short(k), strings.Join(fields, ", "))
 					if i := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(f, k) }); i >= 0 {
 						msg = fmt.Sprintf("unknown field %q; field names are exact: use %q", k, fields[i])
 					}
-					return &keyError{k, msg}
+					return &keyError{connector.Short(k), msg}
 				}
 				if err := walk(name, depth+1); err != nil {
 					return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -53,5 +54,30 @@ func TestEveryCredentialMaskedAndSealed(t *testing.T) {
 	}
 	if !strings.Contains(string(shown), "alice:******@") || !strings.Contains(string(shown), `"X-Api-Key":"******"`) {
 		t.Errorf("what is shown lacks the masks: %s", shown)
+	}
+}
+
+// TestNoCredentialInAnUnmaskedProp: a password put where no mask would
+// reach it (a user name with %3A, a path before the user info, a URL in
+// edgex protocol) is refused, and the refusal does not quote it.
+func TestNoCredentialInAnUnmaskedProp(t *testing.T) {
+	ctx := context.Background()
+	m, err := connection.New(ctx, memory.New(), &connection.Options{Registry: registry.Default, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for name, s := range map[string]connection.Spec{
+		"%3A in the user":  {Type: "sql", Props: map[string]any{"url": "mysql://connkit%3AHidden-Pw1@127.0.0.1:1/test"}},
+		"path form":        {Type: "sql", Props: map[string]any{"url": "mysql:/u:Hidden-Pw1@127.0.0.1:1/test"}},
+		"opaque form":      {Type: "mqtt", Props: map[string]any{"server": "tcp:u:Hidden-Pw1@127.0.0.1:1"}},
+		"URL in protocol":  {Type: "edgex", Props: map[string]any{"server": "h", "port": 1, "protocol": "tcp://u:Hidden-Pw1@127.0.0.1:1/#"}},
+		"token in ws path": {Type: "websocket", Props: map[string]any{"addr": "127.0.0.1:1", "path": "/?token=Hidden-Pw1"}},
+	} {
+		s.ID = "x"
+		_, err := m.Create(ctx, s)
+		if !errors.Is(err, connection.ErrInvalidArgument) || strings.Contains(err.Error(), "Hidden-Pw1") {
+			t.Errorf("%s: %v, want a refusal that does not quote the password", name, err)
+		}
 	}
 }

@@ -36,9 +36,13 @@ func TestNoClientIDFights(t *testing.T) {
 		props map[string]any
 		field string
 	}{
-		"same server": {"mqtt", map[string]any{"server": "tcp://127.0.0.1:1", "clientid": "c1"}, "clientid"},
-		"edgex on it": {"edgex", map[string]any{"server": "127.0.0.1", "port": 1, "optional": map[string]any{"ClientId": "c1"}}, "optional"},
-		"mqtt scheme": {"mqtt", map[string]any{"server": "mqtt://127.0.0.1:1", "clientid": "c1"}, "clientid"},
+		"same server":     {"mqtt", map[string]any{"server": "tcp://127.0.0.1:1", "clientid": "c1"}, "clientid"},
+		"edgex on it":     {"edgex", map[string]any{"server": "127.0.0.1", "port": 1, "optional": map[string]any{"ClientId": "c1"}}, "optional"},
+		"mqtt scheme":     {"mqtt", map[string]any{"server": "mqtt://127.0.0.1:1", "clientid": "c1"}, "clientid"},
+		"localhost":       {"mqtt", map[string]any{"server": "tcp://localhost:1", "clientid": "c1"}, "clientid"},
+		"leading zero":    {"mqtt", map[string]any{"server": "tcp://127.0.0.1:0001", "clientid": "c1"}, "clientid"},
+		"IPv4-mapped":     {"mqtt", map[string]any{"server": "tcp://[::ffff:127.0.0.1]:1", "clientid": "c1"}, "clientid"},
+		"edgex localhost": {"edgex", map[string]any{"server": "LOCALHOST", "port": 1, "optional": map[string]any{"ClientId": "c1"}}, "optional"},
 	} {
 		err := create("b", tc.typ, tc.props)
 		var ce *connection.Error

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -104,6 +105,9 @@ func parse(p connector.Props) (*settings, error) {
 	if strings.HasPrefix(typ, "nats") && !natsCompiled {
 		fe = append(fe, connector.FieldError{Field: "type", Message: typ + " needs connkit built with -tags include_nats_messaging; this build has mqtt only"})
 	}
+	if !scheme.MatchString(p.String("protocol")) {
+		fe = append(fe, connector.FieldError{Field: "protocol", Message: "want a URL scheme only, such as tcp or ssl"})
+	}
 	port := p.Int("port")
 	if port <= 0 || port > math.MaxUint16 {
 		fe = append(fe, connector.FieldError{Field: "port", Message: "want 1 to 65535"})
@@ -112,9 +116,12 @@ func parse(p connector.Props) (*settings, error) {
 		fe = append(fe, connector.FieldError{Field: "server", Message: "want a host name or address only; put the port in port and the scheme in protocol"})
 	}
 	opt := map[string]string{}
+	unknown := 0
 	for k, v := range p.Map("optional") {
 		if !slices.Contains(optionalKeys, k) {
-			fe = append(fe, connector.FieldError{Field: "optional", Message: fmt.Sprintf("unknown key %q; the keys are %s", k, strings.Join(optionalKeys, ", "))})
+			if unknown++; unknown <= connector.MaxFieldErrors {
+				fe = append(fe, connector.FieldError{Field: "optional", Message: fmt.Sprintf("unknown key %q; the keys are %s", connector.Short(k), strings.Join(optionalKeys, ", "))})
+			}
 			continue
 		}
 		switch x := v.(type) {
@@ -165,6 +172,10 @@ func parse(p connector.Props) (*settings, error) {
 	}
 	return s, nil
 }
+
+// scheme is what protocol may be: the scheme of the broker's URL, and
+// nothing that would carry a host or user info.
+var scheme = regexp.MustCompile(`^[a-z][a-z0-9+.-]{0,15}$`)
 
 func asNumber(v any) (float64, bool) {
 	switch n := v.(type) {

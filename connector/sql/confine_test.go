@@ -43,13 +43,13 @@ func TestSQLiteCheckChangesNothing(t *testing.T) {
 	if _, err := c.Source(ctx, check.Request{Type: sql.Type, Props: map[string]any{"url": "sqlite:" + wal, "table": "readings"}}); err != nil {
 		t.Errorf("a check of the existing database: %v", err)
 	}
-	// Only the database, and what SQLite keeps beside a WAL database that
-	// is read (its -shm and -wal).
 	ents, _ := os.ReadDir(dir)
+	var names []string
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "wal.db") {
-			t.Errorf("the checks left %s in the directory", e.Name())
-		}
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "wal.db" {
+		t.Errorf("the checks left %v in the directory, want only wal.db", names)
 	}
 	var mode string
 	db = sqlx.MustOpen("sqlite3", "file:"+wal+"?mode=ro")
@@ -70,6 +70,9 @@ func TestSQLiteConfined(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Link(storeFile, filepath.Join(root, "hard.db")); err != nil {
+		t.Fatal(err)
+	}
 	policy := &connector.Policy{Files: &connector.FilePolicy{Root: root, Deny: []string{storeFile}}}
 	reg := &registry.Registry{}
 	reg.Register(sql.Type, sql.Connector{})
@@ -85,6 +88,7 @@ func TestSQLiteConfined(t *testing.T) {
 		"through a link": "sqlite:" + filepath.Join(root, "out", "x.db"),
 		"the store":      "sqlite:" + storeFile,
 		"its WAL":        "sqlite:" + storeFile + "-wal",
+		"a hard link":    "sqlite:" + filepath.Join(root, "hard.db"),
 	} {
 		_, err := m.Create(ctx, connection.Spec{ID: "db", Type: sql.Type, Props: map[string]any{"url": url}})
 		var ce *connection.Error

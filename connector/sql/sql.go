@@ -88,6 +88,11 @@ var sqliteParams = map[string][]string{
 	"_loc": nil, "_txlock": {"immediate", "deferred", "exclusive"},
 }
 
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
 // allowed checks the parameters q against an allow-list.
 func allowed(q url.Values, list map[string][]string) error {
 	for k, vs := range q {
@@ -133,6 +138,12 @@ func (t Target) SQLiteDSN(p *connector.Policy, readOnly bool) (string, error) {
 			return "", connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("database file %s does not exist or cannot be read", t.Path))
 		}
 		q = url.Values{"mode": {"ro"}}
+		// Reading a WAL database makes SQLite create its -shm beside it,
+		// unless the database is opened immutable. That is safe only while
+		// no writer has it open, which its side files would show.
+		if !exists(abs+"-wal") && !exists(abs+"-shm") {
+			q.Set("immutable", "1")
+		}
 	}
 	return "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode(), nil
 }
@@ -140,10 +151,8 @@ func (t Target) SQLiteDSN(p *connector.Policy, readOnly bool) (string, error) {
 // Parse turns a connection url into a driver and DSN, with an error that
 // names the url prop and never quotes the password.
 func Parse(raw string) (Target, error) {
-	if pu, err := url.Parse(raw); err == nil && pu.Opaque != "" && strings.Contains(pu.Opaque, "@") {
-		// mysql:user:pass@host: dburl takes it, url.URL sees no password
-		// to mask.
-		return Target{}, connector.FieldErrors{{Field: "url", Message: "write it as " + pu.Scheme + "://user:password@host/..., so that the password can be masked"}}
+	if msg := connector.UnmaskableURL(raw); msg != "" {
+		return Target{}, connector.FieldErrors{{Field: "url", Message: msg}}
 	}
 	u, err := dburl.Parse(raw)
 	if err != nil {
@@ -203,7 +212,7 @@ func mysqlDSN(u *dburl.URL) (string, error) {
 	}
 	cfg, err := mysql.ParseDSN(u.DSN)
 	if err != nil {
-		return "", fmt.Errorf("not a MySQL URL: %s", u.Redacted())
+		return "", errors.New("not a MySQL URL; use mysql://user:pass@host:port/db")
 	}
 	// Checked above; cleared again so that no spelling dburl or the driver
 	// accept can turn them on.

@@ -88,6 +88,11 @@ func parse(p connector.Props) (*settings, error) {
 	if !strings.HasPrefix(s.path, "/") {
 		fe = append(fe, connector.FieldError{Field: "path", Message: "must start with /"})
 	}
+	if strings.ContainsAny(s.path, "?#") {
+		// A token in a query would be shown as it is: credentials go in
+		// requestHeader, whose values are secret.
+		fe = append(fe, connector.FieldError{Field: "path", Message: "give the path alone, without ? or #; put credentials in requestHeader"})
+	}
 	for k, v := range p.Map("requestHeader") {
 		str, ok := v.(string)
 		if !ok {
