@@ -413,6 +413,28 @@ func cloneValue(v any) any {
 // Clone returns a deep copy of p.
 func (p Props) Clone() Props { return cloneMap(p) }
 
+// DecodeCheck decodes the flat props of a check: the connection's by s
+// and the check's own (a topic, a table) by own (nil: none), each map
+// ignoring the other's keys. The errors of both come as one FieldErrors.
+func (s *Schema) DecodeCheck(raw map[string]any, own *Schema) (conn, side Props, err error) {
+	var fe FieldErrors
+	conn, err = s.Decode(s.Pick(raw))
+	if err != nil {
+		fe = append(fe, err.(FieldErrors)...)
+	}
+	if own != nil {
+		side, err = own.Decode(own.Pick(raw))
+		if err != nil {
+			fe = append(fe, err.(FieldErrors)...)
+		}
+	}
+	if len(fe) > 0 {
+		sort.SliceStable(fe, func(i, j int) bool { return fe[i].Field < fe[j].Field })
+		return nil, nil, fe
+	}
+	return conn, side, nil
+}
+
 // Pick returns the props of raw that the schema knows, leaving out the
 // others: a check's body holds the connection's props together with the
 // source's or sink's own.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -98,13 +99,42 @@ type TLSFiles struct {
 	CertField, KeyField, CAField string
 }
 
-// LoadTLS builds a TLS config from eKuiper's TLS props: certificationPath
-// and privateKeyPath (a key pair, given together), rootCaPath (the CAs
-// that verify the peer) and insecureSkipVerify. It returns nil when none
-// is set. A file that cannot be used is a FieldError naming its prop.
-func LoadTLS(p Props) (*tls.Config, FieldErrors) {
-	return TLSFiles{Cert: p.String("certificationPath"), Key: p.String("privateKeyPath"),
+// TLSFields returns the schema fields of eKuiper's TLS props, for a
+// connector's schema: insecureSkipVerify and rootCaPath (endpoint props:
+// they decide whom a secret is sent to), certificationPath and
+// privateKeyPath. Given names, only those.
+func TLSFields(names ...string) []Field {
+	all := []Field{
+		{Name: "insecureSkipVerify", Kind: Bool, Endpoint: true, Doc: "skip verifying the peer's TLS certificate"},
+		{Name: "certificationPath", Kind: String, Doc: "certificate file (PEM): the client's, or the server's for a listener"},
+		{Name: "privateKeyPath", Kind: String, Doc: "private key file (PEM) of the certificate"},
+		{Name: "rootCaPath", Kind: String, Endpoint: true, Doc: "CA certificate file (PEM) to verify the peer"},
+	}
+	if len(names) == 0 {
+		return all
+	}
+	var out []Field
+	for _, f := range all {
+		if slices.Contains(names, f.Name) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// LoadTLS builds a TLS config from the props of TLSFields:
+// certificationPath and privateKeyPath (a key pair, given together),
+// rootCaPath (the CAs that verify the peer) and insecureSkipVerify, with
+// serverName (the peer's host, "" for a listener) to verify. It returns
+// nil when none is set. A file that cannot be used is a FieldError naming
+// its prop.
+func LoadTLS(p Props, serverName string) (*tls.Config, FieldErrors) {
+	tc, fe := TLSFiles{Cert: p.String("certificationPath"), Key: p.String("privateKeyPath"),
 		CA: p.String("rootCaPath"), SkipVerify: p.Bool("insecureSkipVerify")}.Load()
+	if tc != nil {
+		tc.ServerName = serverName
+	}
+	return tc, fe
 }
 
 // Load reads the files (see ReadFile) and builds the config, or returns

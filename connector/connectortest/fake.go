@@ -283,7 +283,7 @@ func (f *Fake) CheckSink(ctx context.Context, raw map[string]any) error {
 }
 
 func (f *Fake) check(ctx context.Context, raw map[string]any) error {
-	p, err := fakeSchema.Decode(fakeSchema.Pick(raw))
+	p, _, err := fakeSchema.DecodeCheck(raw, nil)
 	if err != nil {
 		return err
 	}

@@ -56,8 +56,8 @@ import (
 	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
 
 	"github.com/connkit/connkit/connector"
-	"github.com/connkit/connkit/connector/internal/fanout"
-	"github.com/connkit/connkit/connector/internal/scope"
+	"github.com/connkit/connkit/connector/fanout"
+	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -583,7 +583,7 @@ func (Connector) CheckSink(ctx context.Context, raw map[string]any) error {
 }
 
 func checkProps(ctx context.Context, raw map[string]any) error {
-	p, err := schema.Decode(schema.Pick(raw))
+	p, _, err := schema.DecodeCheck(raw, nil)
 	if err != nil {
 		return err
 	}

@@ -41,8 +41,8 @@ import (
 	"sync"
 
 	"github.com/connkit/connkit/connector"
-	"github.com/connkit/connkit/connector/internal/httpserver"
-	"github.com/connkit/connkit/connector/internal/scope"
+	"github.com/connkit/connkit/connector/httpserver"
+	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -57,13 +57,11 @@ type Connector struct{}
 // MaxBody caps a pushed request body.
 const MaxBody = 8 << 20
 
-var schema = &connector.Schema{Fields: []connector.Field{
+var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "addr", Kind: connector.String, Default: "127.0.0.1:10081", Endpoint: true, Doc: "listen address, host:port"},
 	{Name: "endpoint", Kind: connector.String, Default: "/", Doc: "default path of Receive"},
 	{Name: "method", Kind: connector.String, Default: "POST", Allowed: []any{"POST", "PUT"}, Doc: "default method of Receive"},
-	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): serve HTTPS"},
-	{Name: "privateKeyPath", Kind: connector.String, Doc: "private key file (PEM) of the certificate"},
-}}
+}, connector.TLSFields("certificationPath", "privateKeyPath")...)}
 
 // Schema implements connector.Type.
 func (Connector) Schema() *connector.Schema { return schema }
@@ -82,7 +80,7 @@ func parse(p connector.Props) (*settings, error) {
 	if !strings.HasPrefix(s.endpoint, "/") {
 		fe = append(fe, connector.FieldError{Field: "endpoint", Message: "must start with /"})
 	}
-	tc, tfe := connector.LoadTLS(p)
+	tc, tfe := connector.LoadTLS(p, "")
 	fe = append(fe, tfe...)
 	if tc != nil && len(tc.Certificates) > 0 {
 		s.tls = tc
@@ -311,7 +309,7 @@ func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
 // CheckSource implements connector.SourceChecker: the addr can be bound,
 // or this program serves it already.
 func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
-	p, err := schema.Decode(schema.Pick(raw))
+	p, _, err := schema.DecodeCheck(raw, nil)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ func (Connector) CheckSource(ctx context.Context, p map[string]any) error { retu
 func (Connector) CheckSink(ctx context.Context, p map[string]any) error { return probe(ctx, p) }
 
 func probe(ctx context.Context, raw map[string]any) error {
-	p, err := schema.Decode(schema.Pick(raw))
+	p, _, err := schema.DecodeCheck(raw, nil)
 	if err != nil {
 		return err
 	}

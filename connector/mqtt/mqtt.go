@@ -51,8 +51,8 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/connkit/connkit/connector"
-	"github.com/connkit/connkit/connector/internal/fanout"
-	"github.com/connkit/connkit/connector/internal/scope"
+	"github.com/connkit/connkit/connector/fanout"
+	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -64,7 +64,7 @@ func init() { registry.Register(Type, Connector{}) }
 // Connector is the mqtt connector.Type.
 type Connector struct{}
 
-var schema = &connector.Schema{Fields: []connector.Field{
+var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "server", Kind: connector.URL, Required: true, Secret: true, Endpoint: true,
 		Doc: "broker URL: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://host/mqtt; a password in it is secret"},
 	{Name: "protocolVersion", Kind: connector.String, Default: "3.1.1", Allowed: []any{"3.1", "3.1.1"}, Doc: "MQTT protocol version; MQTT 5 is not supported"},
@@ -72,11 +72,7 @@ var schema = &connector.Schema{Fields: []connector.Field{
 	{Name: "username", Kind: connector.String, Endpoint: true, Doc: "user name"},
 	{Name: "password", Kind: connector.String, Secret: true, Doc: "password"},
 	{Name: "keepAlive", Kind: connector.Int, Default: 30, Doc: "seconds between keep-alive pings"},
-	{Name: "insecureSkipVerify", Kind: connector.Bool, Endpoint: true, Doc: "skip verifying the broker's TLS certificate"},
-	{Name: "certificationPath", Kind: connector.String, Doc: "client certificate file (PEM) for TLS"},
-	{Name: "privateKeyPath", Kind: connector.String, Doc: "client private key file (PEM) for TLS"},
-	{Name: "rootCaPath", Kind: connector.String, Endpoint: true, Doc: "CA certificate file (PEM) to verify the broker"},
-}}
+}, connector.TLSFields()...)}
 
 // Schema implements connector.Type.
 func (Connector) Schema() *connector.Schema { return schema }
@@ -133,7 +129,11 @@ func parse(p connector.Props) (*settings, error) {
 	} else {
 		s.keep = time.Duration(ka) * time.Second
 	}
-	tc, tfe := connector.LoadTLS(p)
+	host := ""
+	if s.server != nil {
+		host = s.server.Hostname()
+	}
+	tc, tfe := connector.LoadTLS(p, host)
 	fe = append(fe, tfe...)
 	if u := s.server; u != nil && (tc != nil || u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" || u.Scheme == "tcps" || u.Scheme == "wss") {
 		if tc == nil {

@@ -63,7 +63,7 @@ func attach(t *testing.T, m *connection.Manager, id, ref string) paho.Client {
 // bare connects a plain paho client, outside connkit.
 func bare(t *testing.T, addr string) paho.Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(randomID("bare-")).SetProtocolVersion(4)
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(randomID("bare-")).SetProtocolVersion(4).SetAutoReconnect(false)
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("bare client: %v", tok.Error())

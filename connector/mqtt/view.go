@@ -7,7 +7,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/connkit/connkit/connector"
-	"github.com/connkit/connkit/connector/internal/scope"
+	"github.com/connkit/connkit/connector/scope"
 )
 
 // view is the paho.Client one attach gets: the shared session, with its

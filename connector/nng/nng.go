@@ -49,7 +49,7 @@ import (
 	_ "go.nanomsg.org/mangos/v3/transport/tcp" // tcp://
 
 	"github.com/connkit/connkit/connector"
-	"github.com/connkit/connkit/connector/internal/scope"
+	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -295,7 +295,7 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error { re
 func (Connector) CheckSink(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
 
 func check(ctx context.Context, raw map[string]any) error {
-	p, err := schema.Decode(schema.Pick(raw))
+	p, _, err := schema.DecodeCheck(raw, nil)
 	if err != nil {
 		return err
 	}

@@ -43,51 +43,28 @@ type checkSpec struct {
 	query  string
 }
 
+// checkSchema is the props of a source or sink of its own in a check.
+var checkSchema = &connector.Schema{Fields: []connector.Field{
+	{Name: "table", Kind: connector.String, Doc: "the table rows are read from or written to"},
+	{Name: "datasource", Kind: connector.String, Doc: "a source's table, as eKuiper names it"},
+	{Name: "fields", Kind: connector.StringList, Doc: "columns the table must have"},
+	{Name: "query", Kind: connector.String, Doc: "a source's query, which must prepare"},
+}}
+
 func checkProps(raw map[string]any, sink bool) (*checkSpec, error) {
-	p, err := schema.Decode(schema.Pick(raw))
-	var fe connector.FieldErrors
+	p, side, err := schema.DecodeCheck(raw, checkSchema)
 	if err != nil {
-		fe = append(fe, err.(connector.FieldErrors)...)
+		return nil, err
 	}
-	x := &checkSpec{}
-	str := func(name string) string {
-		v, ok := raw[name]
-		if !ok || v == nil {
-			return ""
-		}
-		s, ok := v.(string)
-		if !ok {
-			fe = append(fe, connector.FieldError{Field: name, Message: "want a string"})
-		}
-		return s
-	}
-	x.table = str("table")
+	x := &checkSpec{table: side.String("table"), fields: side.Strings("fields"), query: side.String("query")}
 	if x.table == "" {
-		x.table = str("datasource")
-	}
-	x.query = str("query")
-	if v, ok := raw["fields"]; ok && v != nil {
-		l, ok := v.([]any)
-		for _, f := range l {
-			s, isStr := f.(string)
-			ok = ok && isStr
-			x.fields = append(x.fields, s)
-		}
-		if !ok {
-			fe = append(fe, connector.FieldError{Field: "fields", Message: "want an array of column names"})
-		}
+		x.table = side.String("datasource")
 	}
 	if sink && x.table == "" {
-		fe = append(fe, connector.FieldError{Field: "table", Message: "required for a sink: give the table rows are written to"})
+		return nil, connector.FieldErrors{{Field: "table", Message: "required for a sink: give the table rows are written to"}}
 	}
-	if len(fe) == 0 {
-		x.target, err = Parse(p.String("url"))
-		if err != nil {
-			return nil, err
-		}
-	}
-	if len(fe) > 0 {
-		return nil, fe
+	if x.target, err = Parse(p.String("url")); err != nil {
+		return nil, err
 	}
 	return x, nil
 }

@@ -41,8 +41,8 @@ import (
 	ws "github.com/coder/websocket"
 
 	"github.com/connkit/connkit/connector"
-	"github.com/connkit/connkit/connector/internal/httpserver"
-	"github.com/connkit/connkit/connector/internal/scope"
+	"github.com/connkit/connkit/connector/httpserver"
+	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
 
@@ -57,17 +57,13 @@ type Connector struct{}
 // ReadLimit caps one received message.
 const ReadLimit = 1 << 20
 
-var schema = &connector.Schema{Fields: []connector.Field{
+var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "addr", Kind: connector.String, Endpoint: true, Doc: "host:port of the peer; empty means server mode"},
 	{Name: "path", Kind: connector.String, Default: "/", Endpoint: true, Doc: "the peer's path, or the path served"},
 	{Name: "scheme", Kind: connector.String, Default: "ws", Allowed: []any{"ws", "wss"}, Endpoint: true, Doc: "ws or wss"},
 	{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"*"}, Doc: "headers of the handshake; every value is secret (an X-Api-Key as much as an Authorization)"},
-	{Name: "insecureSkipVerify", Kind: connector.Bool, Endpoint: true, Doc: "skip verifying the peer's certificate"},
-	{Name: "certificationPath", Kind: connector.String, Doc: "certificate file (PEM): the client's, or the server's in server mode"},
-	{Name: "privateKeyPath", Kind: connector.String, Doc: "private key file (PEM) of the certificate"},
-	{Name: "rootCaPath", Kind: connector.String, Endpoint: true, Doc: "CA file (PEM) to verify the peer"},
 	{Name: "listenAddr", Kind: connector.String, Default: "127.0.0.1:10081", Doc: "server mode: the address served"},
-}}
+}, connector.TLSFields()...)}
 
 // Schema implements connector.Type.
 func (Connector) Schema() *connector.Schema { return schema }
@@ -112,7 +108,8 @@ func parse(p connector.Props) (*settings, error) {
 			fe = append(fe, connector.FieldError{Field: "listenAddr", Message: "want host:port"})
 		}
 	}
-	tc, tfe := connector.LoadTLS(p)
+	host, _, _ := net.SplitHostPort(p.String("addr"))
+	tc, tfe := connector.LoadTLS(p, host)
 	fe = append(fe, tfe...)
 	switch {
 	case s.server() && tc != nil && len(tc.Certificates) == 0:
@@ -416,7 +413,7 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error { re
 func (Connector) CheckSink(ctx context.Context, raw map[string]any) error { return check(ctx, raw) }
 
 func check(ctx context.Context, raw map[string]any) error {
-	p, err := schema.Decode(schema.Pick(raw))
+	p, _, err := schema.DecodeCheck(raw, nil)
 	if err != nil {
 		return err
 	}

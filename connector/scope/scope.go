@@ -1,6 +1,9 @@
-// Package scope is the lifetime of one attach's client (a view of a shared
-// link): a flag every operation checks, and deliveries that stop for good
-// when it ends.
+// Package scope is the lifetime of one attach's client, for connectors
+// that implement connector.Viewer: a flag every operation of the view
+// checks (Err), deliveries that stop for good when it ends (Send), and a
+// key unique to the attach for its subscriptions (Key). View makes a New
+// scope per view and returns End, wrapped with the view's own cleanup, as
+// its end function.
 package scope
 
 import (

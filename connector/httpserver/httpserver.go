@@ -1,7 +1,12 @@
 // Package httpserver shares one HTTP listener per address among the
-// connections that serve on it (httppush endpoints, WebSocket server
-// paths), as eKuiper shares its HTTP server. Routes are added and removed
-// by path and method; the listener closes with its last holder.
+// connections of a process that serve on it (httppush endpoints,
+// WebSocket server paths, and those of any connector type that receives
+// over HTTP), as eKuiper shares its HTTP server. Routes are added and
+// removed by path and method; the listener closes with its last holder.
+//
+// A connector checks the address against connector.Policy.ListenAllowed
+// first, then calls Acquire in Connect, Handle for each route, Remove and
+// Release in Close. The listener has read, write and idle timeouts.
 package httpserver
 
 import (

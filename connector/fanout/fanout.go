@@ -1,6 +1,10 @@
-// Package fanout keeps, per key (a topic), the refs that hold it and a
-// value each (a handler, a channel): one broker subscription serves them
-// all, and goes when the last ref leaves.
+// Package fanout keeps, per key (a topic), the attaches that hold it and a
+// value each (a handler, a channel): one subscription at the peer serves
+// them all, and goes when the last one leaves. A connector whose peer
+// delivers by subscription (an MQTT or EdgeX broker, a Redis pub/sub)
+// keeps one Set under its own lock: subscribe at the peer when Add says
+// the key is new, unsubscribe there what Remove returns, deliver to each
+// entry that Of lists. The mqtt and edgex connectors use it so.
 package fanout
 
 // Entry is one ref's value on a key.
