@@ -24,6 +24,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -226,4 +227,40 @@ func (e *CheckError) Is(target error) bool {
 // matches context.DeadlineExceeded.
 func CheckFailed(reason string, err error) error {
 	return &CheckError{Reason: reason, Err: err}
+}
+
+// As returns client as a T, for a connector's typed accessor of what
+// Attach handed out:
+//
+//	func Client(client any, err error) (*Client, error) { return connector.As[*Client](client, err) }
+//
+// An err is returned as it is; a client of another type is an error that
+// says so (the ref stays attached: prefer AttachAs).
+func As[T any](client any, err error) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	t, ok := client.(T)
+	if !ok {
+		return zero, fmt.Errorf("the connection's client is a %T, not a %T: the connection is of another type", client, zero)
+	}
+	return t, nil
+}
+
+// AttachAs attaches ref to the connection id of a and returns its client
+// as a T. A connection whose client is not a T is refused before anything
+// is recorded, so no ref is left behind. It is a connector's typed Attach:
+//
+//	func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Client, error) {
+//		return connector.AttachAs[*Client](ctx, a, id, ref)
+//	}
+func AttachAs[T any](ctx context.Context, a Attacher, id, ref string) (T, error) {
+	return As[T](a.AttachIf(ctx, id, ref, func(client any) error {
+		if _, ok := client.(T); !ok {
+			var zero T
+			return fmt.Errorf("its client is a %T, not a %T", client, zero)
+		}
+		return nil
+	}))
 }

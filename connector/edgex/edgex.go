@@ -622,12 +622,7 @@ func (s *settings) check(ctx context.Context) error {
 // of another type is refused before anything is recorded. Release it with
 // Detach(id, ref).
 func Attach(ctx context.Context, a connector.Attacher, id, ref string) (messaging.MessageClient, error) {
-	return ClientOf(a.AttachIf(ctx, id, ref, func(client any) error {
-		if _, ok := client.(*view); !ok {
-			return errors.New("the connection is not of type edgex")
-		}
-		return nil
-	}))
+	return ClientOf(connector.AttachAs[*view](ctx, a, id, ref))
 }
 
 // ClientOf returns the message client that Attach of a Manager handed
@@ -638,12 +633,9 @@ func Attach(ctx context.Context, a connector.Attacher, id, ref string) (messagin
 // On a connection of another type it fails and the ref stays attached:
 // prefer Attach, which checks first.
 func ClientOf(client any, err error) (messaging.MessageClient, error) {
+	v, err := connector.As[*view](client, err)
 	if err != nil {
 		return nil, err
-	}
-	v, ok := client.(*view)
-	if !ok {
-		return nil, fmt.Errorf("connector/edgex: the connection is not of type edgex but %T", client)
 	}
 	return v, nil
 }

@@ -335,12 +335,7 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
 // type is refused before anything is recorded. Release it with Detach(id,
 // ref).
 func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Receiver, error) {
-	return ReceiverOf(a.AttachIf(ctx, id, ref, func(client any) error {
-		if _, ok := client.(*Receiver); !ok {
-			return errors.New("the connection is not of type httppush")
-		}
-		return nil
-	}))
+	return ReceiverOf(connector.AttachAs[*Receiver](ctx, a, id, ref))
 }
 
 // ReceiverOf returns the Receiver that Attach of a Manager handed out, for
@@ -351,12 +346,5 @@ func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Receive
 // On a connection of another type it fails and the ref stays attached:
 // prefer Attach, which checks first.
 func ReceiverOf(client any, err error) (*Receiver, error) {
-	if err != nil {
-		return nil, err
-	}
-	r, ok := client.(*Receiver)
-	if !ok {
-		return nil, fmt.Errorf("connector/httppush: the connection is not of type httppush but %T", client)
-	}
-	return r, nil
+	return connector.As[*Receiver](client, err)
 }

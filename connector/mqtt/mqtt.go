@@ -441,14 +441,7 @@ func (c *conn) unsubscribe(key string, topics ...string) paho.Token {
 // another type is refused before anything is recorded. Release it with
 // Detach(id, ref).
 func Attach(ctx context.Context, a connector.Attacher, id, ref string) (paho.Client, error) {
-	return Client(a.AttachIf(ctx, id, ref, isView))
-}
-
-func isView(client any) error {
-	if _, ok := client.(*view); !ok {
-		return fmt.Errorf("the connection is not of type mqtt")
-	}
-	return nil
+	return Client(connector.AttachAs[*view](ctx, a, id, ref))
 }
 
 // Client returns the paho client view that Attach of a Manager handed
@@ -459,12 +452,9 @@ func isView(client any) error {
 // On a connection of another type it fails and the ref stays attached:
 // prefer Attach, which checks first.
 func Client(client any, err error) (paho.Client, error) {
+	v, err := connector.As[*view](client, err)
 	if err != nil {
 		return nil, err
-	}
-	v, ok := client.(*view)
-	if !ok {
-		return nil, fmt.Errorf("connector/mqtt: the connection is not of type mqtt but %T", client)
 	}
 	return v, nil
 }

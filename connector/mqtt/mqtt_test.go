@@ -375,7 +375,7 @@ func TestAttachOfAnotherType(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Attach(ctx, m, "db", "r1/sink")
-	if !errors.Is(err, connection.ErrInvalidArgument) || !strings.Contains(err.Error(), "not of type mqtt") {
+	if !errors.Is(err, connection.ErrInvalidArgument) || !strings.Contains(err.Error(), "cannot be attached here") {
 		t.Fatalf("Attach of a fake connection: %v", err)
 	}
 	if in, _ := m.Get("db"); in.RefCount != 0 {

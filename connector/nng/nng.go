@@ -311,12 +311,7 @@ func check(ctx context.Context, raw map[string]any) error {
 // another type is refused before anything is recorded. Release it with
 // Detach(id, ref).
 func Attach(ctx context.Context, a connector.Attacher, id, ref string) (mangos.Socket, error) {
-	return Socket(a.AttachIf(ctx, id, ref, func(client any) error {
-		if _, ok := client.(*view); !ok {
-			return errors.New("the connection is not of type nng")
-		}
-		return nil
-	}))
+	return Socket(connector.AttachAs[*view](ctx, a, id, ref))
 }
 
 // Socket returns the socket view that Attach of a Manager handed out, for
@@ -327,12 +322,9 @@ func Attach(ctx context.Context, a connector.Attacher, id, ref string) (mangos.S
 // On a connection of another type it fails and the ref stays attached:
 // prefer Attach, which checks first.
 func Socket(client any, err error) (mangos.Socket, error) {
+	v, err := connector.As[*view](client, err)
 	if err != nil {
 		return nil, err
-	}
-	v, ok := client.(*view)
-	if !ok {
-		return nil, fmt.Errorf("connector/nng: the connection is not of type nng but %T", client)
 	}
 	return v, nil
 }

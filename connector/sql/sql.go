@@ -305,12 +305,7 @@ func classify(err error) error {
 // another type is refused before anything is recorded. Release it with
 // Detach(id, ref).
 func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*sqlx.DB, error) {
-	return DB(a.AttachIf(ctx, id, ref, func(client any) error {
-		if _, ok := client.(*sqlx.DB); !ok {
-			return errors.New("the connection is not of type sql")
-		}
-		return nil
-	}))
+	return DB(connector.AttachAs[*sqlx.DB](ctx, a, id, ref))
 }
 
 // DB returns the pool that Attach of a Manager handed out, for use as
@@ -319,13 +314,4 @@ func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*sqlx.DB
 //
 // On a connection of another type it fails and the ref stays attached:
 // prefer Attach, which checks first.
-func DB(client any, err error) (*sqlx.DB, error) {
-	if err != nil {
-		return nil, err
-	}
-	db, ok := client.(*sqlx.DB)
-	if !ok {
-		return nil, fmt.Errorf("connector/sql: the connection is not of type sql but %T", client)
-	}
-	return db, nil
-}
+func DB(client any, err error) (*sqlx.DB, error) { return connector.As[*sqlx.DB](client, err) }

@@ -448,12 +448,7 @@ func check(ctx context.Context, raw map[string]any) error {
 // type is refused before anything is recorded. Release it with Detach(id,
 // ref).
 func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Client, error) {
-	return ClientOf(a.AttachIf(ctx, id, ref, func(client any) error {
-		if _, ok := client.(*Client); !ok {
-			return errors.New("the connection is not of type websocket")
-		}
-		return nil
-	}))
+	return ClientOf(connector.AttachAs[*Client](ctx, a, id, ref))
 }
 
 // ClientOf returns the Client that Attach of a Manager handed out, for use
@@ -463,13 +458,4 @@ func Attach(ctx context.Context, a connector.Attacher, id, ref string) (*Client,
 //
 // On a connection of another type it fails and the ref stays attached:
 // prefer Attach, which checks first.
-func ClientOf(client any, err error) (*Client, error) {
-	if err != nil {
-		return nil, err
-	}
-	c, ok := client.(*Client)
-	if !ok {
-		return nil, fmt.Errorf("connector/websocket: the connection is not of type websocket but %T", client)
-	}
-	return c, nil
-}
+func ClientOf(client any, err error) (*Client, error) { return connector.As[*Client](client, err) }
