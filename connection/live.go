@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -39,9 +40,22 @@ type dialConfig struct {
 type events struct {
 	lost   chan error
 	policy *connector.Policy
+	log    *slog.Logger
 }
 
-func newEvents(p *connector.Policy) *events { return &events{lost: make(chan error, 1), policy: p} }
+func newEvents(p *connector.Policy, log *slog.Logger) *events {
+	return &events{lost: make(chan error, 1), policy: p, log: log}
+}
+
+func (e *events) Logger() *slog.Logger { return e.log }
+
+func (e *events) Dialer() *net.Dialer {
+	var d *connector.DialPolicy
+	if e.policy != nil {
+		d = e.policy.Dial
+	}
+	return connector.PolicyDialer(d)
+}
 
 func (e *events) Lost(err error) {
 	if err == nil {

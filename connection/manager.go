@@ -235,11 +235,13 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 	schema := t.Schema()
 	decoded, err := schema.Decode(props)
 	if err == nil {
-		ev := newEvents(m.policy)
+		scrub := secret.Scrubber(schema, props)
+		log := slog.New(scrubHandler{m.log.Handler(), scrub}).With("connection", id, "type", typ)
+		ev := newEvents(m.policy, log)
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
-			return newLive(conn, ev, secret.Scrubber(schema, props), m.log.With("connection", id, "type", typ), m.cfg), nil
+			return newLive(conn, ev, scrub, log, m.cfg), nil
 		}
 	}
 	if fe, ok := err.(connector.FieldErrors); ok {

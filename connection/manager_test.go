@@ -844,3 +844,45 @@ func TestLimits(t *testing.T) {
 		t.Errorf("a create after a delete: %v", err)
 	}
 }
+
+// TestLostAnyTime: a connector may report a lost link any number of
+// times, during a Connect, and after Close; the Manager redials and ends
+// connected, and never blocks or panics. The logger it hands connectors
+// scrubs their secrets.
+func TestLostAnyTime(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.m.Create(ctx, spec("a", map[string]any{"addr": "p1", "password": "hunter2"})); err != nil {
+		t.Fatal(err)
+	}
+	first := waitState(t, e.m, "a", connection.StateConnected)
+	fc := attachFake(t, e.m, "a", "r")
+	e.m.Detach("a", "r")
+	dials := e.fake.Dials("p1")
+	for range 5 {
+		fc.Lose(errors.New("gone"))
+	}
+	waitFor(t, "a redial after the losses", func() bool {
+		in, _ := e.m.Get("a")
+		return e.fake.Dials("p1") > dials && in.State == connection.StateConnected && in.Since.After(first.Since)
+	})
+	// A loss during a Connect: the dial hangs, the loss comes, the dial
+	// ends; the Manager still ends connected.
+	e.fake.SetHang("p1", true)
+	fc.Lose(errors.New("gone again"))
+	waitFor(t, "a dial to hang", func() bool { in, _ := e.m.Get("a"); return in.State == connection.StateDisconnected })
+	fc.Lose(errors.New("during connect"))
+	e.fake.SetHang("p1", false)
+	waitState(t, e.m, "a", connection.StateConnected)
+	fc.Log("driver says", "dsn", "user:hunter2@p1")
+	if strings.Contains(e.logs.String(), "hunter2") || !strings.Contains(e.logs.String(), "driver says") {
+		t.Errorf("the connector's logger: %s", e.logs.String())
+	}
+	e.m.Close()
+	done := make(chan struct{})
+	go func() { fc.Lose(errors.New("after close")); fc.Lose(nil); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost after Close blocked")
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -58,11 +59,28 @@ type Conn interface {
 }
 
 // Events is how a Conn tells the Manager about changes it sees on its own,
-// and learns what the Manager lets it do.
+// and learns what the Manager lets it do. The Manager implements it.
 type Events interface {
 	// Lost reports that an established link dropped. The Manager marks the
 	// connection disconnected with err and dials again with backoff.
+	//
+	// Lost never blocks, and may be called from any goroutine, any number
+	// of times: losses that come before the Manager has acted count as
+	// one. A Lost during Connect counts once the link is up: the Manager
+	// redials at once (report a link that fails while connecting as
+	// Connect's error instead). A Lost after Close is ignored. A Conn that
+	// is also a Pinger need not call Lost when a ping fails: the Manager
+	// counts a failed Ping as a loss.
 	Lost(err error)
+	// Logger is where the connection logs, with its id and type: every
+	// secret of its props is scrubbed from messages and attributes. Hand
+	// it to a driver that logs, rather than letting it write to stderr.
+	Logger() *slog.Logger
+	// Dialer returns a dialer that enforces the dial policy of Policy.
+	// Every socket the connection opens must come from it, or from
+	// connector.Dialer of the context of Connect and Ping: a client that
+	// dials later by itself, such as a pool, is given this one at Open.
+	Dialer() *net.Dialer
 	// Policy is what the connection may do on the host: where it may dial
 	// and listen, which files it may open. The context of Connect and of
 	// Ping carries it too (connector.Dialer honours it); a client that

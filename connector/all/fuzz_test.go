@@ -3,6 +3,8 @@ package all_test
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
+	"net"
 	"net/url"
 	"testing"
 
@@ -20,6 +22,10 @@ type noEvents struct{}
 func (noEvents) Lost(error) {}
 
 func (noEvents) Policy() *connector.Policy { return nil }
+
+func (noEvents) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func (noEvents) Dialer() *net.Dialer { return &net.Dialer{} }
 
 // FuzzProps decodes any JSON object as the props of every type, as the
 // HTTP layer does (numbers as json.Number), and opens the result: no

@@ -218,6 +218,14 @@ func (cl *FakeClient) Use() error {
 	return nil
 }
 
+// Lose reports a lost link to the Manager through the conn's Events,
+// whatever the conn's state: as a connector may, at any time.
+func (c *FakeConn) Lose(err error) { c.ev.Lost(err) }
+
+// Log logs msg through the conn's Events logger, as a driver handed it
+// would.
+func (c *FakeConn) Log(msg string, args ...any) { c.ev.Logger().Info(msg, args...) }
+
 // Props returns the decoded props the conn was opened with.
 func (c *FakeConn) Props() connector.Props { return c.props }
 

@@ -5,6 +5,7 @@ import (
 	dbsql "database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -72,7 +73,7 @@ func checkProps(raw map[string]any, sink bool) (*checkSpec, error) {
 func (x *checkSpec) run(ctx context.Context) error {
 	// A check opens a SQLite file read-only, never creates one, and only
 	// where the policy allows.
-	db, err := open(x.target, connector.PolicyFrom(ctx), true)
+	db, err := open(x.target, connector.PolicyFrom(ctx), true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -113,17 +114,25 @@ func (x *checkSpec) run(ctx context.Context) error {
 	return nil
 }
 
+// mysqlLogger is the driver's Logger on a slog.Logger.
+type mysqlLogger struct{ log *slog.Logger }
+
+func (l mysqlLogger) Print(v ...any) { l.log.Warn("mysql driver: " + fmt.Sprint(v...)) }
+
 // open opens a pool of t under the policy p: every MySQL socket goes
 // through its dial policy, and a SQLite file must be one it allows.
 // readOnly is for checks: a SQLite file is opened read-only, and must
 // exist.
-func open(t Target, p *connector.Policy, readOnly bool) (*sqlx.DB, error) {
+func open(t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx.DB, error) {
 	switch t.Driver {
 	case "mysql":
 		cfg, err := mysql.ParseDSN(t.DSN)
 		if err != nil {
 			return nil, connector.FieldErrors{{Field: "url", Message: "not a MySQL URL"}}
 		}
+		// The driver's own log goes to the connection's, scrubbed, not
+		// to stderr.
+		cfg.Logger = mysqlLogger{log}
 		var pol *connector.DialPolicy
 		if p != nil {
 			pol = p.Dial

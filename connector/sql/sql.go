@@ -260,7 +260,7 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if len(fe) > 0 {
 		return nil, fe
 	}
-	db, err := open(t, ev.Policy(), false)
+	db, err := open(t, ev.Policy(), false, ev.Logger())
 	if err != nil {
 		return nil, err
 	}
