@@ -3,6 +3,15 @@
 // Connector packages call Register from init, filling Default. A zero
 // Registry is ready to use, so a test can build a private one with a fake
 // type and touch no global state.
+//
+// # Names
+//
+// A name is used in URLs (/metadata/sinks/connection/{type}) and in
+// stored records: letters, digits, '.', '_' and '-'. The built-in types
+// have plain names (mqtt, sql, ...). A type written outside this module
+// qualifies its name with its organisation or module, such as acme.redis,
+// so that it never meets a built-in or another module's type; a name
+// registered twice panics at start-up, naming the type that holds it.
 package registry
 
 import (
@@ -35,6 +44,9 @@ func (r *Registry) Register(name string, t connector.Type) {
 	if name == "" {
 		panic("registry: Register called with an empty type name")
 	}
+	if !validName(name) {
+		panic(fmt.Sprintf("registry: type name %q: use letters, digits, '.', '_' and '-', such as acme.redis", name))
+	}
 	if t == nil {
 		panic(fmt.Sprintf("registry: Register of type %q with a nil connector.Type", name))
 	}
@@ -47,12 +59,21 @@ func (r *Registry) Register(name string, t connector.Type) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.types[name]; dup {
-		panic(fmt.Sprintf("registry: Register called twice for type %q", name))
+		panic(fmt.Sprintf("registry: type %q is registered already (by %T); a type of another module should qualify its name, such as acme.redis", name, r.types[name]))
 	}
 	if r.types == nil {
 		r.types = make(map[string]connector.Type)
 	}
 	r.types[name] = t
+}
+
+func validName(name string) bool {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return len(name) <= 64
 }
 
 // Lookup returns the type registered as name.

@@ -44,6 +44,7 @@ func TestZeroValue(t *testing.T) {
 func TestRegisterPanics(t *testing.T) {
 	cases := map[string]func(r *registry.Registry){
 		"empty name": func(r *registry.Registry) { r.Register("", typ{s}) },
+		"slash":      func(r *registry.Registry) { r.Register("x/y", typ{s}) },
 		"nil type":   func(r *registry.Registry) { r.Register("x", nil) },
 		"nil schema": func(r *registry.Registry) { r.Register("x", typ{}) },
 		"twice":      func(r *registry.Registry) { r.Register("x", typ{s}); r.Register("x", typ{s}) },

@@ -809,7 +809,7 @@ func Env(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
-		t.Skipf("%s is not set: run make test, which starts the servers", name)
+		t.Skipf("%s is not set: set it to the address of a running peer to run this test", name)
 	}
 	return v
 }
@@ -828,6 +828,6 @@ func Binary(t testing.TB, name, env string) string {
 	if os.Getenv(env) != "" {
 		t.Fatalf("%s is not installed, though %s is set", name, env)
 	}
-	t.Skipf("%s is not installed: run make test", name)
+	t.Skipf("%s is not installed: install it (Debian: apt-get install) to run this test", name)
 	return ""
 }
