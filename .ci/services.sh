@@ -8,6 +8,8 @@
 #                            certificate signed by CONNKIT_TLS_CA
 #   CONNKIT_TLS_CA, CONNKIT_TLS_CLIENT_CERT, CONNKIT_TLS_CLIENT_KEY (PEM files)
 #   CONNKIT_MYSQL_URL        mysql://connkit:...@127.0.0.1:PORT/test (MariaDB)
+#   CONNKIT_REDIS_ADDR       redis-server that needs CONNKIT_REDIS_PASSWORD
+#                            (for examples/customtype, a connector of outside)
 # Tests that need one of them fail, not skip, when its variable is set.
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -141,10 +143,22 @@ SQL
 	echo "== MariaDB on 127.0.0.1:$port" >&2
 }
 
+start_redis() {
+	local port
+	port=$(free_port 16379) || return 1
+	CONNKIT_REDIS_PASSWORD=connkit-redis-pw
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --requirepass "$CONNKIT_REDIS_PASSWORD" \
+		--dir "$SVC_DIR" --logfile "$SVC_DIR/redis.log" &
+	SVC_PIDS+=($!)
+	wait_for "redis" 20 sh -c "redis-cli -h 127.0.0.1 -p $port -a $CONNKIT_REDIS_PASSWORD --no-auth-warning ping | grep -q PONG" || return 1
+	export CONNKIT_REDIS_ADDR=127.0.0.1:$port CONNKIT_REDIS_PASSWORD
+	echo "== redis on 127.0.0.1:$port" >&2
+}
+
 start_services() {
-	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client openssl || return 1
+	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client openssl redis-server || return 1
 	# Debian puts the daemons in sbin.
 	export PATH=$PATH:/usr/sbin:/sbin
 	trap stop_services EXIT
-	start_mosquitto && start_mariadb
+	start_mosquitto && start_mariadb && start_redis
 }

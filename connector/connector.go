@@ -13,6 +13,44 @@
 // Manager dials again with backoff. [Conn.Close] releases everything and is
 // safe after a failed or cancelled Connect.
 //
+// # What a connection gets from the Manager
+//
+// Open receives Events: Lost reports a dropped link, Logger is a logger
+// that scrubs the connection's secrets (hand it to a driver), Dialer is a
+// dialer that enforces the Manager's dial policy, and Policy says where
+// listeners may bind and which files may be opened. The context of
+// Connect and Ping carries the policy too (Dialer of a context).
+//
+// # Clients with pools, retries and redials of their own
+//
+// A client library that keeps a pool, retries commands or redials in the
+// background does not fit "dials once per call" as it comes. Wrap it so
+// that:
+//
+//   - every socket it opens comes from Events.Dialer (a pool dials later,
+//     with a context of its own: the dialer carries the policy, not the
+//     context);
+//   - its own retries and warm-up dials are off, so that it dials only
+//     when asked, and the Manager owns redials; Connect and a Pinger's
+//     Ping make it dial once, under their context;
+//   - or, if it must redial by itself, Connect waits until it is up and
+//     its loss hook calls Events.Lost;
+//   - Close stops every goroutine it started: the suite checks with
+//     goleak and counts open files.
+//
+// examples/customtype wraps github.com/redis/go-redis so, and passes the
+// conformance suite (package connectortest).
+//
+// # Helpers
+//
+// The built-in connectors use only public helpers, open to any connector:
+// TLSFields and LoadTLS for eKuiper's TLS props, ReadFile for a file a
+// prop names, Schema.DecodeCheck for a check's own props, As and
+// AttachAs for typed accessors, NetReason and CheckFailed for check
+// errors; packages fanout (one peer subscription per topic for every
+// attach), httpserver (one listener per address) and scope (the life of
+// an attach's view).
+//
 // # Optional interfaces
 //
 // New capabilities arrive as optional interfaces that the Manager
