@@ -25,6 +25,7 @@ func (s scrubHandler) Handle(ctx context.Context, r slog.Record) error {
 
 func (s scrubHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
+	a.Key = s.scrub(a.Key)
 	switch v.Kind() {
 	case slog.KindString:
 		return slog.String(a.Key, s.scrub(v.String()))
@@ -53,5 +54,5 @@ func (s scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (s scrubHandler) WithGroup(name string) slog.Handler {
-	return scrubHandler{s.h.WithGroup(name), s.scrub}
+	return scrubHandler{s.h.WithGroup(s.scrub(name)), s.scrub}
 }

@@ -873,7 +873,7 @@ func TestLostAnyTime(t *testing.T) {
 	fc.Lose(errors.New("during connect"))
 	e.fake.SetHang("p1", false)
 	waitState(t, e.m, "a", connection.StateConnected)
-	fc.Log("driver says", "dsn", "user:hunter2@p1")
+	fc.Log("driver says", "dsn", "user:hunter2@p1", "hunter2", 1, "quoted", `"hunter2"`, "escaped", "pw=hunter2%21")
 	if strings.Contains(e.logs.String(), "hunter2") || !strings.Contains(e.logs.String(), "driver says") {
 		t.Errorf("the connector's logger: %s", e.logs.String())
 	}

@@ -33,6 +33,9 @@ type DialPolicy struct {
 	DenyLoopback, DenyLinkLocal, DenyPrivate bool
 	// Ports, if not empty, lists the only ports that may be dialed.
 	Ports []uint16
+	// Observe, if set, is called with every address a socket is let
+	// connect to: for an audit log, or to count the dials a policy saw.
+	Observe func(netip.AddrPort)
 }
 
 // Permit reports whether the policy allows dialing ap.
@@ -272,6 +275,12 @@ func PolicyDialer(p *DialPolicy) *net.Dialer {
 		if err != nil {
 			return fmt.Errorf("%w: cannot read address %q", ErrDialDenied, address)
 		}
-		return p.Permit(ap)
+		if err := p.Permit(ap); err != nil {
+			return err
+		}
+		if p.Observe != nil {
+			p.Observe(ap)
+		}
+		return nil
 	}}
 }

@@ -139,12 +139,11 @@ func LoadTLS(p Props, serverName string) (*tls.Config, FieldErrors) {
 
 // Load reads the files (see ReadFile) and builds the config, or returns
 // nil when nothing is set.
-func (f TLSFiles) Load() (*tls.Config, FieldErrors) {
+func (f TLSFiles) Load() (_ *tls.Config, fe FieldErrors) {
 	if f.Cert == "" && f.Key == "" && f.CA == "" && !f.SkipVerify {
 		return nil, nil
 	}
 	certField, keyField, caField := or(f.CertField, "certificationPath"), or(f.KeyField, "privateKeyPath"), or(f.CAField, "rootCaPath")
-	var fe FieldErrors
 	tc := &tls.Config{InsecureSkipVerify: f.SkipVerify, MinVersion: tls.VersionTLS12}
 	switch {
 	case (f.Cert == "") != (f.Key == ""):
@@ -167,6 +166,11 @@ func (f TLSFiles) Load() (*tls.Config, FieldErrors) {
 			tc.Certificates = []tls.Certificate{pair}
 		}
 	}
+	defer func() {
+		if len(fe) == 0 {
+			fe = nil
+		}
+	}()
 	if f.CA != "" {
 		pem, err := ReadFile(f.CA)
 		pool := x509.NewCertPool()

@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/connkit/connkit/connector"
@@ -66,9 +67,13 @@ func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
 func Values(s *connector.Schema, p map[string]any) []string {
 	var out []string
 	add := func(v string) {
-		if v != "" && v != Mask {
-			out = append(out, v)
+		if v == "" || v == Mask {
+			return
 		}
+		// The forms a message may quote it in: as it is, URL-escaped,
+		// Go-quoted.
+		q := strconv.Quote(v)
+		out = append(out, v, url.QueryEscape(v), url.PathEscape(v), q[1:len(q)-1])
 	}
 	for _, f := range s.Fields {
 		v, ok := p[f.Name]
@@ -80,8 +85,6 @@ func Values(s *connector.Schema, p map[string]any) []string {
 			if str, ok := v.(string); ok {
 				if pw, ok := urlPassword(str); ok {
 					add(pw)
-					add(url.QueryEscape(pw))
-					add(url.PathEscape(pw))
 				}
 			}
 		case f.Secret:

@@ -16,36 +16,45 @@
 //   - Invalid: each Harness.Invalid props map is refused at Create with
 //     invalid_argument naming the listed fields; nothing is stored.
 //   - Unreachable: a closed port and a peer that accepts and never answers
-//     (or Harness.Unreachable) turn disconnected with an error, never
-//     connected and never hanging.
+//     (or Harness.Unreachable) turn disconnected with an error within 3 s
+//     (Connect must return when its 2 s context ends), never connected.
 //   - StartsLate: a peer that starts after the connection was created is
 //     reached by the Manager's redials (skipped without Harness.StartLate).
 //   - Exchange: a message or row goes through an attached client and
 //     arrives, as Harness.Exchange proves against the real peer.
-//   - Shared: 50 refs on one connection each get a working client, and the
-//     peer, through a Proxy that counts, sees at most Harness.Conns
-//     connections (default 1); a type that listens says with Same that its
-//     clients share one listener.
+//   - Shared: 50 refs on one connection each get a working client; 30
+//     exchanges through three of them make the peer accept at most
+//     Harness.Conns+5 new connections (never one per operation), and it
+//     keeps 1 to Harness.Conns (default 1) open; a type that listens says
+//     with Same that its clients share one listener.
 //   - DropAndReturn: the Proxy drops every connection and refuses new
 //     ones. The connection must turn disconnected within 10 s: the
 //     connector must notice a lost link itself (Events.Lost) or through
 //     connector.Pinger. When the peer returns it must be connected again
 //     within 15 s, and the client must work again (a subscription
-//     delivers again). A type that listens skips it.
+//     delivers again). Once all is closed, the loss left no goroutine. A
+//     type that listens skips it.
 //   - DialPolicy: a Manager whose dial policy denies loopback never lets
 //     the connection reach its peer (the Proxy accepts nothing) and says
-//     "denied"; one that allows exactly the peer connects. Every socket
-//     of Connect and Ping must come from connector.Dialer of its context,
-//     and a client that dials later by itself (a pool) from
-//     connector.PolicyDialer of Events.Policy. A type that listens skips
-//     it.
+//     "denied"; one that allows exactly the peer connects, and every
+//     connection the peer accepts, for Connect, the client's work and
+//     health pings, is one the policy saw (DialPolicy.Observe): every
+//     socket must come from connector.Dialer of the context of Connect
+//     and Ping, or from Events.Dialer (Harness.SelfDials allows a client
+//     that dials again, by itself, where a probe through the policy just
+//     went). A type that listens skips it.
+//   - Released: a type whose conns hand out views (connector.Viewer) must
+//     give Harness.Use; a view fails with connector.ErrDetached once its
+//     attach is released.
 //   - CloseLeavesNothing: after the Manager's Close, with a connection in
 //     use and others redialing, Close took under 5 s, no goroutine is left
 //     (goleak) and the process has no more open files than before
 //     (/proc/self/fd).
-//   - Secrets: no Harness.Secrets value appears in any Info, error or log
-//     line; refused credentials (Harness.BadAuth) are a permanent error;
-//     an update that sends the masks back keeps the secrets.
+//   - Secrets: no secret (Harness.Secrets and every value the schema marks
+//     secret in Props and BadAuth) appears in any Info, error or log line,
+//     the standard library's loggers included; refused credentials
+//     (Harness.BadAuth) are a permanent error; an update that sends the
+//     masks back keeps the secrets.
 //   - SecretStaysHome: an update to another endpoint that sends the masks
 //     back, and a check that names the stored connection with another
 //     endpoint, are refused naming the secret, and a Capture listener at
@@ -57,8 +66,9 @@
 //     Harness.SourceProps or SinkProps: the
 //     live peer passes; a closed port fails with reason refused within half
 //     the 2 s timeout; a silent peer fails with reason timeout within the
-//     timeout and one second (a check must return within about 100 ms of
-//     its context ending); BadAuth fails with reason unauthorized and
+//     timeout and one second, and a checker of one slot has its slot back
+//     within 300 ms (a check must return within about 100 ms of its
+//     context ending); BadAuth fails with reason unauthorized and
 //     without the secret in the message; a dial policy that denies
 //     loopback, the peer's port or its network makes the check fail with
 //     ErrDenied, and one that allows exactly the peer passes, so every

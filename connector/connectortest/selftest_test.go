@@ -29,6 +29,7 @@ func TestSuiteFailsBrokenConnectors(t *testing.T) {
 	runs := map[string]string{
 		"silent": "^TestSuiteOnBroken$/^silent$/^(Exchange|DropAndReturn)$",
 		"greedy": "^TestSuiteOnBroken$/^greedy$/^(Exchange|Shared)$",
+		"bypass": "^TestSuiteOnBroken$/^bypass$/^(Exchange|DialPolicy)$",
 	}
 	outs := map[string][]byte{}
 	var mu sync.Mutex
@@ -49,7 +50,8 @@ func TestSuiteFailsBrokenConnectors(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for name, want := range map[string]string{"silent": "--- FAIL: TestSuiteOnBroken/silent/DropAndReturn", "greedy": "--- FAIL: TestSuiteOnBroken/greedy/Shared"} {
+	for name, want := range map[string]string{"silent": "--- FAIL: TestSuiteOnBroken/silent/DropAndReturn", "greedy": "--- FAIL: TestSuiteOnBroken/greedy/Shared",
+		"bypass": "--- FAIL: TestSuiteOnBroken/bypass/DialPolicy"} {
 		if !strings.Contains(string(outs[name]), want) {
 			t.Errorf("the suite did not fail %q:\n%s", want, outs[name])
 		}
@@ -64,12 +66,11 @@ func TestSuiteOnBroken(t *testing.T) {
 		t.Skip("run by TestSuiteFailsBrokenConnectors")
 	}
 	addr := echoPeer(t)
-	for _, greedy := range []bool{false, true} {
-		name := map[bool]string{false: "silent", true: "greedy"}[greedy]
+	for _, name := range []string{"silent", "greedy", "bypass"} {
 		t.Run(name, func(t *testing.T) {
 			connectortest.Run(t, connectortest.Harness{
 				Name:  "line",
-				Type:  lineType{greedy: greedy},
+				Type:  lineType{mode: name},
 				Addr:  addr,
 				Props: func(a string) map[string]any { return map[string]any{"addr": a} },
 				Exchange: func(t *testing.T, client any) func(*testing.T) {
@@ -116,18 +117,22 @@ func echoPeer(t *testing.T) string {
 
 var lineSchema = &connector.Schema{Fields: []connector.Field{{Name: "addr", Kind: connector.String, Required: true, Endpoint: true}}}
 
-type lineType struct{ greedy bool }
+// lineType's mode says how it is broken: silent (no loss noticed), greedy
+// (a connection per client), bypass (a policy-checked dial thrown away,
+// then the link dialed around the policy).
+type lineType struct{ mode string }
 
 func (lineType) Schema() *connector.Schema { return lineSchema }
 
 func (l lineType) Open(p connector.Props, _ connector.Events) (connector.Conn, error) {
-	return &lineConn{addr: p.String("addr"), greedy: l.greedy}, nil
+	return &lineConn{addr: p.String("addr"), greedy: l.mode == "greedy", bypass: l.mode == "bypass"}, nil
 }
 
 // lineConn dials once and never reports a lost link.
 type lineConn struct {
 	addr   string
 	greedy bool
+	bypass bool
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -135,9 +140,16 @@ type lineConn struct {
 }
 
 func (c *lineConn) Connect(ctx context.Context) error {
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.addr)
+	nc, err := connector.Dialer(ctx).DialContext(ctx, "tcp", c.addr)
 	if err != nil {
 		return err
+	}
+	if c.bypass {
+		// The policy said yes; the link goes around it all the same.
+		nc.Close()
+		if nc, err = (&net.Dialer{}).DialContext(ctx, "tcp", c.addr); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

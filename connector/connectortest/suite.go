@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +72,15 @@ type Harness struct {
 	// Conns is the most connections one live connection keeps at its peer
 	// (a pool may keep a few); 0 means 1.
 	Conns int
+	// SelfDials is set for a type whose client dials by itself, each time
+	// just after a probe of the connector's own went through the policy to
+	// the same address (mangos, go-mod-messaging): the suite then allows
+	// one dial it did not see for each it saw.
+	SelfDials bool
+	// Use, for a type whose clients are views (connector.Viewer), makes
+	// one operation with a client and returns its error: once the attach
+	// is released it must match connector.ErrDetached.
+	Use func(client any) error
 	// Listens is set for a type that listens rather than dials (httppush):
 	// it has no peer to lose or to count, so Drop is skipped, and Same
 	// says whether two clients share one listener.
@@ -94,6 +105,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Shared", func(t *testing.T) { testShared(t, h) })
 	t.Run("DropAndReturn", func(t *testing.T) { testDrop(t, h) })
 	t.Run("DialPolicy", func(t *testing.T) { testDialPolicy(t, h) })
+	t.Run("Released", func(t *testing.T) { testReleased(t, h) })
 	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, h) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, h) })
 	t.Run("SecretStaysHome", func(t *testing.T) { testSecretStaysHome(t, h) })
@@ -310,10 +322,15 @@ func (h Harness) unreachable(t *testing.T) map[string]map[string]any {
 func testUnreachable(t *testing.T, h Harness) {
 	e := newEnv(t, h)
 	for id, props := range h.unreachable(t) {
+		start := time.Now()
 		e.create(t, id, props)
 		in := WaitState(t, e.m, id, connection.StateDisconnected, 10*time.Second)
 		if in.Err == "" {
 			t.Errorf("%s: disconnected with no error", id)
+		}
+		// Connect honours its context: the 2 s dial timeout, and a moment.
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s: disconnected after %v; Connect must return when its context (2 s) ends", id, d.Round(time.Millisecond))
 		}
 	}
 }
@@ -381,10 +398,23 @@ func testShared(t *testing.T, h Harness) {
 	if in.RefCount != n {
 		t.Errorf("refCount %d, want %d", in.RefCount, n)
 	}
+	accepted := 0
+	if proxy != nil {
+		accepted = proxy.Accepted()
+	}
+	const rounds = 10
 	for _, c := range []any{clients[0], clients[n/2], clients[n-1]} {
-		h.exchange(t)(t, c)(t)
+		send := h.exchange(t)(t, c)
+		for range rounds {
+			send(t)
+		}
 	}
 	if proxy != nil {
+		// 30 exchanges need no new connection at the peer: a few at most
+		// (a health ping, a pool that grows by one), never one each.
+		if grew := proxy.Accepted() - accepted; grew > max(h.Conns, 1)+5 {
+			t.Fatalf("the peer accepted %d connections for %d exchanges through one shared connection", grew, 3*rounds)
+		}
 		max := max(h.Conns, 1)
 		// Short-lived connections (a health ping) may come and go: poll
 		// until the long-lived ones are all that is left.
@@ -428,12 +458,85 @@ func testDialPolicy(t *testing.T, h Harness) {
 	if n := proxy.Accepted(); n != 0 {
 		t.Fatalf("a denied connection reached its peer %d times", n)
 	}
+	// Allowed exactly: every connection the peer accepts, on Connect, for
+	// the client's work and for health pings, was one the policy saw.
 	host, port := splitAddr(t, proxy.Addr())
-	exact := &connector.DialPolicy{Allow: []netip.Prefix{netip.PrefixFrom(host, host.BitLen())}, Ports: []uint16{port}}
+	var seen atomic.Int64
+	exact := &connector.DialPolicy{Allow: []netip.Prefix{netip.PrefixFrom(host, host.BitLen())}, Ports: []uint16{port},
+		Observe: func(netip.AddrPort) { seen.Add(1) }}
 	allowed := newEnvWith(t, h, &connector.Policy{Dial: exact})
 	allowed.create(t, "allowed", h.Props(proxy.Addr()))
 	WaitState(t, allowed.m, "allowed", connection.StateConnected, 15*time.Second)
+	c, err := allowed.m.Attach(context.Background(), "allowed", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("traffic", func(t *testing.T) {
+		send := h.exchange(t)(t, c)
+		for range 3 {
+			send(t)
+		}
+	})
+	per := int64(1)
+	if h.SelfDials {
+		per = 2
+	}
+	// Watch a few health intervals (200 ms) for a ping that dials around
+	// the policy.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if a := int64(proxy.Accepted()); a > per*seen.Load() {
+			t.Fatalf("the peer accepted %d connections, the policy saw %d dials: a socket went around Events.Dialer or connector.Dialer", a, seen.Load())
+		}
+	}
 }
+
+// testReleased: a client that is a view of the link (connector.Viewer)
+// fails at once with ErrDetached once its attach is released.
+func testReleased(t *testing.T, h Harness) {
+	conn, err := h.Type.Open(mustDecode(t, h), stubEvents{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, views := conn.(connector.Viewer)
+	conn.Close()
+	if !views {
+		t.Skip("the type hands out no views: its clients are the shared link itself")
+	}
+	if h.Use == nil {
+		t.Fatal("the type hands out views: give the harness a Use, so that the suite can prove a released view fails")
+	}
+	e := newEnv(t, h)
+	e.create(t, "live", h.Props(h.Addr))
+	WaitState(t, e.m, "live", connection.StateConnected, 15*time.Second)
+	c, err := e.m.Attach(context.Background(), "live", "rule/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Use(c); err != nil {
+		t.Fatalf("a held view: %v", err)
+	}
+	e.m.Detach("live", "rule/source")
+	if err := h.Use(c); !errors.Is(err, connector.ErrDetached) {
+		t.Errorf("a released view: %v, want an error matching connector.ErrDetached", err)
+	}
+}
+
+func mustDecode(t *testing.T, h Harness) connector.Props {
+	p, err := h.Type.Schema().Decode(h.Props(h.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// stubEvents is the Events of a conn that is opened and closed, never
+// connected.
+type stubEvents struct{}
+
+func (stubEvents) Lost(error)                {}
+func (stubEvents) Policy() *connector.Policy { return nil }
+func (stubEvents) Logger() *slog.Logger      { return slog.New(slog.DiscardHandler) }
+func (stubEvents) Dialer() *net.Dialer       { return &net.Dialer{} }
 
 // testDrop: the peer is dropped and brought back. The connection turns
 // disconnected, then connected again, and the client works again; a
@@ -442,6 +545,14 @@ func testDrop(t *testing.T, h Harness) {
 	if h.Listens {
 		t.Skip("the type listens: it has no peer to lose")
 	}
+	// Everything of the case runs in a subtest, so that it is all closed
+	// when its goroutines are counted: a lost link must leave none.
+	before := goleak.IgnoreCurrent()
+	t.Run("drop", func(t *testing.T) { dropAndReturn(t, h) })
+	goleak.VerifyNone(t, before)
+}
+
+func dropAndReturn(t *testing.T, h Harness) {
 	addr, proxy := h.peer(t)
 	e := newEnv(t, h)
 	e.create(t, "drop", h.Props(addr))
@@ -534,10 +645,41 @@ func openFileNames() []string {
 	return out
 }
 
-func testSecrets(t *testing.T, h Harness) {
-	if len(h.Secrets) == 0 {
-		t.Skip("the harness names no secret")
+// secrets are the harness's Secrets and every secret that its props hold
+// by the schema: a harness cannot skip the case by naming none.
+func (h Harness) secrets() []string {
+	out := slices.Clone(h.Secrets)
+	schema := h.Type.Schema()
+	out = append(out, secret.Values(schema, h.Props(h.Addr))...)
+	if h.BadAuth != nil {
+		out = append(out, secret.Values(schema, h.BadAuth())...)
 	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// captureLogs sends the standard library's loggers (log and slog's
+// default) to a buffer until the test ends: a connector that logs a
+// secret there is caught too.
+func captureLogs(t *testing.T) *logBuffer {
+	buf := &logBuffer{}
+	oldSlog, oldOut, oldFlags := slog.Default(), log.Writer(), log.Flags()
+	slog.SetDefault(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	log.SetOutput(buf)
+	t.Cleanup(func() {
+		slog.SetDefault(oldSlog)
+		log.SetOutput(oldOut)
+		log.SetFlags(oldFlags)
+	})
+	return buf
+}
+
+func testSecrets(t *testing.T, h Harness) {
+	secrets := h.secrets()
+	if len(secrets) == 0 {
+		t.Skip("the props hold no secret")
+	}
+	std := captureLogs(t)
 	e := newEnv(t, h)
 	e.create(t, "good", h.Props(h.Addr))
 	for id, props := range h.unreachable(t) {
@@ -562,8 +704,8 @@ func testSecrets(t *testing.T, h Harness) {
 	}
 	WaitState(t, e.m, "good", connection.StateConnected, 15*time.Second)
 	out, _ := json.Marshal(append(e.m.List(), up))
-	seen = append(seen, string(out), e.logs.String())
-	for _, s := range h.Secrets {
+	seen = append(seen, string(out), e.logs.String(), std.String())
+	for _, s := range secrets {
 		for _, text := range seen {
 			if strings.Contains(text, s) {
 				t.Errorf("secret %q appears in:\n%s", s, text)
@@ -578,7 +720,7 @@ func testSecrets(t *testing.T, h Harness) {
 // the other endpoint. With the secrets given again, the update goes there.
 func testSecretStaysHome(t *testing.T, h Harness) {
 	schema := h.Type.Schema()
-	if len(h.Secrets) == 0 || !slices.ContainsFunc(schema.Fields, func(f connector.Field) bool { return f.Secret || len(f.SecretKeys) > 0 }) {
+	if len(h.secrets()) == 0 || !slices.ContainsFunc(schema.Fields, func(f connector.Field) bool { return f.Secret || len(f.SecretKeys) > 0 }) {
 		t.Skip("the type has no secret")
 	}
 	e := newEnv(t, h)
@@ -706,6 +848,25 @@ func testChecks(t *testing.T, h Harness) {
 			if d := time.Since(start); d > timeout+time.Second {
 				t.Errorf("a silent peer took %v with a timeout of %v", d, timeout)
 			}
+			// The connector itself returns within about 100 ms of its
+			// context's end: a checker of one slot gets its slot back.
+			one := check.New(&check.Options{Registry: reg, Timeout: timeout, MaxInFlight: 1})
+			runOne := one.Sink
+			if side.name == "source" {
+				runOne = one.Source
+			}
+			runOne(ctx, check.Request{Type: h.Name, Props: side.props(SilentAddr(t))})
+			deadline := time.Now().Add(300 * time.Millisecond)
+			for {
+				_, err := runOne(ctx, check.Request{Type: h.Name, Props: side.props(h.Addr)})
+				if !errors.Is(err, check.ErrBusy) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("a check still runs 300 ms after its context ended: the connector ignores its context")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			// A dial policy holds on every connection the check opens.
 			host, port := splitAddr(t, h.Addr)
 			runWith := func(pol *connector.DialPolicy) error {
@@ -803,8 +964,9 @@ func wantReason(t *testing.T, err error, kind error, reason string) *check.Error
 }
 
 // Env returns the environment variable name, which names a real peer that
-// `make test` starts (CONNKIT_MQTT_ADDR, CONNKIT_MYSQL_URL, ...). Unset, the
-// test is skipped; once set, a test that cannot reach the peer fails.
+// the test command starts (connkit's own use CONNKIT_MQTT_ADDR,
+// CONNKIT_MYSQL_URL, ...). Unset, the test is skipped; once set, a test
+// that cannot reach the peer fails.
 func Env(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
@@ -816,8 +978,8 @@ func Env(t testing.TB, name string) string {
 
 // Binary returns the path of the server program name (mosquitto,
 // mariadbd, ...), looking in PATH and in Debian's sbin. Missing, the test
-// is skipped, or fails if env, the variable `make test` sets when it runs
-// that server, is set.
+// is skipped, or fails if env (the variable that says the test command
+// runs that server) is set.
 func Binary(t testing.TB, name, env string) string {
 	t.Helper()
 	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {

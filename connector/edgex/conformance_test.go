@@ -50,6 +50,11 @@ func TestConformance(t *testing.T) {
 		},
 		SourceProps: props,
 		SinkProps:   props,
+		// The message client dials by itself after the probe.
+		SelfDials: true,
+		Use: func(client any) error {
+			return client.(messaging.MessageClient).Publish(types.NewMessageEnvelopeForRequest([]byte("{}"), nil), "edgex/use")
+		},
 		// A message through the broker: published by the view, received
 		// on its own subscription.
 		Exchange: func(t *testing.T, client any) func(*testing.T) {

@@ -30,6 +30,10 @@ func TestConformance(t *testing.T) {
 		Listens:     true,
 		SourceProps: props,
 		Same:        func(a, b any) bool { return a.(*httppush.Receiver).Addr() == b.(*httppush.Receiver).Addr() },
+		Use: func(client any) error {
+			_, err := client.(*httppush.Receiver).Receive(fmt.Sprintf("/use/%d", time.Now().UnixNano()), "POST")
+			return err
+		},
 		// A request pushed to the listener reaches the attached receiver.
 		Exchange: func(t *testing.T, client any) func(*testing.T) {
 			r := client.(*httppush.Receiver)

@@ -51,6 +51,11 @@ func harness(t *testing.T) connectortest.Harness {
 			p["topic"], p["qos"] = "out", 1
 			return p
 		},
+		Use: func(client any) error {
+			tok := client.(paho.Client).Publish(randomID("use/"), 0, false, "x")
+			tok.Wait()
+			return tok.Error()
+		},
 		// A message each way: from a client of the broker's own to the
 		// view's subscription, and from the view to that client.
 		Exchange: func(t *testing.T, client any) func(*testing.T) {

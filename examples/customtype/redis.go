@@ -12,7 +12,8 @@
 //
 //   - every socket comes from Events.Dialer (the pool dials later, with a
 //     context of its own: the dialer, not the context, carries the policy);
-//   - the client's retries are off (MaxRetries -1) and it keeps no idle
+//   - the client's retries are off (MaxRetries -1, DialerRetries 1: one
+//     dial per try) and it keeps no idle
 //     connections warm (MinIdleConns 0), so it never dials in the
 //     background; maintenance notifications are off for the same reason;
 //   - Connect and Ping are a PING under their context: a lost server shows
@@ -75,7 +76,7 @@ func options(p connector.Props, dial func(ctx context.Context, network, addr str
 	return &redis.Options{
 		Addr: p.String("addr"), Username: p.String("username"), Password: p.String("password"), DB: int(p.Int("db")),
 		TLSConfig: tc, Dialer: dial,
-		MaxRetries: -1, MinIdleConns: 0, DisableIdentity: true, ContextTimeoutEnabled: true,
+		MaxRetries: -1, DialerRetries: 1, MinIdleConns: 0, DisableIdentity: true, ContextTimeoutEnabled: true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}, nil
 }
