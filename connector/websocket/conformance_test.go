@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 		},
 		SourceProps: props,
 		SinkProps:   props,
-		Use: func(client any) error { return client.(*websocket.Client).Write(context.Background(), []byte("use")) },
+		Use:         func(client any) error { return client.(*websocket.Client).Write(context.Background(), []byte("use")) },
 		// The peer echoes what the client writes: one message each way.
 		Exchange: func(t *testing.T, client any) func(*testing.T) {
 			c := client.(*websocket.Client)
