@@ -17,9 +17,11 @@ import (
 // live runs one connector.Conn: it dials from its own goroutine with
 // backoff, follows Lost events, and keeps the status.
 type live struct {
-	conn   connector.Conn
-	lost   chan error
-	policy *connector.Policy // in the context of every Connect and Ping
+	conn     connector.Conn
+	lost     chan error
+	policy   *connector.Policy // in the context of every Connect and Ping
+	watchers *watchers         // of the peer's address, while it refuses
+	addr     string            // the peer's host:port (connector.Peer)
 	scrub  func(string) string
 	log    *slog.Logger
 	cfg    dialConfig
@@ -69,11 +71,15 @@ func (e *events) Lost(err error) {
 
 func (e *events) Policy() *connector.Policy { return e.policy }
 
-func newLive(conn connector.Conn, ev *events, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
-	return &live{
-		conn: conn, lost: ev.lost, policy: ev.policy, scrub: scrub, log: log, cfg: cfg,
+func newLive(conn connector.Conn, ev *events, ws *watchers, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
+	l := &live{
+		conn: conn, lost: ev.lost, policy: ev.policy, watchers: ws, scrub: scrub, log: log, cfg: cfg,
 		st: Status{State: StateConnecting, Since: time.Now().UTC()},
 	}
+	if p, ok := conn.(connector.Peer); ok {
+		l.addr = p.PeerAddr()
+	}
+	return l
 }
 
 // start runs the dial loop; wg counts the goroutine. It reports false if
@@ -173,7 +179,7 @@ func (l *live) run(ctx context.Context) {
 			if connector.IsPermanent(err) {
 				wait = l.cfg.maxBackoff
 			}
-			if !sleep(ctx, wait) {
+			if !l.pause(ctx, wait, err) {
 				return
 			}
 			continue
@@ -216,6 +222,27 @@ func (l *live) watch(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// pause waits before the next dial: the backoff d; or, while nothing
+// accepts connections at the peer's address, until its watcher finds it
+// accepting again (with the longest backoff as a last resort), so that
+// the connections to one address do not each try it in turn.
+func (l *live) pause(ctx context.Context, d time.Duration, err error) bool {
+	if l.watchers == nil || l.addr == "" || !refused(err) {
+		return sleep(ctx, d)
+	}
+	up, leave := l.watchers.wait(l.addr)
+	defer leave()
+	t := time.NewTimer(l.cfg.maxBackoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-up:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // sleep waits for d or until ctx is done, and reports whether ctx is live.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,12 @@ type Options struct {
 	// MaxConnections caps how many connections there may be; default
 	// 10,000. A Create past it is refused (limit_exceeded).
 	MaxConnections int
+	// WatchInterval is how often the address of a peer that refuses
+	// connections is probed, once for all the connections to it: when it
+	// accepts again, they redial at once rather than after their backoff.
+	// Default 1s; negative turns the watchers off (each connection waits
+	// out its own backoff).
+	WatchInterval time.Duration
 	// Policy bounds what connections may do on the host: the addresses
 	// they dial (dial, redial and health pings), the addresses their
 	// listeners bind, the files they open. nil means
@@ -68,6 +75,7 @@ type Manager struct {
 
 	maxProps, maxConns int
 	policy             *connector.Policy
+	watchers           *watchers
 
 	mu     sync.Mutex
 	conns  map[string]*entry
@@ -121,6 +129,9 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	}
 	if m.policy == nil {
 		m.policy = &connector.Policy{Listen: connector.DefaultListenPolicy}
+	}
+	if opts.WatchInterval >= 0 {
+		m.watchers = newWatchers(orDefault(opts.WatchInterval, time.Second), func() *net.Dialer { return connector.PolicyDialer(m.policy.Dial) }, &m.wg)
 	}
 	if m.maxProps <= 0 {
 		m.maxProps = 64 << 10
@@ -241,7 +252,7 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
-			return newLive(conn, ev, scrub, log, m.cfg), nil
+			return newLive(conn, ev, m.watchers, scrub, log, m.cfg), nil
 		}
 	}
 	if fe, ok := err.(connector.FieldErrors); ok {
@@ -763,6 +774,9 @@ func (m *Manager) Close() error {
 		}()
 	}
 	wg.Wait()
+	if m.watchers != nil {
+		m.watchers.close()
+	}
 	m.wg.Wait()
 	return nil
 }

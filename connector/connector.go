@@ -201,6 +201,15 @@ func MQTTIdentity(host, port, clientID string) string {
 	return "mqtt://" + net.JoinHostPort(host, port) + "#" + clientID
 }
 
+// Peer is implemented by a Conn that dials one TCP address. While the
+// address refuses connections, the Manager lets a watcher of its own
+// probe it (about once a second, for every connection to it at once) and
+// redials as soon as it accepts, instead of waiting out a long backoff.
+type Peer interface {
+	// PeerAddr returns the host:port dialed, or "" for none.
+	PeerAddr() string
+}
+
 // Pinger is implemented by a Conn that can probe its link cheaply.
 type Pinger interface {
 	Ping(ctx context.Context) error

@@ -372,6 +372,12 @@ func (c *conn) Ping(ctx context.Context) error {
 	return nc.Close()
 }
 
+// PeerAddr implements connector.Peer: the broker's host:port.
+func (c *conn) PeerAddr() string {
+	b := c.s.cfg.Broker
+	return net.JoinHostPort(b.Host, strconv.Itoa(b.Port))
+}
+
 // Client implements connector.Conn; the Manager calls View instead.
 func (c *conn) Client(ref string) any { v, _ := c.View(ref); return v }
 

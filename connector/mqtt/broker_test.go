@@ -17,14 +17,14 @@ import (
 // broker is a private mosquitto that a test can stop and start again on
 // the same port.
 type broker struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	conf string
 	cmd  *exec.Cmd
 }
 
 // newBroker reserves a port; Start runs mosquitto on it.
-func newBroker(t *testing.T) *broker {
+func newBroker(t testing.TB) *broker {
 	t.Helper()
 	connectortest.Binary(t, "mosquitto", "CONNKIT_MQTT_ADDR")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -353,6 +353,15 @@ type handler struct {
 	h paho.MessageHandler
 }
 
+// PeerAddr implements connector.Peer: the broker's host:port.
+func (c *conn) PeerAddr() string {
+	port := c.s.server.Port()
+	if port == "" {
+		port = defaultPorts[c.s.server.Scheme]
+	}
+	return net.JoinHostPort(c.s.server.Hostname(), port)
+}
+
 // Client implements connector.Conn; the Manager calls View instead.
 func (c *conn) Client(ref string) any { v, _ := c.View(ref); return v }
 

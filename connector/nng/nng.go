@@ -217,6 +217,14 @@ func (c *conn) Connect(ctx context.Context) error {
 	return nil
 }
 
+// PeerAddr implements connector.Peer: the peer's host:port over TCP.
+func (c *conn) PeerAddr() string {
+	if c.t.network != "tcp" {
+		return ""
+	}
+	return c.t.addr
+}
+
 // Client implements connector.Conn; the Manager calls View instead.
 func (c *conn) Client(ref string) any { v, _ := c.View(ref); return v }
 

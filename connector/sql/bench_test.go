@@ -2,7 +2,9 @@ package sql_test
 
 import (
 	"context"
+	dbsql "database/sql"
 	"testing"
+	"time"
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connector/connectortest"
@@ -26,4 +28,45 @@ func BenchmarkSinkCheck(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSinkCheckVsBare times, in turns in one run, a sink check that
+// verifies the table and its columns, and a bare go-sql-driver connect and
+// ping of the same server: the ratio is what the check's verification
+// costs beyond reaching the server.
+func BenchmarkSinkCheckVsBare(b *testing.B) {
+	url := connectortest.Env(b, "CONNKIT_MYSQL_URL")
+	target, err := sql.Parse(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Register(sql.Type, sql.Connector{})
+	c := check.New(&check.Options{Registry: reg})
+	props := map[string]any{"url": url, "table": "readings", "fields": []any{"temperature"}}
+	ctx := context.Background()
+	if _, err := c.Sink(ctx, check.Request{Type: sql.Type, Props: props}); err != nil {
+		b.Skipf("the readings table is made by the tests: %v", err)
+	}
+	var bare, checked time.Duration
+	for b.Loop() {
+		start := time.Now()
+		db, err := dbsql.Open("mysql", target.DSN)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := db.PingContext(ctx); err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		bare += time.Since(start)
+		start = time.Now()
+		if _, err := c.Sink(ctx, check.Request{Type: sql.Type, Props: props}); err != nil {
+			b.Fatal(err)
+		}
+		checked += time.Since(start)
+	}
+	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "bare-ns/op")
+	b.ReportMetric(float64(checked.Nanoseconds())/float64(b.N), "check-ns/op")
+	b.ReportMetric(float64(checked)/float64(bare), "check/bare")
 }

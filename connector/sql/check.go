@@ -79,16 +79,22 @@ func (x *checkSpec) run(ctx context.Context) error {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if err := db.PingContext(ctx); err != nil {
-		return classifyCheck(ctx, err)
-	}
-	if x.table != "" {
-		cols, err := columns(ctx, db, x.target.Driver, x.table)
-		if err != nil {
+	if x.table == "" {
+		if err := db.PingContext(ctx); err != nil {
 			return classifyCheck(ctx, err)
 		}
-		if len(cols) == 0 {
+	}
+	if x.table != "" {
+		// One round trip after the login: the columns of an empty result
+		// of the table.
+		cols, err := columns(ctx, db, x.target.Driver, x.table)
+		var me *mysql.MySQLError
+		switch {
+		case err == nil:
+		case errors.As(err, &me) && me.Number == 1146, strings.Contains(err.Error(), "no such table"):
 			return connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("table %q does not exist", x.table))
+		default:
+			return classifyCheck(ctx, err)
 		}
 		var missing []string
 		for _, f := range x.fields {
@@ -156,14 +162,20 @@ func open(t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx
 	return nil, connector.FieldErrors{{Field: "url", Message: fmt.Sprintf("driver %q is not supported", t.Driver)}}
 }
 
+// columns reads the columns of table from an empty result of it: one
+// query, no lookup in the server's catalog. The name is quoted as an
+// identifier, so it is never read as SQL.
 func columns(ctx context.Context, db *sqlx.DB, driver, table string) ([]string, error) {
-	var cols []string
-	q := `SELECT name FROM pragma_table_info(?) ORDER BY cid`
+	q := `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
 	if driver == "mysql" {
-		q = `SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`
+		q = "`" + strings.ReplaceAll(table, "`", "``") + "`"
 	}
-	err := db.SelectContext(ctx, &cols, q, table)
-	return cols, err
+	rows, err := db.QueryContext(ctx, "SELECT * FROM "+q+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return rows.Columns()
 }
 
 func classifyCheck(ctx context.Context, err error) error {

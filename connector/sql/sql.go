@@ -273,10 +273,20 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 		db.SetMaxIdleConns(1)
 		db.SetConnMaxLifetime(0)
 	}
-	return &conn{db: db}, nil
+	c := &conn{db: db}
+	if cfg, err := mysql.ParseDSN(t.DSN); t.Driver == "mysql" && err == nil && cfg.Net == "tcp" {
+		c.peer = cfg.Addr
+	}
+	return c, nil
 }
 
-type conn struct{ db *sqlx.DB }
+type conn struct {
+	db   *sqlx.DB
+	peer string // the MySQL server's host:port; "" for SQLite
+}
+
+// PeerAddr implements connector.Peer.
+func (c *conn) PeerAddr() string { return c.peer }
 
 // Connect pings the database.
 func (c *conn) Connect(ctx context.Context) error { return classify(c.db.PingContext(ctx)) }

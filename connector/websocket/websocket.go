@@ -272,6 +272,23 @@ func (c *conn) read(link *ws.Conn, client bool) {
 	}
 }
 
+// PeerAddr implements connector.Peer: the peer's host:port in client
+// mode.
+func (c *conn) PeerAddr() string {
+	if c.s.server() {
+		return ""
+	}
+	u, err := url.Parse(c.s.url)
+	if err != nil {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"ws": "80", "wss": "443"}[u.Scheme]
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
 // Client implements connector.Conn; the Manager calls View instead.
 func (c *conn) Client(ref string) any { cl, _ := c.View(ref); return cl }
 

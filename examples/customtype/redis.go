@@ -93,6 +93,10 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 
 type conn struct{ client *redis.Client }
 
+// PeerAddr implements connector.Peer: while the server refuses, the
+// Manager's watcher of its address redials as soon as it is back.
+func (c *conn) PeerAddr() string { return c.client.Options().Addr }
+
 // Connect implements connector.Conn: a PING, which dials.
 func (c *conn) Connect(ctx context.Context) error { return classify(c.client.Ping(ctx).Err()) }
 

@@ -1,0 +1,109 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+// recovery runs n connections with the default options on a private
+// mosquitto, kills it for outage, starts it again, and reports how long
+// after it accepted again every connection was connected, and how many
+// dials reached for it while it was down (counted by the dial policy).
+func recovery(tb testing.TB, b *broker, n int, outage, watch time.Duration) (back time.Duration, dialsDown int64) {
+	var dials atomic.Int64
+	policy := &connector.Policy{Dial: &connector.DialPolicy{Observe: func(netip.AddrPort) { dials.Add(1) }}}
+	reg := &registry.Registry{}
+	reg.Register(Type, Connector{})
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Policy: policy, WatchInterval: watch,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer m.Close()
+	for i := range n {
+		if _, err := m.Create(context.Background(), connection.Spec{ID: fmt.Sprintf("c%03d", i), Type: Type,
+			Props: map[string]any{"server": "tcp://" + b.Addr()}}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	all := func(state connection.State, within time.Duration) {
+		deadline := time.Now().Add(within)
+		for {
+			ok := true
+			for _, in := range m.List() {
+				if in.State != state {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("not all %d connections %s within %v", n, state, within)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	all(connection.StateConnected, 15*time.Second)
+	b.Stop()
+	down := dials.Load()
+	all(connection.StateDisconnected, 10*time.Second)
+	time.Sleep(outage) // the outage itself: nothing waits on it
+	dialsDown = dials.Load() - down
+	b.Start()
+	start := time.Now()
+	all(connection.StateConnected, time.Minute)
+	return time.Since(start), dialsDown
+}
+
+// TestRecoveryAfterOutage: 100 connections with the default options (a
+// backoff up to 30 s) are connected again within a second or so of the
+// broker's return, and while it was down they dialed it about once each,
+// and the address's one watcher about once a second, not each of them
+// every second.
+func TestRecoveryAfterOutage(t *testing.T) {
+	b := newBroker(t)
+	b.Start()
+	const n, outage = 100, 4 * time.Second
+	back, dials := recovery(t, b, n, outage, 0)
+	t.Logf("%d connections connected again %v after the broker accepted again; %d dials while it was down %v", n, back.Round(time.Millisecond), dials, outage)
+	if back > 5*time.Second {
+		t.Errorf("connected again %v after the broker came back, over the 5 s bound", back)
+	}
+	if dials > n+2*int64(outage/time.Second)+10 {
+		t.Errorf("%d dials in a %v outage of %d connections: a storm", dials, outage, n)
+	}
+}
+
+// BenchmarkRecoveryLongOutage is the 40 s outage of the recovery goal,
+// with each connection waiting out its own backoff (the watchers off, as
+// before them) and with the watchers, in one run. Long: make bench runs
+// it once.
+func BenchmarkRecoveryLongOutage(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		watch time.Duration
+	}{{"backoff", -1}, {"watcher", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			br := newBroker(b)
+			br.Start()
+			for b.Loop() {
+				back, dials := recovery(b, br, 100, 40*time.Second, bc.watch)
+				b.ReportMetric(back.Seconds(), "s-to-all-connected")
+				b.ReportMetric(float64(dials), "dials-during-outage")
+			}
+		})
+	}
+}
