@@ -22,9 +22,9 @@ type live struct {
 	policy   *connector.Policy // in the context of every Connect and Ping
 	watchers *watchers         // of the peer's address, while it refuses
 	addr     string            // the peer's host:port (connector.Peer)
-	scrub  func(string) string
-	log    *slog.Logger
-	cfg    dialConfig
+	scrub    func(string) string
+	log      *slog.Logger
+	cfg      dialConfig
 
 	mu      sync.Mutex
 	st      Status
