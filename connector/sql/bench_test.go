@@ -10,6 +10,7 @@ import (
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/connector/sql"
 	"github.com/connkit/connkit/registry"
+	"github.com/go-sql-driver/mysql"
 )
 
 // BenchmarkSinkCheck is the latency of one sink check against MariaDB:
@@ -40,6 +41,15 @@ func BenchmarkSinkCheckVsBare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The bare connect: the driver's own DSN, no parameter, no session
+	// variable to set.
+	cfg, err := mysql.ParseDSN(target.DSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain := mysql.NewConfig()
+	plain.User, plain.Passwd, plain.Net, plain.Addr, plain.DBName = cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName
+	target.DSN = plain.FormatDSN()
 	reg := &registry.Registry{}
 	reg.Register(sql.Type, sql.Connector{})
 	c := check.New(&check.Options{Registry: reg})

@@ -73,21 +73,36 @@ func checkProps(raw map[string]any, sink bool) (*checkSpec, error) {
 func (x *checkSpec) run(ctx context.Context) error {
 	// A check opens a SQLite file read-only, never creates one, and only
 	// where the policy allows.
-	db, err := open(x.target, connector.PolicyFrom(ctx), true, slog.New(slog.DiscardHandler))
+	t := x.target
+	if x.query == "" && t.Driver == "mysql" {
+		// No query of the user's to parse: the session variable dburl
+		// adds (sql_mode) would only cost a round trip at connect.
+		if cfg, err := mysql.ParseDSN(t.DSN); err == nil {
+			cfg.Params = nil
+			t.DSN = cfg.FormatDSN()
+		}
+	}
+	db, err := openUntil(ctx, t, connector.PolicyFrom(ctx), true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
+	}
+	// The socket closes when ctx ends; the driver's calls need not watch
+	// it (a MySQL round trip of its own per command).
+	wctx := ctx
+	if t.Driver == "mysql" {
+		wctx = context.WithoutCancel(ctx)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if x.table == "" {
-		if err := db.PingContext(ctx); err != nil {
+		if err := db.PingContext(wctx); err != nil {
 			return classifyCheck(ctx, err)
 		}
 	}
 	if x.table != "" {
 		// One round trip after the login: the columns of an empty result
 		// of the table.
-		cols, err := columns(ctx, db, x.target.Driver, x.table)
+		cols, err := columns(wctx, db, x.target.Driver, x.table)
 		var me *mysql.MySQLError
 		switch {
 		case err == nil:
@@ -108,7 +123,7 @@ func (x *checkSpec) run(ctx context.Context) error {
 		}
 	}
 	if x.query != "" {
-		st, err := db.PrepareContext(ctx, x.query)
+		st, err := db.PrepareContext(wctx, x.query)
 		if err != nil {
 			if ctx.Err() != nil {
 				return classifyCheck(ctx, err)
@@ -130,6 +145,13 @@ func (l mysqlLogger) Print(v ...any) { l.log.Warn("mysql driver: " + fmt.Sprint(
 // readOnly is for checks: a SQLite file is opened read-only, and must
 // exist.
 func open(t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx.DB, error) {
+	return openUntil(nil, t, p, readOnly, log)
+}
+
+// openUntil is open for a check, whose every socket is closed when until
+// ends: a cancellation that costs the driver nothing per call (a context
+// that can be cancelled makes it watch every command).
+func openUntil(until context.Context, t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx.DB, error) {
 	switch t.Driver {
 	case "mysql":
 		cfg, err := mysql.ParseDSN(t.DSN)
@@ -145,7 +167,14 @@ func open(t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx
 		}
 		d := connector.PolicyDialer(pol)
 		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
+			if until == nil {
+				return d.DialContext(ctx, network, addr)
+			}
+			nc, err := d.DialContext(until, network, addr)
+			if err == nil {
+				context.AfterFunc(until, func() { nc.Close() })
+			}
+			return nc, err
 		}
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {
