@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -25,6 +27,22 @@ import (
 type Store struct {
 	db  *sql.DB
 	now func() time.Time
+
+	maxBatch int
+	ops      chan *op
+	quit     chan struct{}
+	stopped  chan struct{}
+	closing  sync.Once
+	batches  atomic.Int64 // transactions committed, for tests
+}
+
+// Options configure a Store. A nil *Options means all defaults.
+type Options struct {
+	// MaxBatch caps the writes committed in one transaction, with one
+	// fsync: concurrent writes are grouped (group commit), each caller
+	// answered once its own is durable. Default 128; 1 commits each write
+	// on its own.
+	MaxBatch int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -40,7 +58,10 @@ const schema = `CREATE TABLE IF NOT EXISTS connections (
 
 // Open opens or creates the database at path, creating its directory if
 // needed. The path ":memory:" gives a private in-memory database.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string) (*Store, error) { return OpenWith(ctx, path, nil) }
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite store: empty path: give a file path such as connkit.db")
 	}
@@ -64,7 +85,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: create table: %w", path, err)
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now, maxBatch: 128, ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
+	if opts != nil && opts.MaxBatch > 0 {
+		s.maxBatch = opts.MaxBatch
+	}
+	go s.commit()
+	return s, nil
 }
 
 func prepareFile(path string) error {
@@ -136,8 +162,11 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, error) {
 	now := s.now().UTC()
 	rec.Version, rec.CreatedAt, rec.UpdatedAt = 1, now, now
-	_, err := s.db.ExecContext(ctx, `INSERT INTO connections (`+cols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		rec.ID, rec.Type, []byte(rec.Props), rec.Version, ts(now), ts(now))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO connections (`+cols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			rec.ID, rec.Type, []byte(rec.Props), rec.Version, ts(now), ts(now))
+		return err
+	})
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
 		return store.Record{}, store.ErrExists
@@ -151,12 +180,20 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 // Update implements store.Store.
 func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (store.Record, error) {
 	now := s.now().UTC()
-	row := s.db.QueryRowContext(ctx, `UPDATE connections SET typ = ?, props = ?, version = version + 1, updated_at = ?
-		WHERE id = ? AND version = ? RETURNING `+cols,
-		rec.Type, []byte(rec.Props), ts(now), rec.ID, version)
-	out, err := scan(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Record{}, s.missOrMismatch(ctx, rec.ID)
+	var out store.Record
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		row := tx.QueryRow(`UPDATE connections SET typ = ?, props = ?, version = version + 1, updated_at = ?
+			WHERE id = ? AND version = ? RETURNING `+cols,
+			rec.Type, []byte(rec.Props), ts(now), rec.ID, version)
+		var err error
+		out, err = scan(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			return missOrMismatch(tx, rec.ID)
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrVersionMismatch) {
+		return store.Record{}, err
 	}
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite store: update %q: %w", rec.ID, err)
@@ -166,20 +203,26 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, id string, version int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM connections WHERE id = ? AND version = ?`, id, version)
-	if err != nil {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM connections WHERE id = ? AND version = ?`, id, version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return missOrMismatch(tx, id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrVersionMismatch) {
 		return fmt.Errorf("sqlite store: delete %q: %w", id, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return s.missOrMismatch(ctx, id)
-	}
-	return nil
+	return err
 }
 
 // missOrMismatch tells why a conditional write touched no row.
-func (s *Store) missOrMismatch(ctx context.Context, id string) error {
+func missOrMismatch(tx *sql.Tx, id string) error {
 	var v int64
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM connections WHERE id = ?`, id).Scan(&v)
+	err := tx.QueryRow(`SELECT version FROM connections WHERE id = ?`, id).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.ErrNotFound
@@ -189,5 +232,10 @@ func (s *Store) missOrMismatch(ctx context.Context, id string) error {
 	return store.ErrVersionMismatch
 }
 
-// Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close implements store.Store: writes still queued fail, then the
+// database closes.
+func (s *Store) Close() error {
+	s.closing.Do(func() { close(s.quit) })
+	<-s.stopped
+	return s.db.Close()
+}
