@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +97,11 @@ type entry struct {
 	busy chan struct{}
 	// stored is false while the entry's Create is in flight.
 	stored bool
+	// refsGen counts the changes of refs, and json is the connection's
+	// Info as JSON for the key it was encoded for (see AppendPageJSON).
+	refsGen uint64
+	json    []byte
+	jsonKey infoKey
 	// identity is the connection's identity at its peer
 	// (connector.Identifier), and claim the one a write in flight is
 	// taking; no two entries share one.
@@ -487,7 +492,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		l.stop()
 	}
 	m.log.Info("connection created", "connection", spec.ID, "type", spec.Type, "version", rec.Version)
-	return snap.info(), nil
+	return snap.info(false), nil
 }
 
 // Update replaces the type and props of the connection spec.ID. If
@@ -574,7 +579,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 		l.stop()
 	}
 	m.log.Info("connection updated", "connection", spec.ID, "type", spec.Type, "version", snap.rec.Version)
-	return snap.info(), nil
+	return snap.info(false), nil
 }
 
 // writable refuses a write on e while it has refs or if ifVersion is
@@ -641,10 +646,12 @@ func (m *Manager) Get(id string) (Info, error) {
 	}
 	s := e.snapshot()
 	m.mu.Unlock()
-	return s.info(), nil
+	return s.info(false), nil
 }
 
-// List returns every connection sorted by id. It never dials.
+// List returns every connection sorted by id. It never dials. The Props
+// of what it returns are the Manager's own, to read: copy them
+// (connector.Props.Clone) to change them.
 func (m *Manager) List() []Info {
 	out, _ := m.Page("", -1)
 	return out
@@ -653,25 +660,116 @@ func (m *Manager) List() []Info {
 // Page returns, sorted by id, at most limit connections (all if limit is
 // negative) whose id sorts after after, and whether more follow. Paging
 // with the last id of each page as the next after lists every connection
-// once. It never dials.
+// once. It never dials. As with List, the Props are the Manager's own, to
+// read.
 func (m *Manager) Page(after string, limit int) (page []Info, more bool) {
+	es, more := m.page(after, limit)
+	out := make([]Info, 0, len(es))
 	m.mu.Lock()
-	snaps := make([]snapshot, 0, len(m.conns))
-	for id, e := range m.conns {
-		if e.stored && id > after {
-			snaps = append(snaps, e.snapshot())
+	for _, e := range es {
+		if e.stored && m.conns[e.rec.ID] == e { // not deleted meanwhile
+			out = append(out, e.snapshot().info(true))
 		}
 	}
 	m.mu.Unlock()
-	sort.Slice(snaps, func(i, j int) bool { return snaps[i].rec.ID < snaps[j].rec.ID })
-	if limit >= 0 && len(snaps) > limit {
-		snaps, more = snaps[:limit], true
-	}
-	out := make([]Info, len(snaps))
-	for i, s := range snaps {
-		out[i] = s.info()
-	}
 	return out, more
+}
+
+// page returns the entries of a Page, sorted.
+func (m *Manager) page(after string, limit int) ([]*entry, bool) {
+	type item struct {
+		id string
+		e  *entry
+	}
+	m.mu.Lock()
+	items := make([]item, 0, len(m.conns))
+	for id, e := range m.conns {
+		if e.stored && id > after {
+			items = append(items, item{id, e})
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.id, b.id) })
+	more := false
+	if limit >= 0 && len(items) > limit {
+		items, more = items[:limit], true
+	}
+	es := make([]*entry, len(items))
+	for i, it := range items {
+		es[i] = it.e
+	}
+	return es, more
+}
+
+// AppendPageJSON appends to dst the connections of Page(after, limit) as
+// a JSON array, and returns the id of the last and whether more follow.
+// The JSON of each connection is kept until its version, status or refs
+// change, so that a list of many connections encodes only what changed.
+func (m *Manager) AppendPageJSON(dst []byte, after string, limit int) (out []byte, last string, more bool) {
+	es, more := m.page(after, limit)
+	// One pass under the lock: the kept JSON of each connection that has
+	// not changed since, a snapshot of each that has.
+	type part struct {
+		json  []byte
+		snap  *snapshot
+		key   infoKey
+		fresh bool
+	}
+	parts := make([]part, 0, len(es))
+	size := 2
+	m.mu.Lock()
+	for _, e := range es {
+		if !e.stored || m.conns[e.rec.ID] != e {
+			continue
+		}
+		st := e.broken
+		if e.live != nil {
+			st = e.live.status()
+		}
+		key := infoKey{version: e.rec.Version, status: st, refsGen: e.refsGen}
+		if e.json != nil && e.jsonKey == key {
+			parts = append(parts, part{json: e.json})
+			size += len(e.json) + 1
+			continue
+		}
+		s := e.snapshot()
+		parts = append(parts, part{snap: &s, key: key, fresh: true})
+		size += 512
+	}
+	if len(es) > 0 {
+		last = es[len(es)-1].rec.ID
+	}
+	m.mu.Unlock()
+	// Encode what changed, outside the lock, and keep it.
+	for i := range parts {
+		if p := &parts[i]; p.fresh {
+			b, err := json.Marshal(p.snap.info(true))
+			if err != nil {
+				b = []byte("null")
+			}
+			p.json = b
+		}
+	}
+	if n := len(dst) + size; cap(dst) < n {
+		dst = append(make([]byte, 0, n), dst...)
+	}
+	dst = append(dst, '[')
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, p.json...)
+	}
+	dst = append(dst, ']')
+	m.mu.Lock()
+	for _, p := range parts {
+		// Kept only if the connection is still as it was encoded.
+		if e := p.snap; p.fresh && e.e.rec.Version == p.key.version && e.e.refsGen == p.key.refsGen {
+			e.e.json, e.e.jsonKey = p.json, p.key
+		}
+	}
+	m.mu.Unlock()
+	return dst, last, more
 }
 
 // setProps sets the props of e and their masked form. m.mu must be held.
@@ -691,33 +789,52 @@ func (e *entry) setProps(props map[string]any) {
 // snapshot is what an Info is built from, copied under m.mu so that the
 // copying of props happens outside it.
 type snapshot struct {
-	rec    store.Record
-	masked map[string]any
-	live   *live
-	broken Status
-	refs   []string
-	holds  int
+	e       *entry
+	rec     store.Record
+	masked  map[string]any
+	live    *live
+	broken  Status
+	refs    []string
+	holds   int
+	refsGen uint64
+	json    []byte
+	jsonKey infoKey
+}
+
+// infoKey says which state of a connection its cached JSON is of.
+type infoKey struct {
+	version int64
+	status  Status
+	refsGen uint64
 }
 
 // snapshot copies what Info needs. m.mu must be held.
 func (e *entry) snapshot() snapshot {
-	return snapshot{rec: e.rec, masked: e.masked, live: e.live, broken: e.broken, refs: e.refNames(), holds: e.holdCount()}
+	return snapshot{e: e, rec: e.rec, masked: e.masked, live: e.live, broken: e.broken, refs: e.refNames(), holds: e.holdCount(),
+		refsGen: e.refsGen, json: e.json, jsonKey: e.jsonKey}
 }
 
-// info builds the Info; it needs no lock of the Manager.
-func (s snapshot) info() Info {
+func (s snapshot) status() Status {
+	if s.live != nil {
+		return s.live.status()
+	}
+	return s.broken
+}
+
+// info builds the Info; it needs no lock of the Manager. Its Props are a
+// copy of the Manager's, or, if shared, the Manager's own, never modified
+// by it.
+func (s snapshot) info(shared bool) Info {
 	in := Info{
-		ID: s.rec.ID, Type: s.rec.Type, Props: connector.Props(s.masked).Clone(),
-		RefCount: s.holds, Refs: s.refs,
+		ID: s.rec.ID, Type: s.rec.Type, Props: s.masked,
+		RefCount: s.holds, Refs: s.refs, Status: s.status(),
 		Version: s.rec.Version, CreatedAt: s.rec.CreatedAt, UpdatedAt: s.rec.UpdatedAt,
 	}
-	if in.Props == nil {
-		in.Props = map[string]any{}
-	}
-	if s.live != nil {
-		in.Status = s.live.status()
-	} else {
-		in.Status = s.broken
+	if !shared || in.Props == nil {
+		in.Props = connector.Props(s.masked).Clone()
+		if in.Props == nil {
+			in.Props = map[string]any{}
+		}
 	}
 	return in
 }

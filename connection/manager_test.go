@@ -3,6 +3,7 @@ package connection_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -884,5 +885,42 @@ func TestLostAnyTime(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Lost after Close blocked")
+	}
+}
+
+// TestPageJSONFollowsChanges: the JSON list, kept per connection, is the
+// list of every moment: after an attach, a status change, an update.
+func TestPageJSONFollowsChanges(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, id := range []string{"a", "b"} {
+		if _, err := e.m.Create(ctx, spec(id, nil)); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, e.m, id, connection.StateConnected)
+	}
+	same := func(when string) {
+		t.Helper()
+		got, last, more := e.m.AppendPageJSON(nil, "", -1)
+		want, _ := json.Marshal(e.m.List())
+		if string(got) != string(want) || last != "b" || more {
+			t.Fatalf("%s: the JSON list\n%s\nis not the list\n%s", when, got, want)
+		}
+	}
+	same("at first")
+	same("again, from the cache")
+	attachFake(t, e.m, "a", "r1")
+	same("after an attach")
+	e.fake.SetUp("p1", false)
+	waitState(t, e.m, "a", connection.StateDisconnected)
+	waitState(t, e.m, "b", connection.StateDisconnected)
+	same("after the peer went")
+	e.m.Detach("a", "r1")
+	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p2"}), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.m, "b", connection.StateConnected)
+	same("after an update")
+	if page, last, more := e.m.AppendPageJSON(nil, "", 1); !more || last != "a" || !strings.HasPrefix(string(page), `[{"id":"a"`) {
+		t.Errorf("a page of one: %s %q %v", page, last, more)
 	}
 }

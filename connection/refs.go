@@ -28,10 +28,14 @@ type refState struct {
 	release chan struct{} // non-nil while Releaser.Release runs; closed after
 }
 
+// noRefs is the Refs of a connection nobody holds, shared: appending to
+// it makes a new slice.
+var noRefs = []string{}
+
 // refNames returns the ref names holding e, sorted. m.mu must be held.
 func (e *entry) refNames() []string {
 	if len(e.refs) == 0 {
-		return []string{}
+		return noRefs
 	}
 	names := make([]string, 0, len(e.refs))
 	for r := range e.refs {
@@ -251,6 +255,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 			e.refs[ref] = rs
 		}
 		rs.holds = append(rs.holds, h)
+		e.refsGen++
 		m.mu.Unlock()
 		return h, nil
 	}
@@ -268,6 +273,7 @@ func (h *hold) stop() {
 func (m *Manager) release(e *entry, rs *refState, i int) {
 	h := rs.holds[i]
 	rs.holds = slices.Delete(rs.holds, i, i+1)
+	e.refsGen++
 	rs.ending++
 	l := e.live
 	m.mu.Unlock()
@@ -284,6 +290,7 @@ func (m *Manager) release(e *entry, rs *refState, i int) {
 		rs.ending--
 		if last {
 			delete(e.refs, h.ref)
+			e.refsGen++
 		}
 		m.mu.Unlock()
 		return
@@ -296,6 +303,7 @@ func (m *Manager) release(e *entry, rs *refState, i int) {
 	m.mu.Lock()
 	rs.ending--
 	delete(e.refs, h.ref)
+	e.refsGen++
 	close(rs.release)
 	m.mu.Unlock()
 }

@@ -483,12 +483,16 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	page, more := h.m.Page(q.Get("after"), limit)
+	body, last, more := h.m.AppendPageJSON(make([]byte, 0, 4096), q.Get("after"), limit)
 	if more {
-		next := url.Values{"after": {page[len(page)-1].ID}, "limit": {strconv.Itoa(limit)}}
+		next := url.Values{"after": {last}, "limit": {strconv.Itoa(limit)}}
 		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, next.Encode()))
 	}
-	writeJSON(w, http.StatusOK, page)
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,7 @@ import (
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/httpapi"
 	"github.com/connkit/connkit/connector/connectortest"
+	sqlconn "github.com/connkit/connkit/connector/sql"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/sqlite"
 )
@@ -32,19 +33,41 @@ type loadResult struct {
 	statuses map[int]int
 }
 
+// loadMix is what a load sends: the type and props of its connections,
+// and the share of each operation, in percent.
+type loadMix struct {
+	typ, props, update string
+	// The percent of creates, updates, deletes, gets, lists and attaches;
+	// the rest are checks.
+	creates, updates, deletes, gets, lists, attaches int
+}
+
+// defaultMix is the mix of the first load test: the fake type, with
+// attaches and checks.
+var defaultMix = loadMix{typ: "fake", props: `{"addr":"p","password":"pw"}`, update: `{"addr":"p","password":"******","retries":5}`,
+	creates: 30, updates: 10, deletes: 10, gets: 10, lists: 10, attaches: 10}
+
+// issueMix is the load of the performance goal: sql connections on
+// sqlite::memory:, create 40 % / get 20 % / list 5 % / update 20 % /
+// delete 15 %.
+var issueMix = loadMix{typ: "sql", props: `{"url":"sqlite::memory:"}`, update: `{"url":"sqlite::memory:","maxIdleConns":3}`,
+	creates: 40, updates: 20, deletes: 15, gets: 20, lists: 5}
+
 // runLoad sends clients × perClient requests from concurrent HTTP clients
-// to one server on the SQLite store, over loopback, and checks afterwards
-// that the store holds exactly what the acknowledged operations imply.
-func runLoad(tb testing.TB, clients, perClient int) loadResult {
+// to one server on the SQLite store (maxBatch writes per transaction),
+// over loopback, and checks afterwards that the store holds exactly what
+// the acknowledged operations imply.
+func runLoad(tb testing.TB, clients, perClient, maxBatch int, mix loadMix) loadResult {
 	baseline := runtime.NumGoroutine()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "load.db"))
+	st, err := sqlite.OpenWith(ctx, filepath.Join(tb.TempDir(), "load.db"), &sqlite.Options{MaxBatch: maxBatch})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	fake := connectortest.NewFake()
 	reg := &registry.Registry{}
 	reg.Register("fake", fake)
+	reg.Register("sql", sqlconn.Connector{})
 	m, err := connection.New(ctx, st, &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
@@ -90,7 +113,7 @@ func runLoad(tb testing.TB, clients, perClient int) loadResult {
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
 			want := map[string]int64{}
 			next := 0
-			if code, _ := do("POST", "/connections", `{"id":"shared","typ":"fake","props":{"addr":"p"}}`); code == 201 {
+			if code, _ := do("POST", "/connections", `{"id":"shared","typ":"`+mix.typ+`","props":`+mix.props+`}`); code == 201 {
 				mu.Lock()
 				sharedWins++
 				mu.Unlock()
@@ -107,25 +130,27 @@ func runLoad(tb testing.TB, clients, perClient int) loadResult {
 				return ids[rng.IntN(len(ids))], true
 			}
 			for range perClient - 1 {
-				switch op := rng.IntN(10); {
-				case op < 3 || len(want) == 0: // create
+				op, cut := rng.IntN(100), 0
+				in := func(share int) bool { cut += share; return op < cut }
+				switch {
+				case in(mix.creates) || len(want) == 0: // create
 					id := fmt.Sprintf("c%d-%d", c, next)
 					next++
-					if code, _ := do("POST", "/connections", `{"id":"`+id+`","typ":"fake","props":{"addr":"p","password":"pw"}}`); code == 201 {
+					if code, _ := do("POST", "/connections", `{"id":"`+id+`","typ":"`+mix.typ+`","props":`+mix.props+`}`); code == 201 {
 						want[id] = 1
 					}
-				case op == 3: // update, with the version it knows
+				case in(mix.updates): // update, with the version it knows
 					id, _ := own()
-					code, _ := do("PUT", "/connections/"+id, `{"typ":"fake","props":{"addr":"p","password":"******","retries":5}}`, "If-Match", `"`+fmt.Sprint(want[id])+`"`)
+					code, _ := do("PUT", "/connections/"+id, `{"typ":"`+mix.typ+`","props":`+mix.update+`}`, "If-Match", `"`+fmt.Sprint(want[id])+`"`)
 					if code == 200 {
 						want[id]++
 					}
-				case op == 4: // delete
+				case in(mix.deletes): // delete
 					id, _ := own()
 					if code, _ := do("DELETE", "/connections/"+id, ""); code == 204 {
 						delete(want, id)
 					}
-				case op == 5: // get: the version must be the one it holds
+				case in(mix.gets): // get: the version must be the one it holds
 					id, _ := own()
 					code, b := do("GET", "/connections/"+id, "")
 					var in connection.Info
@@ -133,9 +158,9 @@ func runLoad(tb testing.TB, clients, perClient int) loadResult {
 					if code != 200 || in.Version != want[id] {
 						tb.Errorf("GET %s: %d version %d, want %d", id, code, in.Version, want[id])
 					}
-				case op == 6:
+				case in(mix.lists):
 					do("GET", "/connections", "")
-				case op == 7: // a rule attaches and detaches; the REST API sees the ref
+				case in(mix.attaches): // a rule attaches and detaches; the REST API sees the ref
 					id, _ := own()
 					if _, err := m.Attach(ctx, id, fmt.Sprintf("rule%d/source", c)); err != nil {
 						tb.Errorf("attach %s: %v", id, err)
@@ -207,23 +232,37 @@ func runLoad(tb testing.TB, clients, perClient int) loadResult {
 }
 
 func TestLoad(t *testing.T) {
-	r := runLoad(t, 200, 10)
+	r := runLoad(t, 200, 10, 0, defaultMix)
 	t.Logf("%d requests in %v: %.0f req/s, p50 %v, p99 %v, statuses %v",
 		r.requests, r.elapsed.Round(time.Millisecond), float64(r.requests)/r.elapsed.Seconds(), r.p50, r.p99, r.statuses)
 }
 
-// BenchmarkLoad200 is 200 concurrent clients × 50 requests each, per op.
+// BenchmarkLoad200 is 200 concurrent clients × 50 requests each, per op,
+// of the first load's mix and of the goal's (sql on sqlite::memory:),
+// each with one transaction per write (as before group commit) and with
+// group commit, in one run.
 func BenchmarkLoad200(b *testing.B) {
-	var reqs int
-	var elapsed time.Duration
-	var p99 time.Duration
-	for b.Loop() {
-		r := runLoad(b, 200, 50)
-		reqs += r.requests
-		elapsed += r.elapsed
-		p99 = max(p99, r.p99)
-		b.Logf("statuses %v", r.statuses)
+	for _, mc := range []struct {
+		name string
+		mix  loadMix
+	}{{"mixed", defaultMix}, {"sql", issueMix}} {
+		for _, bc := range []struct {
+			name  string
+			batch int
+		}{{"one-per-write", 1}, {"group-commit", 0}} {
+			b.Run(mc.name+"/"+bc.name, func(b *testing.B) {
+				var reqs int
+				var elapsed, p50, p99 time.Duration
+				for b.Loop() {
+					r := runLoad(b, 200, 50, bc.batch, mc.mix)
+					reqs += r.requests
+					elapsed += r.elapsed
+					p50, p99 = max(p50, r.p50), max(p99, r.p99)
+				}
+				b.ReportMetric(float64(reqs)/elapsed.Seconds(), "req/s")
+				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+			})
+		}
 	}
-	b.ReportMetric(float64(reqs)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 }

@@ -5,12 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"sync/atomic"
+
+	"github.com/connkit/connkit/store"
 )
 
 // A write waits for its turn in the committer, which puts every write
-// waiting at that moment (up to MaxBatch) in one transaction, each under
-// a savepoint of its own, and commits them with one fsync. A write that
-// fails rolls back to its savepoint and fails alone; a commit that fails
+// waiting at that moment (up to MaxBatch) in one transaction and commits
+// them with one fsync. A write that fails fails alone; a commit that fails
 // fails them all. Each caller is answered only after its write is
 // durable.
 
@@ -85,7 +86,11 @@ func (s *Store) commit() {
 	}
 }
 
-// run commits one batch.
+// run commits one batch. A write that finds its id taken, missing or at
+// another version changes nothing and says so, with no error of SQLite's:
+// the batch goes on without a savepoint. A write that fails in SQLite
+// spoils the transaction: it is rolled back, and each write runs again in
+// a transaction of its own, so that the failing one fails alone.
 func (s *Store) run(batch []*op) {
 	live := batch[:0]
 	for _, o := range batch {
@@ -98,37 +103,52 @@ func (s *Store) run(batch []*op) {
 	}
 	s.batches.Add(1)
 	errs := make([]error, len(live))
-	tx, err := s.db.BeginTx(context.Background(), nil)
-	if err == nil {
+	err := s.tx(func(tx *sql.Tx) error {
 		for i, o := range live {
-			if len(live) == 1 {
-				errs[i] = o.apply(tx)
-				continue
+			if errs[i] = o.apply(tx); errs[i] != nil && !benign(errs[i]) {
+				return errs[i]
 			}
-			if _, err = tx.Exec(`SAVEPOINT w`); err != nil {
-				break
-			}
-			if errs[i] = o.apply(tx); errs[i] != nil {
-				if _, err = tx.Exec(`ROLLBACK TO w`); err != nil {
-					break
+		}
+		return nil
+	})
+	if err != nil && len(live) > 1 {
+		for i, o := range live {
+			var res error
+			errs[i] = s.tx(func(tx *sql.Tx) error {
+				if res = o.apply(tx); benign(res) {
+					return nil
 				}
-			}
-			if _, err = tx.Exec(`RELEASE w`); err != nil {
-				break
+				return res
+			})
+			if errs[i] == nil {
+				errs[i] = res
 			}
 		}
-		if err == nil {
-			err = tx.Commit()
-		} else {
-			tx.Rollback()
-		}
+		err = nil
 	}
 	for i, o := range live {
-		switch {
-		case err != nil:
+		if err != nil {
 			o.done <- err // nothing of the batch is durable
-		default:
+		} else {
 			o.done <- errs[i]
 		}
 	}
+}
+
+// tx runs f in a transaction, committed (with its fsync) if f returns nil.
+func (s *Store) tx(f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// benign is the answer of a write that changed nothing by design.
+func benign(err error) bool {
+	return errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrVersionMismatch)
 }

@@ -163,10 +163,19 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 	now := s.now().UTC()
 	rec.Version, rec.CreatedAt, rec.UpdatedAt = 1, now, now
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO connections (`+cols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		res, err := tx.Exec(`INSERT INTO connections (`+cols+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			rec.ID, rec.Type, []byte(rec.Props), rec.Version, ts(now), ts(now))
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return store.ErrExists
+		}
+		return nil
 	})
+	if errors.Is(err, store.ErrExists) {
+		return store.Record{}, err
+	}
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
 		return store.Record{}, store.ErrExists
