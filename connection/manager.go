@@ -743,7 +743,11 @@ func (m *Manager) AppendPageJSON(dst []byte, after string, limit int) (out []byt
 	// Encode what changed, outside the lock, and keep it.
 	for i := range parts {
 		if p := &parts[i]; p.fresh {
-			b, err := json.Marshal(p.snap.info(true))
+			// The status the key was made of, not one read later, so
+			// the kept JSON is never of another state than its key.
+			in := p.snap.info(true)
+			in.Status = p.key.status
+			b, err := json.Marshal(in)
 			if err != nil {
 				b = []byte("null")
 			}

@@ -89,7 +89,8 @@ func TestCheckTimeoutAndCap(t *testing.T) {
 		t.Errorf("timeout answer after %v: %s", time.Since(start), e.Error)
 	}
 	// Hold the one slot with a stalled check, then ask again.
-	s.fake.SetStall("stall", 500*time.Millisecond)
+	release := s.fake.Block("stall")
+	defer release()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -104,5 +105,6 @@ func TestCheckTimeoutAndCap(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
+	release()
 	<-done
 }

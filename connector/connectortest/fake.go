@@ -33,6 +33,7 @@ type peer struct {
 	authFail bool
 	hang     bool
 	stall    time.Duration
+	block    chan struct{}
 	dials    int
 	checks   int
 }
@@ -271,6 +272,17 @@ func (f *Fake) SetStall(addr string, d time.Duration) {
 	f.peer(addr).stall = d
 }
 
+// Block makes checks of addr wait, ignoring their context, until release
+// is called: a badly behaved connector whose stall the test ends itself.
+func (f *Fake) Block(addr string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.peer(addr).block = ch
+	f.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
 // Checks returns how many checks addr has seen.
 func (f *Fake) Checks(addr string) int {
 	f.mu.Lock()
@@ -299,9 +311,12 @@ func (f *Fake) check(ctx context.Context, raw map[string]any) error {
 	f.mu.Lock()
 	pe := f.peer(addr)
 	pe.checks++
-	hang, up, authFail, stall := pe.hang, pe.up, pe.authFail, pe.stall
+	hang, up, authFail, stall, block := pe.hang, pe.up, pe.authFail, pe.stall, pe.block
 	f.mu.Unlock()
 	switch {
+	case block != nil:
+		<-block
+		return errors.New("fake: blocked")
 	case stall > 0:
 		time.Sleep(stall)
 		return errors.New("fake: stalled")
