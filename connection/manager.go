@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -79,6 +80,7 @@ type Manager struct {
 
 	mu     sync.Mutex
 	conns  map[string]*entry
+	ids    []string // the keys of conns, sorted: a list need not sort
 	closed bool
 	wg     sync.WaitGroup // dial loops
 }
@@ -186,6 +188,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 			e.live.start(&m.wg)
 		}
 	}
+	m.ids = slices.Sorted(maps.Keys(m.conns))
 	return m, nil
 }
 
@@ -458,7 +461,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, identityTaken(spec.ID, other, p.idField)
 	}
 	e.claim = p.identity
-	m.conns[spec.ID] = e
+	m.put(spec.ID, e)
 	m.mu.Unlock()
 
 	var rec store.Record
@@ -472,7 +475,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 	})
 	m.mu.Lock()
 	if err != nil {
-		delete(m.conns, spec.ID)
+		m.remove(spec.ID)
 		settle(e)
 		m.mu.Unlock()
 		l.stop()
@@ -618,7 +621,7 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 	err = guard(func() error { return m.store.Delete(ctx, id, version) })
 	m.mu.Lock()
 	if err == nil {
-		delete(m.conns, id)
+		m.remove(id)
 	}
 	settle(e)
 	l := e.live
@@ -677,28 +680,45 @@ func (m *Manager) Page(after string, limit int) (page []Info, more bool) {
 
 // page returns the entries of a Page, sorted.
 func (m *Manager) page(after string, limit int) ([]*entry, bool) {
-	type item struct {
-		id string
-		e  *entry
-	}
 	m.mu.Lock()
-	items := make([]item, 0, len(m.conns))
-	for id, e := range m.conns {
-		if e.stored && id > after {
-			items = append(items, item{id, e})
+	defer m.mu.Unlock()
+	i, found := slices.BinarySearch(m.ids, after)
+	if found {
+		i++
+	}
+	n := len(m.ids) - i
+	if limit >= 0 && limit < n {
+		n = limit
+	}
+	es := make([]*entry, 0, n)
+	for _, id := range m.ids[i:] {
+		e := m.conns[id]
+		if !e.stored {
+			continue
 		}
+		if limit >= 0 && len(es) == limit {
+			return es, true
+		}
+		es = append(es, e)
 	}
-	m.mu.Unlock()
-	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.id, b.id) })
-	more := false
-	if limit >= 0 && len(items) > limit {
-		items, more = items[:limit], true
+	return es, false
+}
+
+// put adds e under id to conns, and id to ids in order. m.mu must be held.
+func (m *Manager) put(id string, e *entry) {
+	if _, ok := m.conns[id]; !ok {
+		i, _ := slices.BinarySearch(m.ids, id)
+		m.ids = slices.Insert(m.ids, i, id)
 	}
-	es := make([]*entry, len(items))
-	for i, it := range items {
-		es[i] = it.e
+	m.conns[id] = e
+}
+
+// remove takes id out of conns and ids. m.mu must be held.
+func (m *Manager) remove(id string) {
+	if i, ok := slices.BinarySearch(m.ids, id); ok {
+		m.ids = slices.Delete(m.ids, i, i+1)
 	}
-	return es, more
+	delete(m.conns, id)
 }
 
 // AppendPageJSON appends to dst the connections of Page(after, limit) as
