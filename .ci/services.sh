@@ -10,6 +10,9 @@
 #   CONNKIT_MYSQL_URL        mysql://connkit:...@127.0.0.1:PORT/test (MariaDB)
 #   CONNKIT_REDIS_ADDR       redis-server that needs CONNKIT_REDIS_PASSWORD
 #                            (for examples/customtype, a connector of outside)
+#   CONNKIT_ETCD_ENDPOINTS   one etcd member (host:port) for store/etcd; the
+#                            multi-instance tests start clusters of their own
+#                            from the same etcd binary
 # Tests that need one of them fail, not skip, when its variable is set.
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -155,10 +158,23 @@ start_redis() {
 	echo "== redis on 127.0.0.1:$port" >&2
 }
 
+start_etcd() {
+	local client peer
+	client=$(free_port 12379) && peer=$(free_port $((client + 1))) || return 1
+	etcd --name ck --data-dir "$SVC_DIR/etcd" --listen-client-urls "http://127.0.0.1:$client" \
+		--advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "ck=http://127.0.0.1:$peer" \
+		>"$SVC_DIR/etcd.log" 2>&1 &
+	SVC_PIDS+=($!)
+	wait_for "etcd" 30 curl -sf "http://127.0.0.1:$client/health" || { tail -20 "$SVC_DIR/etcd.log" >&2; return 1; }
+	export CONNKIT_ETCD_ENDPOINTS=127.0.0.1:$client
+	echo "== etcd on 127.0.0.1:$client" >&2
+}
+
 start_services() {
-	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client openssl redis-server || return 1
+	apt_install mosquitto mosquitto-clients mariadb-server mariadb-client openssl redis-server etcd-server curl || return 1
 	# Debian puts the daemons in sbin.
 	export PATH=$PATH:/usr/sbin:/sbin
 	trap stop_services EXIT
-	start_mosquitto && start_mariadb && start_redis
+	start_mosquitto && start_mariadb && start_redis && start_etcd
 }

@@ -130,9 +130,32 @@ func storeError(id, op string, err error) error {
 		return &Error{Code: CodeAlreadyExists, ID: id, Err: err, Message: fmt.Sprintf("connection %q already exists; choose another id or update it", id)}
 	case errors.Is(err, store.ErrVersionMismatch):
 		return &Error{Code: CodeVersionMismatch, ID: id, Err: err, Message: fmt.Sprintf("connection %q was changed by someone else; read it again and retry", id)}
+	case errors.Is(err, store.ErrInUse):
+		var refs []string
+		if iu := (*store.InUseError)(nil); errors.As(err, &iu) {
+			for _, r := range iu.Refs {
+				refs = append(refs, r.Instance+": "+r.Name)
+			}
+		}
+		return &Error{Code: CodeInUse, ID: id, Refs: refs, Err: err,
+			Message: fmt.Sprintf("connection %q cannot be %s: it is used on other instances by %s; detach them first", id, pastOf(op), strings.Join(refs, ", "))}
+	case errors.Is(err, store.ErrUnavailable):
+		return &Error{Code: CodeUnavailable, ID: id, Err: err,
+			Message: fmt.Sprintf("connection %q: %s: the store did not answer; it may or may not have been applied, read it again and retry", id, op)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return ctxError(id, op, err)
 	}
 	return &Error{Code: CodeInternal, ID: id, Err: err,
 		Message: fmt.Sprintf("connection %q: %s failed in the store, nothing was changed: %v", id, op, err)}
+}
+
+// pastOf is the participle of a store operation, for messages.
+func pastOf(op string) string {
+	switch op {
+	case "update":
+		return "updated"
+	case "delete":
+		return "deleted"
+	}
+	return op + "ed"
 }

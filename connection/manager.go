@@ -78,11 +78,17 @@ type Manager struct {
 	policy             *connector.Policy
 	watchers           *watchers
 
-	mu     sync.Mutex
-	conns  map[string]*entry
-	ids    []string // the keys of conns, sorted: a list need not sort
-	closed bool
-	wg     sync.WaitGroup // dial loops
+	mu    sync.Mutex
+	conns map[string]*entry
+	// tombs holds, for a shared store, the revision of each connection
+	// this Manager deleted, until the store's watch has passed it.
+	tombs map[string]int64
+	// unfollow ends the watch of a shared store; followed waits for it.
+	unfollow context.CancelFunc
+	followed sync.WaitGroup
+	ids      []string // the keys of conns, sorted: a list need not sort
+	closed   bool
+	wg       sync.WaitGroup // dial loops
 }
 
 // entry is one connection. Its fields are guarded by Manager.mu.
@@ -189,6 +195,13 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		}
 	}
 	m.ids = slices.Sorted(maps.Keys(m.conns))
+	if w, ok := s.(store.Watcher); ok {
+		var fctx context.Context
+		fctx, m.unfollow = context.WithCancel(context.Background())
+		m.tombs = map[string]int64{}
+		m.followed.Add(1)
+		go m.follow(fctx, w)
+	}
 	return m, nil
 }
 
@@ -622,6 +635,9 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 	m.mu.Lock()
 	if err == nil {
 		m.remove(id)
+		if m.tombs != nil {
+			m.tombs[id] = e.rec.Revision
+		}
 	}
 	settle(e)
 	l := e.live
@@ -899,6 +915,12 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.mu.Unlock()
+	if m.unfollow != nil {
+		m.unfollow()
+		m.followed.Wait()
+	}
+	m.mu.Lock()
 	var lives []*live
 	for _, e := range m.conns {
 		if e.live != nil {

@@ -243,11 +243,18 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 					Message: fmt.Sprintf("connection %q (type %s) cannot be attached here: %v", id, typ, err)}
 			}
 		}
+		// In a shared store the attach is published first, so that no
+		// instance updates or deletes the connection meanwhile.
+		if err := m.holdRef(ctx, id, ref); err != nil {
+			h.stop()
+			return nil, err
+		}
 		m.mu.Lock()
 		rs := e.refs[ref]
 		if m.closed || m.conns[id] != e || e.live != l || e.busy != nil || (rs != nil && rs.release != nil) {
 			m.mu.Unlock()
 			h.stop()
+			m.releaseRef(id, ref)
 			continue
 		}
 		if rs == nil {
@@ -275,10 +282,11 @@ func (m *Manager) release(e *entry, rs *refState, i int) {
 	rs.holds = slices.Delete(rs.holds, i, i+1)
 	e.refsGen++
 	rs.ending++
-	l := e.live
+	l, id := e.live, e.rec.ID
 	m.mu.Unlock()
 
 	h.stop()
+	m.releaseRef(id, h.ref)
 
 	m.mu.Lock()
 	last := len(rs.holds) == 0 && rs.ending == 1

@@ -4,8 +4,14 @@
 // Delete take the version the caller last read and fail if the record has
 // moved on. A write is durable when the call returns without error.
 //
-// Implementations: store/memory (tests) and store/sqlite (the embedded
-// default). store/storetest is the conformance suite both run.
+// Implementations: store/memory (tests), store/sqlite (the embedded
+// default) and store/etcd (several instances sharing one set).
+// store/storetest is the conformance suite all run.
+//
+// A store that several processes share also implements Watcher, so that
+// every Manager on it follows the writes of the others, and may implement
+// RefHolder, so that no instance updates or deletes a connection that
+// another one uses.
 package store
 
 import (
@@ -20,7 +26,30 @@ var (
 	ErrNotFound        = errors.New("store: record not found")
 	ErrExists          = errors.New("store: record already exists")
 	ErrVersionMismatch = errors.New("store: version mismatch")
+	// ErrInUse is a write refused because an instance holds a ref on the
+	// record (RefHolder); the error is an *InUseError.
+	ErrInUse = errors.New("store: record in use")
+	// ErrUnavailable is a store that did not answer in time. The write
+	// may or may not have been applied: read again.
+	ErrUnavailable = errors.New("store: unavailable")
 )
+
+// Ref is one ref name that one instance holds on a record.
+type Ref struct {
+	Instance string `json:"instance"`
+	Name     string `json:"ref"`
+}
+
+// InUseError is ErrInUse with the refs that hold the record.
+type InUseError struct {
+	ID   string
+	Refs []Ref
+}
+
+func (e *InUseError) Error() string { return "store: record " + e.ID + " in use" }
+
+// Is makes errors.Is(err, ErrInUse) true.
+func (e *InUseError) Is(target error) bool { return target == ErrInUse }
 
 // Record is one stored connection.
 type Record struct {
@@ -30,7 +59,11 @@ type Record struct {
 	// included.
 	Props json.RawMessage
 	// Version is 1 after Create and grows by one with each Update.
-	Version   int64
+	Version int64
+	// Revision orders the writes of a shared store (Watcher): a later
+	// write, of any record, has a greater revision. 0 in a store that is
+	// not shared.
+	Revision  int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -53,4 +86,40 @@ type Store interface {
 	Delete(ctx context.Context, id string, version int64) error
 	// Close releases the store.
 	Close() error
+}
+
+// Change is one write to a shared store, as a Watcher reports it.
+type Change struct {
+	// Deleted says Record was deleted; Record is then the record as it
+	// was last stored (ID, Version, Revision, CreatedAt).
+	Deleted bool
+	Record  Record
+}
+
+// Watcher is a store that several processes share and that reports the
+// writes of every one of them.
+type Watcher interface {
+	// Watch calls sync with every record and the revision of that read,
+	// then change with each write after it, in revision order, until ctx
+	// ends; it then returns ctx's error. When the watch is lost (the
+	// store unreachable for long, history compacted) it reads everything
+	// again and calls sync again: a write is never missed, but a caller
+	// may see a write it already saw and must compare revisions. Calls
+	// are made from one goroutine, one at a time.
+	Watch(ctx context.Context, sync func(recs []Record, rev int64), change func(Change)) error
+}
+
+// RefHolder is a shared store in which each instance publishes the refs
+// it holds, so that Update and Delete fail with an *InUseError (ErrInUse)
+// while any instance holds one. A crashed instance's refs go after a
+// time-to-live.
+type RefHolder interface {
+	// HoldRef publishes one attach of ref on the record id; ErrNotFound
+	// if there is no such record. Each successful HoldRef is undone by
+	// one ReleaseRef.
+	HoldRef(ctx context.Context, id, ref string) error
+	// ReleaseRef undoes one HoldRef; the ref is withdrawn after the last.
+	ReleaseRef(ctx context.Context, id, ref string) error
+	// Instance names this instance in the refs it publishes.
+	Instance() string
 }

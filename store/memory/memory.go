@@ -1,4 +1,6 @@
-// Package memory is a Store kept in memory, for tests.
+// Package memory is a Store kept in memory, for tests. It implements
+// store.Watcher, so that Managers sharing one Store follow each other's
+// writes as they would on a shared store such as etcd.
 package memory
 
 import (
@@ -16,14 +18,61 @@ type Store struct {
 	mu   sync.Mutex
 	recs map[string]store.Record
 	now  func() time.Time
+	// rev counts the writes; log holds every change, for Watch; changed
+	// is closed at the next write.
+	rev     int64
+	log     []store.Change
+	changed chan struct{}
 }
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{recs: make(map[string]store.Record), now: time.Now}
+	return &Store{recs: make(map[string]store.Record), now: time.Now, changed: make(chan struct{})}
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Watcher = (*Store)(nil)
+)
+
+// record notes a write of r. s.mu must be held.
+func (s *Store) record(r store.Record, deleted bool) {
+	s.log = append(s.log, store.Change{Deleted: deleted, Record: clone(r)})
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Watch implements store.Watcher. The store never loses a watch: sync is
+// called once.
+func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change)) error {
+	s.mu.Lock()
+	recs := make([]store.Record, 0, len(s.recs))
+	for _, r := range s.recs {
+		recs = append(recs, clone(r))
+	}
+	rev, pos := s.rev, len(s.log)
+	s.mu.Unlock()
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	sync(recs, rev)
+	for {
+		s.mu.Lock()
+		next, changed := s.log[pos:], s.changed
+		pos = len(s.log)
+		s.mu.Unlock()
+		for _, c := range next {
+			c.Record = clone(c.Record)
+			change(c)
+		}
+		if len(next) > 0 {
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 func clone(r store.Record) store.Record {
 	r.Props = slices.Clone(r.Props)
@@ -71,8 +120,10 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 	}
 	now := s.now().UTC()
 	rec = clone(rec)
-	rec.Version, rec.CreatedAt, rec.UpdatedAt = 1, now, now
+	s.rev++
+	rec.Version, rec.Revision, rec.CreatedAt, rec.UpdatedAt = 1, s.rev, now, now
 	s.recs[rec.ID] = rec
+	s.record(rec, false)
 	return clone(rec), nil
 }
 
@@ -92,8 +143,11 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 	}
 	old.Type, old.Props = rec.Type, slices.Clone(rec.Props)
 	old.Version++
+	s.rev++
+	old.Revision = s.rev
 	old.UpdatedAt = s.now().UTC()
 	s.recs[rec.ID] = old
+	s.record(old, false)
 	return clone(old), nil
 }
 
@@ -112,6 +166,8 @@ func (s *Store) Delete(ctx context.Context, id string, version int64) error {
 		return store.ErrVersionMismatch
 	}
 	delete(s.recs, id)
+	s.rev++
+	s.record(old, true)
 	return nil
 }
 

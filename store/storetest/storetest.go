@@ -38,6 +38,7 @@ func Run(t *testing.T, h Harness) {
 		{"Delete", testDelete},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"CanceledContext", testCanceled},
+		{"Watch", testWatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,5 +246,73 @@ func testCanceled(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Get(context.Background(), "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("after a canceled Create: %v, want ErrNotFound", err)
+	}
+}
+
+// testWatch: a store.Watcher reports what is stored, then every write in
+// order, with growing revisions; a deleted record comes with the version
+// it had.
+func testWatch(t *testing.T, s store.Store) {
+	w, ok := s.(store.Watcher)
+	if !ok {
+		t.Skip("not a store.Watcher")
+	}
+	ctx := context.Background()
+	if _, err := s.Create(ctx, rec("before", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	synced := make(chan []store.Record, 1)
+	changes := make(chan store.Change, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Watch(wctx, func(recs []store.Record, rev int64) { synced <- recs }, func(c store.Change) { changes <- c })
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch returned %v after its context ended, want context.Canceled", err)
+		}
+	}()
+	select {
+	case recs := <-synced:
+		if len(recs) != 1 || recs[0].ID != "before" {
+			t.Fatalf("first sync: %+v, want the record made before", recs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync within 10 s")
+	}
+	a, err := s.Create(ctx, rec("a", `{"v":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := s.Update(ctx, rec("a", `{"v":2}`), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "a", 2); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		deleted bool
+		version int64
+	}{{false, 1}, {false, 2}, {true, 2}}
+	var last int64
+	for i, w := range want {
+		select {
+		case c := <-changes:
+			if c.Record.ID != "a" || c.Deleted != w.deleted || c.Record.Version != w.version {
+				t.Fatalf("change %d: %+v, want a, deleted %v, version %d", i, c, w.deleted, w.version)
+			}
+			if !w.deleted && c.Record.Revision <= last {
+				t.Errorf("change %d: revision %d after %d", i, c.Record.Revision, last)
+			}
+			last = c.Record.Revision
+		case <-time.After(10 * time.Second):
+			t.Fatalf("change %d not seen within 10 s", i)
+		}
+	}
+	if a.Revision == 0 || a2.Revision <= a.Revision {
+		t.Errorf("revisions of Create and Update: %d, %d; want growing, not 0", a.Revision, a2.Revision)
 	}
 }

@@ -1,0 +1,168 @@
+package connection
+
+import (
+	"context"
+
+	"github.com/connkit/connkit/store"
+)
+
+// follow applies to this Manager the writes every instance makes to a
+// shared store, until ctx ends.
+func (m *Manager) follow(ctx context.Context, w store.Watcher) {
+	defer m.followed.Done()
+	w.Watch(ctx, m.resync, m.apply)
+}
+
+// resync makes the connections match a full read of the store at rev:
+// each record is applied, and a connection the read lacks is gone,
+// unless it was stored after the read.
+func (m *Manager) resync(recs []store.Record, rev int64) {
+	seen := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		seen[r.ID] = true
+		m.apply(store.Change{Record: r})
+	}
+	m.mu.Lock()
+	var gone []store.Record
+	for id, e := range m.conns {
+		if e.stored && !seen[id] && e.rec.Revision <= rev {
+			gone = append(gone, e.rec)
+		}
+	}
+	for id, t := range m.tombs {
+		if t <= rev {
+			delete(m.tombs, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range gone {
+		m.apply(store.Change{Deleted: true, Record: r})
+	}
+}
+
+// apply makes one change of the store live here, unless this Manager
+// already has it or something newer: the store's revisions order them.
+func (m *Manager) apply(c store.Change) {
+	r := c.Record
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return
+		}
+		if t, ok := m.tombs[r.ID]; ok && r.Revision <= t {
+			// Deleted here after that write.
+			if c.Deleted && r.Revision == t {
+				delete(m.tombs, r.ID)
+			}
+			m.mu.Unlock()
+			return
+		}
+		e := m.conns[r.ID]
+		if e != nil && e.busy != nil {
+			// A write of this Manager is in flight: it settles first.
+			ch := e.busy
+			m.mu.Unlock()
+			<-ch
+			continue
+		}
+		// A delete carries the revision of the record it removed: the one
+		// held here, or a later one.
+		if e != nil && (r.Revision < e.rec.Revision || !c.Deleted && r.Revision == e.rec.Revision) {
+			m.mu.Unlock()
+			return
+		}
+		if c.Deleted {
+			if e == nil {
+				m.mu.Unlock()
+				return
+			}
+			m.remove(r.ID)
+			l, refs := e.live, e.refNames()
+			m.mu.Unlock()
+			if len(refs) > 0 {
+				m.log.Warn("connection deleted by another instance while attached here", "connection", r.ID, "refs", refs)
+			}
+			if l != nil {
+				l.stop()
+			}
+			m.log.Info("connection deleted by another instance", "connection", r.ID, "type", r.Type)
+			return
+		}
+		m.mu.Unlock()
+
+		// The new state is made without the lock: opening dials nothing.
+		ne := &entry{rec: r, refs: map[string]*refState{}, stored: true}
+		props, err := parseProps(r.Props)
+		if err == nil {
+			err = m.seal.Open(props)
+		}
+		if err := m.prepare(ne, props, err); err != nil {
+			m.log.Error("connection from another instance cannot run", "connection", r.ID, "type", r.Type, "err", ne.broken.Err)
+		}
+		m.mu.Lock()
+		cur := m.conns[r.ID]
+		if m.closed || cur != e || (cur != nil && (cur.busy != nil || r.Revision <= cur.rec.Revision)) {
+			m.mu.Unlock()
+			if ne.live != nil {
+				ne.live.stop()
+			}
+			if m.closed {
+				return
+			}
+			continue
+		}
+		if e == nil {
+			m.put(r.ID, ne)
+			if ne.live != nil {
+				ne.live.start(&m.wg)
+			}
+			m.mu.Unlock()
+			m.log.Info("connection created by another instance", "connection", r.ID, "type", r.Type, "version", r.Version)
+			return
+		}
+		old := e.live
+		e.rec, e.schema, e.live, e.broken, e.identity = ne.rec, ne.schema, ne.live, ne.broken, ne.identity
+		e.setProps(ne.props)
+		e.busy = make(chan struct{})
+		m.mu.Unlock()
+		// The old link goes before the new one dials.
+		if old != nil {
+			old.stop()
+		}
+		m.mu.Lock()
+		if !m.closed && e.live != nil {
+			e.live.start(&m.wg)
+		}
+		settle(e)
+		closed := m.closed
+		m.mu.Unlock()
+		if closed && e.live != nil {
+			e.live.stop()
+		}
+		m.log.Info("connection updated by another instance", "connection", r.ID, "type", r.Type, "version", r.Version)
+		return
+	}
+}
+
+// holdRef publishes one attach of ref in a store that several instances
+// share, so that none of them changes the connection meanwhile.
+func (m *Manager) holdRef(ctx context.Context, id, ref string) error {
+	rh, ok := m.store.(store.RefHolder)
+	if !ok {
+		return nil
+	}
+	if err := guard(func() error { return rh.HoldRef(ctx, id, ref) }); err != nil {
+		return storeError(id, "attach", err)
+	}
+	return nil
+}
+
+// releaseRef undoes one holdRef.
+func (m *Manager) releaseRef(id, ref string) {
+	if rh, ok := m.store.(store.RefHolder); ok {
+		if err := guard(func() error { return rh.ReleaseRef(context.Background(), id, ref) }); err != nil {
+			m.log.Warn("ref not yet withdrawn from the store; it is retried", "connection", id, "ref", ref, "err", err)
+		}
+	}
+}

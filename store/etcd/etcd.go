@@ -1,0 +1,355 @@
+// Package etcd is a store.Store on etcd, for several instances that
+// share one set of connections.
+//
+// Under its prefix a Store keeps each record at c/ID (its etcd version is
+// the record's Version) and each ref an instance holds at
+// r/ID/INSTANCE/REF, under the instance's lease. Create, Update and
+// Delete are transactions: a create succeeds only if the key is absent,
+// an update or delete only at the version the caller read and while no
+// instance holds a ref, so two instances racing on one id cannot both
+// win and a connection in use anywhere is never changed.
+//
+// A Store is a store.Watcher (Managers on it follow every instance's
+// writes) and a store.RefHolder (refs are published with a time-to-live:
+// a crashed instance's refs go with its lease).
+package etcd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/connkit/connkit/store"
+)
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	// Prefix is where the Store's keys live; default "/connkit/".
+	Prefix string
+	// Instance names this process in the refs it publishes; default the
+	// host name and a random suffix.
+	Instance string
+	// Timeout bounds each call to etcd; past it a write fails with
+	// store.ErrUnavailable. Default 5 s.
+	Timeout time.Duration
+	// RefTTL is how long a crashed instance's refs outlive it; default
+	// 10 s.
+	RefTTL time.Duration
+	// Logger receives the store's own warnings; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on etcd. Use Open.
+type Store struct {
+	cli      *clientv3.Client
+	prefix   string
+	instance string
+	timeout  time.Duration
+	ttl      time.Duration
+	log      *slog.Logger
+	ctx      context.Context // ends at Close
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	lease clientv3.LeaseID
+	refs  map[string]*held // by key
+	stale map[string]int64 // released refs not yet withdrawn: key to revision
+}
+
+// held is one ref this instance publishes.
+type held struct {
+	count int
+	rev   int64 // the mod revision of its last put
+	value string
+}
+
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Watcher   = (*Store)(nil)
+	_ store.RefHolder = (*Store)(nil)
+)
+
+// Open connects to the etcd members at endpoints (host:port) and returns
+// a Store under opts.Prefix. It fails if no member answers within the
+// timeout.
+func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	s := &Store{prefix: opts.Prefix, instance: opts.Instance, timeout: opts.Timeout, ttl: opts.RefTTL, log: opts.Logger, refs: map[string]*held{}, stale: map[string]int64{}}
+	if s.prefix == "" {
+		s.prefix = "/connkit/"
+	}
+	if !strings.HasSuffix(s.prefix, "/") {
+		s.prefix += "/"
+	}
+	if s.instance == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 3)
+		rand.Read(b)
+		s.instance = host + "-" + hex.EncodeToString(b)
+	}
+	if strings.ContainsAny(s.instance, "/") {
+		return nil, fmt.Errorf("etcd store: instance %q: a name without /", s.instance)
+	}
+	if s.timeout <= 0 {
+		s.timeout = 5 * time.Second
+	}
+	if s.ttl <= 0 {
+		s.ttl = 10 * time.Second
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          s.timeout,
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Logger:               zap.NewNop(),
+		Context:              context.Background(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd store: %w", err)
+	}
+	s.cli = cli
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	octx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.grant(octx); err != nil {
+		cli.Close()
+		s.cancel()
+		return nil, fmt.Errorf("etcd store: no etcd member at %s answered: %w", strings.Join(endpoints, ","), err)
+	}
+	s.wg.Add(2)
+	go s.keepAlive()
+	go s.sweep()
+	return s, nil
+}
+
+// Instance implements store.RefHolder.
+func (s *Store) Instance() string { return s.instance }
+
+// Client is the etcd client, for tests and tools.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+func (s *Store) key(id string) string    { return s.prefix + "c/" + id }
+func (s *Store) refsOf(id string) string { return s.prefix + "r/" + id + "/" }
+func (s *Store) refKey(id, ref string) string {
+	return s.refsOf(id) + s.instance + "/" + url.PathEscape(ref)
+}
+
+// value is a record as stored; its version and revision are etcd's.
+type value struct {
+	Type      string          `json:"type"`
+	Props     json.RawMessage `json:"props"`
+	CreatedAt time.Time       `json:"createdAt"`
+	UpdatedAt time.Time       `json:"updatedAt"`
+}
+
+func (s *Store) decode(key, val []byte, version, rev int64) (store.Record, error) {
+	var v value
+	if err := json.Unmarshal(val, &v); err != nil {
+		return store.Record{}, fmt.Errorf("etcd store: key %s: %w", key, err)
+	}
+	return store.Record{ID: strings.TrimPrefix(string(key), s.prefix+"c/"), Type: v.Type, Props: v.Props,
+		Version: version, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}, nil
+}
+
+// call runs fn with the Store's timeout, and turns a timeout of its own
+// (not the caller's) into store.ErrUnavailable.
+func (s *Store) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	err := fn(cctx)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrVersionMismatch) || errors.Is(err, store.ErrInUse) {
+		return err
+	}
+	return fmt.Errorf("%w: etcd did not answer in %v: %v", store.ErrUnavailable, s.timeout, err)
+}
+
+// List implements store.Store.
+func (s *Store) List(ctx context.Context) ([]store.Record, error) {
+	recs, _, err := s.list(ctx)
+	return recs, err
+}
+
+func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err error) {
+	err = s.call(ctx, func(ctx context.Context) error {
+		res, err := s.cli.Get(ctx, s.prefix+"c/", clientv3.WithPrefix())
+		if err != nil {
+			return err
+		}
+		rev = res.Header.Revision
+		recs = make([]store.Record, 0, len(res.Kvs))
+		for _, kv := range res.Kvs {
+			r, err := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	return recs, rev, err
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error) {
+	err = s.call(ctx, func(ctx context.Context) error {
+		res, err := s.cli.Get(ctx, s.key(id))
+		if err != nil {
+			return err
+		}
+		if len(res.Kvs) == 0 {
+			return store.ErrNotFound
+		}
+		kv := res.Kvs[0]
+		rec, err = s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
+		return err
+	})
+	return rec, err
+}
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record, err error) {
+	now := time.Now().UTC()
+	b, err := json.Marshal(value{Type: rec.Type, Props: rec.Props, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return store.Record{}, err
+	}
+	err = s.call(ctx, func(ctx context.Context) error {
+		k := s.key(rec.ID)
+		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(b))).Commit()
+		if err != nil {
+			return err
+		}
+		if !res.Succeeded {
+			return store.ErrExists
+		}
+		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: 1,
+			Revision: res.Header.Revision, CreatedAt: now, UpdatedAt: now}
+		return nil
+	})
+	return out, err
+}
+
+// Update implements store.Store. It fails with an *InUseError while an
+// instance holds a ref on the record.
+func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (out store.Record, err error) {
+	err = s.call(ctx, func(ctx context.Context) error {
+		k := s.key(rec.ID)
+		cur, err := s.cli.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		if len(cur.Kvs) == 0 {
+			return store.ErrNotFound
+		}
+		var v value
+		if err := json.Unmarshal(cur.Kvs[0].Value, &v); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		v.Type, v.Props, v.UpdatedAt = rec.Type, rec.Props, now
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		res, err := s.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.Version(k), "=", version),
+			clientv3.Compare(clientv3.ModRevision(k), "=", cur.Kvs[0].ModRevision),
+			clientv3.Compare(clientv3.CreateRevision(s.refsOf(rec.ID)), "=", 0).WithPrefix(),
+		).Then(clientv3.OpPut(k, string(b))).Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(rec.ID), clientv3.WithPrefix(), clientv3.WithLimit(50))).Commit()
+		if err != nil {
+			return err
+		}
+		if !res.Succeeded {
+			return s.refused(rec.ID, version, res)
+		}
+		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: version + 1,
+			Revision: res.Header.Revision, CreatedAt: v.CreatedAt, UpdatedAt: now}
+		return nil
+	})
+	return out, err
+}
+
+// Delete implements store.Store. It fails with an *InUseError while an
+// instance holds a ref on the record.
+func (s *Store) Delete(ctx context.Context, id string, version int64) error {
+	return s.call(ctx, func(ctx context.Context) error {
+		k := s.key(id)
+		res, err := s.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.Version(k), "=", version),
+			clientv3.Compare(clientv3.CreateRevision(s.refsOf(id)), "=", 0).WithPrefix(),
+		).Then(clientv3.OpDelete(k)).Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50))).Commit()
+		if err != nil {
+			return err
+		}
+		if !res.Succeeded {
+			return s.refused(id, version, res)
+		}
+		return nil
+	})
+}
+
+// refused tells why a guarded write failed, from its Else reads: no
+// record, another version (or, for an update, a write in between), or
+// refs.
+func (s *Store) refused(id string, version int64, res *clientv3.TxnResponse) error {
+	recs := res.Responses[0].GetResponseRange().Kvs
+	if len(recs) == 0 {
+		return store.ErrNotFound
+	}
+	if recs[0].Version != version {
+		return store.ErrVersionMismatch
+	}
+	refs := res.Responses[1].GetResponseRange().Kvs
+	if len(refs) == 0 {
+		return store.ErrVersionMismatch // written between our read and the transaction
+	}
+	e := &store.InUseError{ID: id}
+	for _, kv := range refs {
+		inst, ref, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.refsOf(id)), "/")
+		if r, err := url.PathUnescape(ref); err == nil {
+			ref = r
+		}
+		e.Refs = append(e.Refs, store.Ref{Instance: inst, Name: ref})
+	}
+	return e
+}
+
+// Close implements store.Store: it withdraws this instance's refs and
+// closes the client.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	lease := s.lease
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	s.cli.Revoke(ctx, lease)
+	cancel()
+	return s.cli.Close()
+}

@@ -1,0 +1,138 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/store"
+	"github.com/connkit/connkit/store/etcd"
+	"github.com/connkit/connkit/store/storetest"
+)
+
+var prefixes atomic.Int64
+
+// open returns a Store on the test etcd under a prefix of its own.
+func open(t *testing.T, instance string, prefix string) *etcd.Store {
+	t.Helper()
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	s, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: prefix, Instance: instance})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newPrefix(t *testing.T) string {
+	return fmt.Sprintf("/connkit-test/%d-%d/", time.Now().UnixNano(), prefixes.Add(1))
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, "i1", newPrefix(t)) })
+}
+
+// TestRefsAcrossInstances: a ref held by one instance refuses the update
+// and delete of another, naming instance and ref, until it is released.
+func TestRefsAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	p := newPrefix(t)
+	a, b := open(t, "a", p), open(t, "b", p)
+	defer a.Close()
+	defer b.Close()
+	r, err := a.Create(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.HoldRef(ctx, "c1", "rule/1 sink"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.HoldRef(ctx, "c1", "rule/1 sink"); err != nil { // a second attach of the name
+		t.Fatal(err)
+	}
+	var iu *store.InUseError
+	if err := a.Delete(ctx, "c1", r.Version); !errors.As(err, &iu) || len(iu.Refs) != 1 || iu.Refs[0] != (store.Ref{Instance: "b", Name: "rule/1 sink"}) {
+		t.Fatalf("Delete while b holds a ref: %v (%+v), want in use by b's ref", err, iu)
+	}
+	if _, err := a.Update(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{"x":1}`)}, r.Version); !errors.Is(err, store.ErrInUse) {
+		t.Fatalf("Update while b holds a ref: %v, want ErrInUse", err)
+	}
+	b.ReleaseRef(ctx, "c1", "rule/1 sink")
+	if err := a.Delete(ctx, "c1", r.Version); !errors.Is(err, store.ErrInUse) {
+		t.Fatalf("Delete with one of two attaches released: %v, want ErrInUse", err)
+	}
+	b.ReleaseRef(ctx, "c1", "rule/1 sink")
+	if err := a.Delete(ctx, "c1", r.Version); err != nil {
+		t.Fatalf("Delete after the last release: %v", err)
+	}
+	if err := b.HoldRef(ctx, "c1", "late"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("HoldRef of a deleted record: %v, want ErrNotFound", err)
+	}
+}
+
+// TestHoldRacesDelete: an attach on one instance racing a delete on
+// another: exactly one wins, never both.
+func TestHoldRacesDelete(t *testing.T) {
+	ctx := context.Background()
+	p := newPrefix(t)
+	a, b := open(t, "a", p), open(t, "b", p)
+	defer a.Close()
+	defer b.Close()
+	for i := range 50 {
+		id := fmt.Sprintf("c%d", i)
+		if _, err := a.Create(ctx, store.Record{ID: id, Type: "fake", Props: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		var hold, del error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); hold = b.HoldRef(ctx, id, "r") }()
+		go func() { defer wg.Done(); del = a.Delete(ctx, id, 1) }()
+		wg.Wait()
+		if (hold == nil) == (del == nil) {
+			t.Fatalf("round %d: hold %v, delete %v: want exactly one to succeed", i, hold, del)
+		}
+		if hold == nil && !errors.Is(del, store.ErrInUse) || del == nil && !errors.Is(hold, store.ErrNotFound) {
+			t.Fatalf("round %d: hold %v, delete %v", i, hold, del)
+		}
+		if hold == nil {
+			b.ReleaseRef(ctx, id, "r")
+		}
+	}
+}
+
+// TestCrashedInstanceRefsExpire: the refs of an instance that stops
+// without closing go with its lease.
+func TestCrashedInstanceRefsExpire(t *testing.T) {
+	ctx := context.Background()
+	p := newPrefix(t)
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	a := open(t, "a", p)
+	defer a.Close()
+	b, err := etcd.Open(ctx, []string{ep}, &etcd.Options{Prefix: p, Instance: "b", RefTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Create(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.HoldRef(ctx, "c1", "r"); err != nil {
+		t.Fatal(err)
+	}
+	b.Crash()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := a.Delete(ctx, "c1", 1)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrInUse) || time.Now().After(deadline) {
+			t.Fatalf("Delete after b crashed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,66 @@
+package etcd
+
+import (
+	"context"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/connkit/connkit/store"
+)
+
+// Watch implements store.Watcher. A watch that etcd cancels (history
+// compacted, a member without a leader) is followed by a full read and a
+// new watch from its revision.
+func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change)) error {
+	wait := 100 * time.Millisecond
+	for {
+		recs, rev, err := s.list(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Warn("etcd store: cannot read the connections; trying again", "err", err, "in", wait)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		wait = 100 * time.Millisecond
+		sync(recs, rev)
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	events:
+		for res := range s.cli.Watch(wctx, s.prefix+"c/", clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV()) {
+			if res.Err() != nil {
+				s.log.Warn("etcd store: watch lost; reading everything again", "err", res.Err())
+				break
+			}
+			for _, ev := range res.Events {
+				var c store.Change
+				kv := ev.Kv
+				if ev.Type == mvccpb.DELETE {
+					if ev.PrevKv == nil {
+						break events // compacted away: a full read settles it
+					}
+					c.Deleted = true
+					kv = ev.PrevKv
+				}
+				r, err := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
+				if err != nil {
+					s.log.Error("etcd store: a stored connection cannot be read", "key", string(kv.Key), "err", err)
+					continue
+				}
+				c.Record = r
+				change(c)
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
