@@ -1,8 +1,10 @@
 // Command server is the connkit REST server: every built-in connection
-// type, stored in an embedded SQLite file.
+// type, stored in an embedded SQLite file, or on etcd for several
+// instances that share one set of connections.
 //
 //	go run ./examples/server                  # 127.0.0.1:9081, ./connkit.db
 //	go run ./examples/server -addr 127.0.0.1:8080 -db /var/lib/connkit/connkit.db
+//	go run ./examples/server -store etcd://10.0.0.1:2379,10.0.0.2:2379/connkit -instance edge-1
 //	go run ./examples/server -deny-dial loopback,private,link-local -file-root /var/lib/connkit/data
 //
 // What a user of the API can make the server do on its host is bounded by
@@ -36,6 +38,8 @@ import (
 	"github.com/connkit/connkit/connection/httpapi"
 	"github.com/connkit/connkit/connector"
 	_ "github.com/connkit/connkit/connector/all"
+	"github.com/connkit/connkit/store"
+	"github.com/connkit/connkit/store/etcd"
 	"github.com/connkit/connkit/store/sqlite"
 )
 
@@ -48,6 +52,8 @@ func main() {
 	listenAllow := flag.String("listen-allow", "", "comma-separated CIDRs: the only addresses listeners may bind (0.0.0.0/32 for all); ports below 1024 never")
 	fileRoot := flag.String("file-root", ".", "directory that SQLite connections' files must lie in")
 	maxConns := flag.Int("max-connections", 10000, "the most connections that may exist")
+	storeURL := flag.String("store", "", "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to keep the connections on etcd, shared with other instances (default: the SQLite file of -db)")
+	instance := flag.String("instance", "", "this instance's name in the refs it publishes on etcd (default: host name and a random suffix)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,7 +68,7 @@ func main() {
 		log.Error("policy flags", "err", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, *addr, *db, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
+	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance}, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
 		log.Error("connkit server failed", "err", err)
 		os.Exit(1)
 	}
@@ -137,9 +143,38 @@ func prefixes(flag, s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func run(ctx context.Context, addr, dbPath string, opts *connection.Options) error {
+// storeConfig says where the connections are kept: url "" is the SQLite
+// file.
+type storeConfig struct{ url, instance string }
+
+// openStore opens the store sc names, or the SQLite file at dbPath, and
+// says which for the log.
+func openStore(ctx context.Context, sc storeConfig, dbPath string, log *slog.Logger) (store.Store, string, error) {
+	if sc.url == "" {
+		st, err := sqlite.Open(ctx, dbPath)
+		return st, dbPath, err
+	}
+	rest, ok := strings.CutPrefix(sc.url, "etcd://")
+	hosts, prefix, _ := strings.Cut(rest, "/")
+	if !ok || hosts == "" {
+		return nil, "", fmt.Errorf("-store %q: give etcd://HOST:PORT[,HOST:PORT...]/PREFIX", sc.url)
+	}
+	eps := strings.Split(hosts, ",")
+	for _, ep := range eps {
+		if _, _, err := net.SplitHostPort(ep); err != nil {
+			return nil, "", fmt.Errorf("-store: etcd member %q: give HOST:PORT", ep)
+		}
+	}
+	st, err := etcd.Open(ctx, eps, &etcd.Options{Prefix: "/" + prefix, Instance: sc.instance, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, sc.url + " as " + st.Instance(), nil
+}
+
+func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connection.Options) error {
 	log := opts.Logger
-	st, err := sqlite.Open(ctx, dbPath)
+	st, where, err := openStore(ctx, sc, dbPath, log)
 	if err != nil {
 		return err
 	}
@@ -163,7 +198,7 @@ func run(ctx context.Context, addr, dbPath string, opts *connection.Options) err
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	log.Info("connkit serving", "addr", "http://"+ln.Addr().String(), "db", dbPath, "connections", len(m.List()))
+	log.Info("connkit serving", "addr", "http://"+ln.Addr().String(), "store", where, "connections", len(m.List()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

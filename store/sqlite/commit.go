@@ -35,6 +35,9 @@ var errClosed = errors.New("sqlite store: closed")
 // the write never happens; once taken, it is waited for, so that the
 // answer is always the truth.
 func (s *Store) write(ctx context.Context, apply func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err // a select would pick at random between it and a ready committer
+	}
 	o := &op{apply: apply, done: make(chan error, 1)}
 	select {
 	case s.ops <- o:

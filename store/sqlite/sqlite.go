@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -25,8 +26,9 @@ import (
 
 // Store is a store.Store on an SQLite file.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
+	db   *sql.DB
+	lock *os.File // locked: no other process opens the database
+	now  func() time.Time
 
 	maxBatch int
 	ops      chan *op
@@ -66,12 +68,23 @@ func OpenWith(ctx context.Context, path string, opts *Options) (*Store, error) {
 		return nil, errors.New("sqlite store: empty path: give a file path such as connkit.db")
 	}
 	dsn := ":memory:"
+	var lock *os.File
 	if path != ":memory:" {
 		if err := prepareFile(path); err != nil {
 			return nil, err
 		}
+		var err error
+		if lock, err = lockFile(path); err != nil {
+			return nil, err
+		}
 		dsn = "file:" + (&url.URL{Path: path}).EscapedPath()
 	}
+	opened := false
+	defer func() {
+		if !opened && lock != nil {
+			lock.Close()
+		}
+	}()
 	dsn += "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_txlock=immediate"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
@@ -85,12 +98,32 @@ func OpenWith(ctx context.Context, path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: create table: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, maxBatch: 128, ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
+	opened = true
+	s := &Store{db: db, lock: lock, now: time.Now, maxBatch: 128, ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if opts != nil && opts.MaxBatch > 0 {
 		s.maxBatch = opts.MaxBatch
 	}
 	go s.commit()
 	return s, nil
+}
+
+// lockFile takes an exclusive lock on path's -lock file beside it, held
+// until Close (or the process ends): a second process on the same
+// database would keep records the first never sees.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+"-lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("sqlite store %s: the file is in use by another process; one SQLite file serves one instance: "+
+				"for several instances sharing connections use the etcd store (store/etcd; examples/server -store etcd://HOST:PORT/PREFIX)", path)
+		}
+		return nil, fmt.Errorf("sqlite store %s: lock: %w", path, err)
+	}
+	return f, nil
 }
 
 func prepareFile(path string) error {
@@ -246,5 +279,9 @@ func missOrMismatch(tx *sql.Tx, id string) error {
 func (s *Store) Close() error {
 	s.closing.Do(func() { close(s.quit) })
 	<-s.stopped
-	return s.db.Close()
+	err := s.db.Close()
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
 }

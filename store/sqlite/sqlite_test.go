@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/connkit/connkit/store"
@@ -71,4 +72,25 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := sqlite.Open(ctx, t.TempDir()); err == nil {
 		t.Error("Open of a directory succeeded")
 	}
+}
+
+// TestFileInUse: a second opener of one database file fails at once,
+// with an error that says so and points to the etcd store; after Close
+// the file opens again.
+func TestFileInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sqlite.Open(context.Background(), path)
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "etcd") {
+		t.Fatalf("second Open of one file: %v, want an error that says it is in use and points to etcd", err)
+	}
+	s.Close()
+	s, err = sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s.Close()
 }
