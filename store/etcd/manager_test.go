@@ -1,0 +1,144 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/etcd"
+	"github.com/connkit/connkit/store/etcd/etcdtest"
+)
+
+func manager(t *testing.T, fake *connectortest.Fake, eps []string, prefix, instance string) (*connection.Manager, *etcd.Store) {
+	t.Helper()
+	s, err := etcd.Open(context.Background(), eps, &etcd.Options{Prefix: prefix, Instance: instance, Timeout: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	m, err := connection.New(context.Background(), s, &connection.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+func eventually(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func state(m *connection.Manager, id string) connection.State {
+	in, err := m.Get(id)
+	if err != nil {
+		return ""
+	}
+	return in.State
+}
+
+// TestManagersShareConnections: two Managers on one etcd follow each
+// other within a second, and a ref held on one refuses the other's
+// update and delete, naming the instance and the ref.
+func TestManagersShareConnections(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	fake := connectortest.NewFake()
+	fake.SetUp("p", true)
+	fake.SetUp("q", true)
+	p := newPrefix(t)
+	a, _ := manager(t, fake, []string{ep}, p, "a")
+	b, _ := manager(t, fake, []string{ep}, p, "b")
+	ctx := context.Background()
+
+	if _, err := a.Create(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "p", "password": "pw"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "c1 connected on b", time.Second, func() bool { return state(b, "c1") == connection.StateConnected })
+
+	if _, err := b.Attach(ctx, "c1", "rule-7/sink"); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Delete(ctx, "c1", 0)
+	var ce *connection.Error
+	if !errors.As(err, &ce) || ce.Code != connection.CodeInUse || len(ce.Refs) != 1 || ce.Refs[0] != "b: rule-7/sink" {
+		t.Fatalf("delete on a while b holds a ref: %v, want in_use naming b: rule-7/sink", err)
+	}
+	if _, err := a.Update(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "q"}}, 0); !errors.As(err, &ce) || ce.Code != connection.CodeInUse {
+		t.Fatalf("update on a while b holds a ref: %v, want in_use", err)
+	}
+	b.Detach("c1", "rule-7/sink")
+	in, err := a.Update(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "q", "password": "pw2"}}, 0)
+	if err != nil {
+		t.Fatalf("update after the detach: %v", err)
+	}
+	eventually(t, "the update on b", time.Second, func() bool {
+		got, err := b.Get("c1")
+		return err == nil && got.Version == in.Version && got.Props["addr"] == "q" && got.State == connection.StateConnected
+	})
+	if err := b.Delete(ctx, "c1", 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the delete on a", time.Second, func() bool { _, err := a.Get("c1"); return err != nil })
+	eventually(t, "every link closed", time.Second, func() bool { return fake.OpenConns("p")+fake.OpenConns("q") == 0 })
+}
+
+// TestEtcdOutage: with etcd down, writes fail within a few seconds as
+// unavailable, reads are served, and when it is back the Manager catches
+// up with what another instance wrote meanwhile and nothing acknowledged
+// is lost.
+func TestEtcdOutage(t *testing.T) {
+	ms := etcdtest.Cluster(t, 1)
+	fake := connectortest.NewFake()
+	fake.SetUp("p", true)
+	eps := etcdtest.Endpoints(ms)
+	a, _ := manager(t, fake, eps, "/outage/", "a")
+	ctx := context.Background()
+	if _, err := a.Create(ctx, connection.Spec{ID: "kept", Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	ms[0].Stop()
+	start := time.Now()
+	_, err := a.Create(ctx, connection.Spec{ID: "during", Type: "fake", Props: map[string]any{"addr": "p"}})
+	var ce *connection.Error
+	if !errors.As(err, &ce) || ce.Code != connection.CodeUnavailable || !strings.Contains(err.Error(), "store did not answer") {
+		t.Fatalf("create with etcd down: %v, want unavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("create with etcd down failed after %v, want within a few seconds", d)
+	}
+	if in, err := a.Get("kept"); err != nil || in.State != connection.StateConnected {
+		t.Errorf("read with etcd down: %+v %v", in, err)
+	}
+	ms[0].Start()
+	ms[0].WaitHealthy(30 * time.Second)
+	// Another instance writes; a catches up.
+	fake2 := connectortest.NewFake()
+	fake2.SetUp("p", true)
+	b, _ := manager(t, fake2, eps, "/outage/", "b")
+	if _, err := b.Create(ctx, connection.Spec{ID: "after", Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a catches up", 10*time.Second, func() bool { return state(a, "after") == connection.StateConnected })
+	if _, err := b.Get("kept"); err != nil {
+		t.Errorf("the connection acknowledged before the outage: %v", err)
+	}
+	if _, err := b.Get("during"); err == nil {
+		t.Errorf("the create that failed during the outage was stored")
+	}
+}
