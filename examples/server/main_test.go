@@ -43,8 +43,15 @@ var servingRE = regexp.MustCompile(`addr=http://(127\.0\.0\.1:\d+)`)
 // start runs the server on a free port and waits until it serves.
 func start(t *testing.T, bin, db string) *proc {
 	t.Helper()
+	return startWith(t, bin, "-db", db)
+}
+
+// startWith runs the server with args on a free port and waits until it
+// serves.
+func startWith(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
 	// Test data lives in temp dirs: the SQLite connections' root.
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db, "-file-root", os.TempDir())
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-file-root", os.TempDir()}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

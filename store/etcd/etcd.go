@@ -170,20 +170,40 @@ func (s *Store) decode(key, val []byte, version, rev int64) (store.Record, error
 		Version: version, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}, nil
 }
 
-// call runs fn with the Store's timeout, and turns a timeout of its own
-// (not the caller's) into store.ErrUnavailable.
-func (s *Store) call(ctx context.Context, fn func(ctx context.Context) error) error {
+// call runs fn within the Store's timeout, in attempts of at most half of
+// it: a member that dies with a request in flight (its leader gone) makes
+// etcd answer "request timed out" only after seconds, and the next
+// attempt reaches the new leader. again tells fn that an earlier attempt
+// may have been applied. A timeout of the Store's own (not the caller's)
+// is store.ErrUnavailable.
+func (s *Store) call(ctx context.Context, fn func(ctx context.Context, again bool) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := fn(cctx)
-	if err == nil || ctx.Err() != nil {
-		return err
-	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrVersionMismatch) || errors.Is(err, store.ErrInUse) {
-		return err
+	deadline := time.Now().Add(s.timeout)
+	var err error
+	for again := false; ; again = true {
+		end := time.Now().Add(s.timeout / 2)
+		if end.After(deadline) {
+			end = deadline
+		}
+		actx, cancel := context.WithDeadline(ctx, end)
+		err = fn(actx, again)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrVersionMismatch) || errors.Is(err, store.ErrInUse) {
+			return err
+		}
+		if time.Until(deadline) < 100*time.Millisecond {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return fmt.Errorf("%w: etcd did not answer in %v: %v", store.ErrUnavailable, s.timeout, err)
 }
@@ -195,7 +215,7 @@ func (s *Store) List(ctx context.Context) ([]store.Record, error) {
 }
 
 func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err error) {
-	err = s.call(ctx, func(ctx context.Context) error {
+	err = s.call(ctx, func(ctx context.Context, _ bool) error {
 		res, err := s.cli.Get(ctx, s.prefix+"c/", clientv3.WithPrefix())
 		if err != nil {
 			return err
@@ -217,7 +237,7 @@ func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err e
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error) {
-	err = s.call(ctx, func(ctx context.Context) error {
+	err = s.call(ctx, func(ctx context.Context, _ bool) error {
 		res, err := s.cli.Get(ctx, s.key(id))
 		if err != nil {
 			return err
@@ -239,14 +259,20 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 	if err != nil {
 		return store.Record{}, err
 	}
-	err = s.call(ctx, func(ctx context.Context) error {
+	err = s.call(ctx, func(ctx context.Context, again bool) error {
 		k := s.key(rec.ID)
-		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(b))).Commit()
+		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(b))).Else(clientv3.OpGet(k)).Commit()
 		if err != nil {
 			return err
 		}
 		if !res.Succeeded {
-			return store.ErrExists
+			// After an attempt of unknown outcome, the record may be
+			// ours: its value holds our creation time to the nanosecond.
+			kvs := res.Responses[0].GetResponseRange().Kvs
+			if !again || len(kvs) == 0 || kvs[0].Version != 1 || string(kvs[0].Value) != string(b) {
+				return store.ErrExists
+			}
+			res.Header.Revision = kvs[0].ModRevision
 		}
 		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: 1,
 			Revision: res.Header.Revision, CreatedAt: now, UpdatedAt: now}
@@ -258,7 +284,8 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 // Update implements store.Store. It fails with an *InUseError while an
 // instance holds a ref on the record.
 func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (out store.Record, err error) {
-	err = s.call(ctx, func(ctx context.Context) error {
+	var b []byte
+	err = s.call(ctx, func(ctx context.Context, again bool) error {
 		k := s.key(rec.ID)
 		cur, err := s.cli.Get(ctx, k)
 		if err != nil {
@@ -267,14 +294,22 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (ou
 		if len(cur.Kvs) == 0 {
 			return store.ErrNotFound
 		}
+		if again && b != nil && string(cur.Kvs[0].Value) == string(b) && cur.Kvs[0].Version == version+1 {
+			// An earlier attempt was applied: its value holds our update
+			// time to the nanosecond.
+			var v value
+			json.Unmarshal(b, &v)
+			out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: version + 1,
+				Revision: cur.Kvs[0].ModRevision, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
+			return nil
+		}
 		var v value
 		if err := json.Unmarshal(cur.Kvs[0].Value, &v); err != nil {
 			return err
 		}
 		now := time.Now().UTC()
 		v.Type, v.Props, v.UpdatedAt = rec.Type, rec.Props, now
-		b, err := json.Marshal(v)
-		if err != nil {
+		if b, err = json.Marshal(v); err != nil {
 			return err
 		}
 		res, err := s.cli.Txn(ctx).If(
@@ -298,7 +333,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (ou
 // Delete implements store.Store. It fails with an *InUseError while an
 // instance holds a ref on the record.
 func (s *Store) Delete(ctx context.Context, id string, version int64) error {
-	return s.call(ctx, func(ctx context.Context) error {
+	return s.call(ctx, func(ctx context.Context, again bool) error {
 		k := s.key(id)
 		res, err := s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.Version(k), "=", version),
@@ -308,7 +343,11 @@ func (s *Store) Delete(ctx context.Context, id string, version int64) error {
 			return err
 		}
 		if !res.Succeeded {
-			return s.refused(id, version, res)
+			err := s.refused(id, version, res)
+			if again && errors.Is(err, store.ErrNotFound) {
+				return nil // gone: an earlier attempt deleted it
+			}
+			return err
 		}
 		return nil
 	})

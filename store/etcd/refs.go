@@ -85,7 +85,7 @@ func (s *Store) HoldRef(ctx context.Context, id, ref string) error {
 	h.count++
 	lease := s.lease
 	s.mu.Unlock()
-	err := s.call(ctx, func(ctx context.Context) error {
+	err := s.call(ctx, func(ctx context.Context, _ bool) error {
 		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(id)), ">", 0)).
 			Then(clientv3.OpPut(k, string(v), clientv3.WithLease(lease))).Commit()
 		if err != nil {
@@ -137,7 +137,7 @@ func (s *Store) ReleaseRef(ctx context.Context, id, ref string) error {
 }
 
 func (s *Store) unpublish(ctx context.Context, k string, rev int64) error {
-	return s.call(ctx, func(ctx context.Context) error {
+	return s.call(ctx, func(ctx context.Context, _ bool) error {
 		_, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpDelete(k)).Commit()
 		return err
 	})
