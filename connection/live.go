@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -234,7 +235,9 @@ func (l *live) pause(ctx context.Context, d time.Duration, err error) bool {
 	}
 	up, leave := l.watchers.wait(l.addr)
 	defer leave()
-	t := time.NewTimer(l.cfg.maxBackoff)
+	// Jittered, so that the connections waiting on one address do not
+	// all fall back to dialing it at the same moment.
+	t := time.NewTimer(l.cfg.maxBackoff/2 + rand.N(l.cfg.maxBackoff/2+1))
 	defer t.Stop()
 	select {
 	case <-t.C:

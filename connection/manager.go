@@ -144,7 +144,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		m.policy = &connector.Policy{Listen: connector.DefaultListenPolicy}
 	}
 	if opts.WatchInterval >= 0 {
-		m.watchers = newWatchers(orDefault(opts.WatchInterval, time.Second), func() *net.Dialer { return connector.PolicyDialer(m.policy.Dial) }, &m.wg)
+		m.watchers = newWatchers(max(orDefault(opts.WatchInterval, time.Second), 50*time.Millisecond), func() *net.Dialer { return connector.PolicyDialer(m.policy.Dial) }, &m.wg)
 	}
 	if m.maxProps <= 0 {
 		m.maxProps = 64 << 10

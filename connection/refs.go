@@ -296,9 +296,9 @@ func (m *Manager) release(e *entry, rs *refState, i int) {
 	}
 	if r == nil {
 		rs.ending--
+		e.refsGen++ // the count of attaches changed, last or not
 		if last {
 			delete(e.refs, h.ref)
-			e.refsGen++
 		}
 		m.mu.Unlock()
 		return

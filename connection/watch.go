@@ -69,7 +69,7 @@ func (ws *watchers) run(addr string, w *watcher) {
 	for {
 		// Jitter, so that the watchers of many addresses do not beat as
 		// one.
-		d := ws.interval/2 + rand.N(ws.interval)
+		d := ws.interval/2 + rand.N(ws.interval/2) // within the interval: a peer back is found within it
 		t := time.NewTimer(d)
 		select {
 		case <-ws.stop:
