@@ -142,3 +142,40 @@ func TestEtcdOutage(t *testing.T) {
 		t.Errorf("the create that failed during the outage was stored")
 	}
 }
+
+// TestSecretsSealedInEtcd: with a secret key, what reaches etcd holds no
+// secret in clear, and another instance with the same key dials with it.
+func TestSecretsSealedInEtcd(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	key := []byte("0123456789abcdef0123456789abcdef")
+	p := newPrefix(t)
+	fake := connectortest.NewFake()
+	fake.SetUp("p", true)
+	var ms []*connection.Manager
+	var st *etcd.Store
+	for _, inst := range []string{"a", "b"} {
+		s, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: p, Instance: inst})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := &registry.Registry{}
+		reg.Register("fake", fake)
+		m, err := connection.New(context.Background(), s, &connection.Options{Registry: reg, SecretKey: key, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close(); s.Close() })
+		ms, st = append(ms, m), s
+	}
+	if _, err := ms[0].Create(context.Background(), connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "p", "password": "pw-in-clear"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Client().Get(context.Background(), p+"c/c1")
+	if err != nil || len(res.Kvs) != 1 {
+		t.Fatalf("raw read: %v %v", res, err)
+	}
+	if strings.Contains(string(res.Kvs[0].Value), "pw-in-clear") {
+		t.Fatalf("the secret reached etcd in clear: %s", res.Kvs[0].Value)
+	}
+	eventually(t, "c1 connected on b", 2*time.Second, func() bool { return state(ms[1], "c1") == connection.StateConnected })
+}
