@@ -3,7 +3,6 @@ package etcd_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,9 +12,7 @@ import (
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector/connectortest"
-	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store"
-	"github.com/connkit/connkit/store/etcd"
 	"github.com/connkit/connkit/store/sqlite"
 )
 
@@ -27,8 +24,8 @@ func BenchmarkConvergence(b *testing.B) {
 	fake.SetUp("p", true)
 	for b.Loop() {
 		p := fmt.Sprintf("/bench-conv/%d/", time.Now().UnixNano())
-		ma, _ := benchManager(b, fake, ep, p, "a")
-		mb, _ := benchManager(b, fake, ep, p, "b")
+		ma, _ := manager(b, fake, []string{ep}, p, "a")
+		mb, _ := manager(b, fake, []string{ep}, p, "b")
 		var lat []time.Duration
 		for i := range 100 {
 			id := fmt.Sprintf("c%03d", i)
@@ -50,13 +47,12 @@ func BenchmarkConvergence(b *testing.B) {
 // BenchmarkCreates16: creates per second from 16 concurrent writers, on
 // etcd and on SQLite (group commit), one after the other.
 func BenchmarkCreates16(b *testing.B) {
-	ep := connectortest.Env(b, "CONNKIT_ETCD_ENDPOINTS")
 	for _, bc := range []struct {
 		name string
 		open func(b *testing.B) store.Store
 	}{
 		{"etcd", func(b *testing.B) store.Store {
-			return openB(b, ep, fmt.Sprintf("/bench-w/%d/", time.Now().UnixNano()))
+			return open(b, "w", fmt.Sprintf("/bench-w/%d/", time.Now().UnixNano()))
 		}},
 		{"sqlite", func(b *testing.B) store.Store {
 			s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "c.db"))
@@ -89,27 +85,4 @@ func BenchmarkCreates16(b *testing.B) {
 			b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "creates/s")
 		})
 	}
-}
-
-func openB(b *testing.B, ep, prefix string) store.Store {
-	s, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: prefix})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
-
-func benchManager(b *testing.B, fake *connectortest.Fake, ep, prefix, instance string) (*connection.Manager, store.Store) {
-	s, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: prefix, Instance: instance, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Register("fake", fake)
-	m, err := connection.New(context.Background(), s, &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close(); s.Close() })
-	return m, s
 }

@@ -18,7 +18,7 @@ import (
 var prefixes atomic.Int64
 
 // open returns a Store on the test etcd under a prefix of its own.
-func open(t *testing.T, instance string, prefix string) *etcd.Store {
+func open(t testing.TB, instance string, prefix string) *etcd.Store {
 	t.Helper()
 	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
 	s, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: prefix, Instance: instance})

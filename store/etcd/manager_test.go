@@ -16,7 +16,7 @@ import (
 	"github.com/connkit/connkit/store/etcd/etcdtest"
 )
 
-func manager(t *testing.T, fake *connectortest.Fake, eps []string, prefix, instance string) (*connection.Manager, *etcd.Store) {
+func manager(t testing.TB, fake *connectortest.Fake, eps []string, prefix, instance string) (*connection.Manager, *etcd.Store) {
 	t.Helper()
 	s, err := etcd.Open(context.Background(), eps, &etcd.Options{Prefix: prefix, Instance: instance, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
