@@ -3,9 +3,11 @@ package etcd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +180,57 @@ func TestSecretsSealedInEtcd(t *testing.T) {
 		t.Fatalf("the secret reached etcd in clear: %s", res.Kvs[0].Value)
 	}
 	eventually(t, "c1 connected on b", 2*time.Second, func() bool { return state(ms[1], "c1") == connection.StateConnected })
+}
+
+// TestAttachRacesDeleteAcrossManagers: an Attach on one instance racing a
+// Delete of the same connection on another: exactly one of them wins. The
+// attach fails not_found or the delete fails in_use, never both succeed,
+// and the loser leaves nothing behind.
+func TestAttachRacesDeleteAcrossManagers(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	fake := connectortest.NewFake()
+	fake.SetUp("p", true)
+	p := newPrefix(t)
+	a, _ := manager(t, fake, []string{ep}, p, "a")
+	b, _ := manager(t, fake, []string{ep}, p, "b")
+	ctx := context.Background()
+	var attached, deleted int
+	for i := range 40 {
+		id := fmt.Sprintf("race-%d", i)
+		if _, err := a.Create(ctx, connection.Spec{ID: id, Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, id+" on b", time.Second, func() bool { _, err := b.Get(id); return err == nil })
+		start := make(chan struct{})
+		var attachErr, deleteErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { <-start; _, attachErr = b.Attach(ctx, id, "rule/source") })
+		wg.Go(func() { <-start; deleteErr = a.Delete(ctx, id, 0) })
+		close(start)
+		wg.Wait()
+		var ce *connection.Error
+		switch {
+		case attachErr == nil && deleteErr == nil:
+			t.Fatalf("%s: both the attach on b and the delete on a succeeded", id)
+		case attachErr == nil:
+			if !errors.As(deleteErr, &ce) || ce.Code != connection.CodeInUse {
+				t.Fatalf("%s: the attach won, the delete failed with %v, want in_use", id, deleteErr)
+			}
+			attached++
+			b.Detach(id, "rule/source")
+			if err := a.Delete(ctx, id, 0); err != nil {
+				t.Fatalf("%s: delete after the detach: %v", id, err)
+			}
+		case deleteErr == nil:
+			if !errors.As(attachErr, &ce) || ce.Code != connection.CodeNotFound {
+				t.Fatalf("%s: the delete won, the attach failed with %v, want not_found", id, attachErr)
+			}
+			deleted++
+		default:
+			t.Fatalf("%s: both failed: attach %v, delete %v", id, attachErr, deleteErr)
+		}
+		eventually(t, id+" gone on b", time.Second, func() bool { _, err := b.Get(id); return err != nil })
+	}
+	eventually(t, "every link closed", time.Second, func() bool { return fake.OpenConns("p") == 0 })
+	t.Logf("attach won %d, delete won %d", attached, deleted)
 }
