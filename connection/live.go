@@ -27,8 +27,14 @@ type live struct {
 	log      *slog.Logger
 	cfg      dialConfig
 
+	// kick asks for a redial now (Reconnect); one pending is enough.
+	kick chan struct{}
+
 	mu      sync.Mutex
 	st      Status
+	notify  func(Status) // told each change of state or error; nil once muted
+	dialed  func(error)  // told the result of each dial
+	lastLog time.Time    // of the last line about this link's status
 	started bool
 	stopped bool
 	cancel  context.CancelFunc
@@ -75,7 +81,8 @@ func (e *events) Policy() *connector.Policy { return e.policy }
 func newLive(conn connector.Conn, ev *events, ws *watchers, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
 	l := &live{
 		conn: conn, lost: ev.lost, policy: ev.policy, watchers: ws, scrub: scrub, log: log, cfg: cfg,
-		st: Status{State: StateConnecting, Since: time.Now().UTC()},
+		st:   Status{State: StateConnecting, Since: time.Now().UTC()},
+		kick: make(chan struct{}, 1),
 	}
 	if p, ok := conn.(connector.Peer); ok {
 		l.addr = p.PeerAddr()
@@ -129,27 +136,74 @@ func (l *live) status() Status {
 	return l.st
 }
 
-func (l *live) set(state State, err error) {
+// retryLogEvery bounds how often a link that keeps failing the same way
+// is logged: not a line per attempt, not silence for minutes.
+var retryLogEvery = 30 * time.Second
+
+// set records the link's state. failed counts a failed dial; next is when
+// the next one is due, zero if none is waited for.
+func (l *live) set(state State, err error, failed bool, next time.Time) {
 	msg := ""
 	if err != nil {
 		msg = l.scrub(err.Error())
 	}
+	now := time.Now().UTC()
 	l.mu.Lock()
 	prev := l.st
 	if prev.State != state {
-		l.st.Since = time.Now().UTC()
+		l.st.Since = now
 	}
 	l.st.State, l.st.Err, l.st.Permanent = state, msg, connector.IsPermanent(err)
+	switch {
+	case state == StateConnected:
+		l.st.Attempts = 0
+	case failed:
+		l.st.Attempts++
+	}
+	l.st.NextAttemptAt = next
+	st := l.st
+	changed := prev.State != state || prev.Err != msg
+	again := !changed && err != nil && now.Sub(l.lastLog) >= retryLogEvery
+	if changed || again {
+		l.lastLog = now
+	}
+	// Published under l.mu, so that mute orders it before the event
+	// that replaces or removes this live.
+	if changed && l.notify != nil {
+		l.notify(st)
+	}
 	l.mu.Unlock()
 	switch {
-	case prev.State == state && prev.Err == msg:
-		// Nothing new: retries of the same failure are not logged again.
+	case again:
+		l.log.Warn("connection still "+string(state), "err", msg, "attempts", st.Attempts, "nextAttemptAt", next)
+	case !changed:
+		// Retries of the same failure are logged at most every retryLogEvery.
 	case state == StateConnected:
 		l.log.Info("connection connected")
 	case err != nil:
-		l.log.Warn("connection "+string(state), "err", msg, "permanent", connector.IsPermanent(err))
+		l.log.Warn("connection "+string(state), "err", msg, "permanent", st.Permanent, "attempts", st.Attempts)
 	}
 }
+
+// mute stops the status events of a live that is being replaced or
+// removed, so that none follows the event that reports it.
+func (l *live) mute() {
+	l.mu.Lock()
+	l.notify = nil
+	l.mu.Unlock()
+}
+
+// reconnect asks the dial loop to close the link and dial again now,
+// without waiting out a backoff.
+func (l *live) reconnect() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// errReconnect ends a link that Reconnect asked to redial.
+var errReconnect = errors.New("reconnect asked")
 
 func (l *live) run(ctx context.Context) {
 	b := &backoff.ExponentialBackOff{
@@ -160,9 +214,14 @@ func (l *live) run(ctx context.Context) {
 	}
 	b.Reset()
 	for {
-		// A loss reported by an earlier link is stale once we redial.
+		// A loss reported by an earlier link, or a reconnect asked
+		// before this dial, is stale once we redial.
 		select {
 		case <-l.lost:
+		default:
+		}
+		select {
+		case <-l.kick:
 		default:
 		}
 		dctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, l.policy), l.cfg.dialTimeout)
@@ -171,11 +230,13 @@ func (l *live) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if l.dialed != nil {
+			l.dialed(err)
+		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("no answer within %v: %w", l.cfg.dialTimeout, err)
 			}
-			l.set(StateDisconnected, err)
 			wait := b.NextBackOff()
 			if connector.IsPermanent(err) {
 				wait = l.cfg.maxBackoff
@@ -186,13 +247,18 @@ func (l *live) run(ctx context.Context) {
 			continue
 		}
 		b.Reset()
-		l.set(StateConnected, nil)
+		l.set(StateConnected, nil, false, time.Time{})
 		err = l.watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		l.set(StateDisconnected, err)
-		if !sleep(ctx, b.NextBackOff()) {
+		if errors.Is(err, errReconnect) {
+			l.set(StateConnecting, nil, false, time.Time{})
+			continue
+		}
+		wait := b.NextBackOff()
+		l.set(StateDisconnected, err, false, time.Now().Add(wait).UTC())
+		if !l.sleep(ctx, wait) {
 			return
 		}
 	}
@@ -212,6 +278,8 @@ func (l *live) watch(ctx context.Context) error {
 		select {
 		case err := <-l.lost:
 			return err
+		case <-l.kick:
+			return errReconnect
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick:
@@ -229,33 +297,40 @@ func (l *live) watch(ctx context.Context) error {
 // accepts connections at the peer's address, until its watcher finds it
 // accepting again (with the longest backoff as a last resort), so that
 // the connections to one address do not each try it in turn.
+// It records the failed dial err first, with when the next is due.
 func (l *live) pause(ctx context.Context, d time.Duration, err error) bool {
 	if l.watchers == nil || l.addr == "" || !refused(err) {
-		return sleep(ctx, d)
+		l.set(StateDisconnected, err, true, time.Now().Add(d).UTC())
+		return l.sleep(ctx, d)
 	}
 	up, leave := l.watchers.wait(l.addr)
 	defer leave()
 	// Jittered, so that the connections waiting on one address do not
 	// all fall back to dialing it at the same moment.
-	t := time.NewTimer(l.cfg.maxBackoff/2 + rand.N(l.cfg.maxBackoff/2+1))
+	d = l.cfg.maxBackoff/2 + rand.N(l.cfg.maxBackoff/2+1)
+	l.set(StateDisconnected, err, true, time.Now().Add(d).UTC())
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-up:
+	case <-l.kick:
 	case <-ctx.Done():
 		return false
 	}
 	return true
 }
 
-// sleep waits for d or until ctx is done, and reports whether ctx is live.
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits for d, or a reconnect, or until ctx is done, and reports
+// whether ctx is live.
+func (l *live) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+	case <-l.kick:
 	case <-ctx.Done():
 		return false
 	}
+	return true
 }

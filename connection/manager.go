@@ -59,6 +59,9 @@ type Options struct {
 	// connector.DefaultListenPolicy alone. Give the same to the Checker
 	// (httpapi's default Checker takes it from the Manager).
 	Policy *connector.Policy
+	// EventHistory is how many events are kept for subscribers that
+	// resume (SubscribeOptions.From); default and least 1024.
+	EventHistory int
 }
 
 // Manager holds named connections: it stores their specs, keeps each one
@@ -77,6 +80,8 @@ type Manager struct {
 	maxProps, maxConns int
 	policy             *connector.Policy
 	watchers           *watchers
+	bus                *bus
+	obs                observers
 
 	mu    sync.Mutex
 	conns map[string]*entry
@@ -139,6 +144,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		maxProps: opts.MaxPropsBytes,
 		maxConns: opts.MaxConnections,
 		policy:   opts.Policy,
+		bus:      newBus(max(opts.EventHistory, 1024)),
 	}
 	if m.policy == nil {
 		m.policy = &connector.Policy{Listen: connector.DefaultListenPolicy}
@@ -190,6 +196,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 			m.log.Error("stored connection cannot run", "connection", rec.ID, "type", rec.Type, "err", err)
 		}
 		m.conns[rec.ID] = e
+		m.bus.seed(rec.ID, e.status())
 		if e.live != nil {
 			e.live.start(&m.wg)
 		}
@@ -273,7 +280,10 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
-			return newLive(conn, ev, m.watchers, scrub, log, m.cfg), nil
+			l := newLive(conn, ev, m.watchers, scrub, log, m.cfg)
+			l.notify = func(st Status) { m.bus.publish(Event{Kind: EventStatus, ID: id, Type: typ, Status: &st}) }
+			l.dialed = func(err error) { m.obs.each(func(o Observer) { o.Dialed(id, typ, err) }) }
+			return l, nil
 		}
 	}
 	if fe, ok := err.(connector.FieldErrors); ok {
@@ -478,7 +488,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 	m.mu.Unlock()
 
 	var rec store.Record
-	err = guard(func() (err error) {
+	err = m.timed("create", func() (err error) {
 		props, err := m.toStore(p)
 		if err != nil {
 			return err
@@ -497,6 +507,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 	e.rec, e.stored, e.live = rec, true, l
 	e.identity, e.claim = p.identity, ""
 	e.setProps(p.props)
+	m.changed(EventCreated, e, false)
 	if !m.closed {
 		l.start(&m.wg)
 	}
@@ -554,7 +565,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	if err == nil {
 		l = p.live
 		var rec store.Record
-		err = guard(func() (err error) {
+		err = m.timed("update", func() (err error) {
 			props, err := m.toStore(p)
 			if err != nil {
 				return err
@@ -568,9 +579,13 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 		} else {
 			m.mu.Lock()
 			old := e.live
+			if old != nil {
+				old.mute()
+			}
 			e.rec, e.schema, e.live, e.broken = rec, p.schema, l, Status{}
 			e.identity = p.identity
 			e.setProps(p.props)
+			m.changed(EventUpdated, e, false)
 			m.mu.Unlock()
 			// The old link goes before the new one dials, so that the two
 			// never fight over a client id.
@@ -631,13 +646,14 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 	e.busy = make(chan struct{})
 	m.mu.Unlock()
 
-	err = guard(func() error { return m.store.Delete(ctx, id, version) })
+	err = m.timed("delete", func() error { return m.store.Delete(ctx, id, version) })
 	m.mu.Lock()
 	if err == nil {
 		m.remove(id)
 		if m.tombs != nil {
 			m.tombs[id] = e.rec.Revision
 		}
+		m.changed(EventDeleted, e, false)
 	}
 	settle(e)
 	l := e.live
@@ -941,5 +957,53 @@ func (m *Manager) Close() error {
 		m.watchers.close()
 	}
 	m.wg.Wait()
+	m.bus.close()
+	return nil
+}
+
+// status is e's current status. m.mu must be held.
+func (e *entry) status() Status {
+	if e.live != nil {
+		return e.live.status()
+	}
+	return e.broken
+}
+
+// changed publishes a created, updated or deleted event of e; remote if
+// another instance made the change. m.mu must be held, so that the event
+// comes before any status event of a new live.
+func (m *Manager) changed(kind EventKind, e *entry, remote bool) {
+	ev := Event{Kind: kind, ID: e.rec.ID, Type: e.rec.Type, Remote: remote}
+	if kind == EventDeleted {
+		if e.live != nil {
+			e.live.mute()
+		}
+	} else {
+		st := e.status()
+		ev.Version, ev.Status = e.rec.Version, &st
+	}
+	m.bus.publish(ev)
+}
+
+// Reconnect closes the link of the connection id and dials it again now,
+// without waiting out a backoff; its refs keep their clients. Use it once
+// the peer is fixed. It returns once the redial is asked, not dialed.
+func (m *Manager) Reconnect(id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	e := m.conns[id]
+	if e == nil || !e.stored {
+		m.mu.Unlock()
+		return notFound(id)
+	}
+	l, broken := e.live, e.broken
+	m.mu.Unlock()
+	if l == nil {
+		return &Error{Code: CodeInvalidArgument, ID: id,
+			Message: fmt.Sprintf("connection %q cannot run, so it cannot reconnect: %s; update it", id, broken.Err)}
+	}
+	l.reconnect()
 	return nil
 }

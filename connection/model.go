@@ -35,6 +35,10 @@ type Status struct {
 	// credentials, a type that is not compiled in): fix the connection.
 	Permanent bool      `json:"permanent,omitempty"`
 	Since     time.Time `json:"statusSince"`
+	// Attempts counts the dials that failed since the link was last up.
+	Attempts int `json:"attempts,omitempty"`
+	// NextAttemptAt is when the next dial is due, while redialing.
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
 }
 
 // Info is a connection as the Manager reports it. Secrets in Props are

@@ -263,6 +263,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 		}
 		rs.holds = append(rs.holds, h)
 		e.refsGen++
+		m.bus.publish(Event{Kind: EventAttached, ID: id, Type: e.rec.Type, Ref: ref})
 		m.mu.Unlock()
 		return h, nil
 	}
@@ -282,6 +283,7 @@ func (m *Manager) release(e *entry, rs *refState, i int) {
 	rs.holds = slices.Delete(rs.holds, i, i+1)
 	e.refsGen++
 	rs.ending++
+	m.bus.publish(Event{Kind: EventDetached, ID: e.rec.ID, Type: e.rec.Type, Ref: h.ref})
 	l, id := e.live, e.rec.ID
 	m.mu.Unlock()
 

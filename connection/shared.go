@@ -78,6 +78,7 @@ func (m *Manager) apply(c store.Change) {
 				return
 			}
 			m.remove(r.ID)
+			m.changed(EventDeleted, e, true)
 			l, refs := e.live, e.refNames()
 			m.mu.Unlock()
 			if len(refs) > 0 {
@@ -114,6 +115,7 @@ func (m *Manager) apply(c store.Change) {
 		}
 		if e == nil {
 			m.put(r.ID, ne)
+			m.changed(EventCreated, ne, true)
 			if ne.live != nil {
 				ne.live.start(&m.wg)
 			}
@@ -122,8 +124,12 @@ func (m *Manager) apply(c store.Change) {
 			return
 		}
 		old := e.live
+		if old != nil {
+			old.mute()
+		}
 		e.rec, e.schema, e.live, e.broken, e.identity = ne.rec, ne.schema, ne.live, ne.broken, ne.identity
 		e.setProps(ne.props)
+		m.changed(EventUpdated, e, true)
 		e.busy = make(chan struct{})
 		m.mu.Unlock()
 		// The old link goes before the new one dials.
