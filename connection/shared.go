@@ -80,7 +80,20 @@ func (m *Manager) apply(c store.Change) {
 			m.remove(r.ID)
 			m.changed(EventDeleted, e, true)
 			l, refs := e.live, e.refNames()
+			// Attaches here can only remain if this instance's lease was
+			// lost: their refs are withdrawn, so that none is published
+			// again on a later connection of the same id.
+			var dropped []*hold
+			for _, rs := range e.refs {
+				dropped = append(dropped, rs.holds...)
+				rs.holds = nil
+			}
+			e.refsGen++
 			m.mu.Unlock()
+			for _, h := range dropped {
+				h.stop()
+				m.releaseRef(r.ID, h.ref)
+			}
 			if len(refs) > 0 {
 				m.log.Warn("connection deleted by another instance while attached here", "connection", r.ID, "refs", refs)
 			}

@@ -156,8 +156,15 @@ func openStore(ctx context.Context, sc storeConfig, dbPath string, log *slog.Log
 	}
 	rest, ok := strings.CutPrefix(sc.url, "etcd://")
 	hosts, prefix, _ := strings.Cut(rest, "/")
-	if !ok || hosts == "" {
-		return nil, "", fmt.Errorf("-store %q: give etcd://HOST:PORT[,HOST:PORT...]/PREFIX", sc.url)
+	const form = "give etcd://HOST:PORT[,HOST:PORT...]/PREFIX, with a PREFIX of letters, digits, - _ . and /"
+	if !ok || hosts == "" || strings.Contains(hosts, "@") {
+		// The URL is not echoed: it may hold credentials.
+		return nil, "", fmt.Errorf("-store: %s", form)
+	}
+	if strings.Trim(prefix, "/") == "" || strings.ContainsFunc(prefix, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r))
+	}) {
+		return nil, "", fmt.Errorf("-store: etcd prefix %q: %s (a prefix keeps these connections apart from anything else in etcd)", prefix, form)
 	}
 	eps := strings.Split(hosts, ",")
 	for _, ep := range eps {

@@ -3,7 +3,9 @@
 //
 // Under its prefix a Store keeps each record at c/ID (its etcd version is
 // the record's Version) and each ref an instance holds at
-// r/ID/INSTANCE/REF, under the instance's lease. Create, Update and
+// r/ID/INSTANCE/TOKEN/REF, under the instance's lease (TOKEN is random
+// per process, so that two processes given one instance name never
+// withdraw each other's refs). Create, Update and
 // Delete are transactions: a create succeeds only if the key is absent,
 // an update or delete only at the version the caller read and while no
 // instance holds a ref, so two instances racing on one id cannot both
@@ -57,21 +59,27 @@ type Store struct {
 	cli      *clientv3.Client
 	prefix   string
 	instance string
-	timeout  time.Duration
-	ttl      time.Duration
-	log      *slog.Logger
-	ctx      context.Context // ends at Close
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// token tells this process's refs from those of another process
+	// given the same instance name, so that neither withdraws the
+	// other's.
+	token   string
+	timeout time.Duration
+	ttl     time.Duration
+	log     *slog.Logger
+	ctx     context.Context // ends at Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
-	mu    sync.Mutex
-	lease clientv3.LeaseID
-	refs  map[string]*held // by key
-	stale map[string]int64 // released refs not yet withdrawn: key to revision
+	mu     sync.Mutex
+	lease  clientv3.LeaseID
+	grants int              // leases granted and refs published under them
+	refs   map[string]*held // by key
+	stale  map[string]int64 // released refs not yet withdrawn: key to revision
 }
 
 // held is one ref this instance publishes.
 type held struct {
+	id    string // of the record
 	count int
 	rev   int64 // the mod revision of its last put
 	value string
@@ -106,6 +114,9 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error
 	if strings.ContainsAny(s.instance, "/") {
 		return nil, fmt.Errorf("etcd store: instance %q: a name without /", s.instance)
 	}
+	tok := make([]byte, 6)
+	rand.Read(tok)
+	s.token = hex.EncodeToString(tok)
 	if s.timeout <= 0 {
 		s.timeout = 5 * time.Second
 	}
@@ -150,7 +161,7 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 func (s *Store) key(id string) string    { return s.prefix + "c/" + id }
 func (s *Store) refsOf(id string) string { return s.prefix + "r/" + id + "/" }
 func (s *Store) refKey(id, ref string) string {
-	return s.refsOf(id) + s.instance + "/" + url.PathEscape(ref)
+	return s.refsOf(id) + s.instance + "/" + s.token + "/" + url.PathEscape(ref)
 }
 
 // value is a record as stored; its version and revision are etcd's.

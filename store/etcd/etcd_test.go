@@ -136,3 +136,32 @@ func TestCrashedInstanceRefsExpire(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSameInstanceName: two processes given one instance name (a
+// mistake) do not withdraw each other's refs.
+func TestSameInstanceName(t *testing.T) {
+	p := newPrefix(t)
+	s1, s2, s3 := open(t, "dup", p), open(t, "dup", p), open(t, "other", p)
+	defer s1.Close()
+	defer s2.Close()
+	defer s3.Close()
+	ctx := context.Background()
+	if _, err := s3.Create(ctx, store.Record{ID: "x", Type: "fake", Props: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*etcd.Store{s1, s2} {
+		if err := s.HoldRef(ctx, "x", "rule1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s2.ReleaseRef(ctx, "x", "rule1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Delete(ctx, "x", 1); !errors.Is(err, store.ErrInUse) {
+		t.Fatalf("delete while the first dup still holds rule1: %v, want in_use", err)
+	}
+	s1.ReleaseRef(ctx, "x", "rule1")
+	if err := s3.Delete(ctx, "x", 1); err != nil {
+		t.Fatalf("delete once both released: %v", err)
+	}
+}

@@ -7,3 +7,10 @@ func (s *Store) Crash() {
 	s.wg.Wait()
 	s.cli.Close()
 }
+
+// Grants returns how many leases were granted with the refs published.
+func (s *Store) Grants() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.grants
+}

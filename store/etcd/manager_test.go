@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
@@ -233,4 +235,55 @@ func TestAttachRacesDeleteAcrossManagers(t *testing.T) {
 	}
 	eventually(t, "every link closed", time.Second, func() bool { return fake.OpenConns("p") == 0 })
 	t.Logf("attach won %d, delete won %d", attached, deleted)
+}
+
+// TestLeaseLostRefsNotRevived: an instance cut off for longer than its
+// refs' time-to-live loses them; another deletes the connection; when the
+// first is back, its old attach is not published again, so a new
+// connection of the same id is not held by it.
+func TestLeaseLostRefsNotRevived(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	fake := connectortest.NewFake()
+	fake.SetUp("p", true)
+	px := connectortest.NewProxy(t, ep)
+	p := newPrefix(t)
+	logs := slog.New(slog.DiscardHandler)
+	sa, err := etcd.Open(context.Background(), []string{px.Addr()}, &etcd.Options{Prefix: p, Instance: "a", Timeout: 2 * time.Second, RefTTL: 2 * time.Second, Logger: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	a, err := connection.New(context.Background(), sa, &connection.Options{Registry: reg, Logger: logs, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); sa.Close() })
+	b, sb := manager(t, fake, []string{ep}, p, "b")
+	ctx := context.Background()
+	if _, err := b.Create(ctx, connection.Spec{ID: "x", Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "x on a", 2*time.Second, func() bool { return state(a, "x") == connection.StateConnected })
+	if _, err := a.Attach(ctx, "x", "rule1/src"); err != nil {
+		t.Fatal(err)
+	}
+	grants := sa.Grants()
+	px.Cut()
+	eventually(t, "b deletes x once a's lease expired", 10*time.Second, func() bool { return b.Delete(ctx, "x", 0) == nil })
+	px.Restore()
+	eventually(t, "x gone on a", 10*time.Second, func() bool { _, err := a.Get("x"); return err != nil })
+	eventually(t, "a's new lease", 10*time.Second, func() bool { return sa.Grants() > grants })
+	if _, err := b.Create(ctx, connection.Spec{ID: "x", Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Client().Get(ctx, p+"r/", clientv3.WithPrefix())
+	if err != nil || len(res.Kvs) != 0 {
+		t.Fatalf("ref keys after the lease was regranted: %v %v", res.Kvs, err)
+	}
+	eventually(t, "new x on a", 2*time.Second, func() bool { return state(a, "x") == connection.StateConnected })
+	a.Detach("x", "rule1/src") // of the old x: does nothing
+	if err := b.Delete(ctx, "x", 0); err != nil {
+		t.Fatalf("the new x, which nobody holds: %v", err)
+	}
 }

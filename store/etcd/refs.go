@@ -10,7 +10,8 @@ import (
 	"github.com/connkit/connkit/store"
 )
 
-// grant takes a new lease and publishes every held ref under it.
+// grant takes a new lease and publishes under it every held ref whose
+// record still exists.
 func (s *Store) grant(ctx context.Context) error {
 	l, err := s.cli.Grant(ctx, int64((s.ttl+time.Second-1)/time.Second))
 	if err != nil {
@@ -18,22 +19,36 @@ func (s *Store) grant(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.lease = l.ID
-	keys := make(map[string]string, len(s.refs))
+	refs := make(map[string]*held, len(s.refs))
 	for k, h := range s.refs {
-		keys[k] = h.value
+		refs[k] = h
 	}
 	s.mu.Unlock()
-	for k, v := range keys {
-		res, err := s.cli.Put(ctx, k, v, clientv3.WithLease(l.ID))
+	for k, h := range refs {
+		s.mu.Lock()
+		v := h.value
+		s.mu.Unlock()
+		// A record deleted while the lease was gone keeps no ref: a
+		// record made later with its id is not in use by this one.
+		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(h.id)), ">", 0)).
+			Then(clientv3.OpPut(k, v, clientv3.WithLease(l.ID))).Commit()
 		if err != nil {
 			return err
 		}
 		s.mu.Lock()
-		if h := s.refs[k]; h != nil {
+		released := s.refs[k] != h
+		if !released && res.Succeeded {
 			h.rev = max(h.rev, res.Header.Revision)
 		}
 		s.mu.Unlock()
+		if released && res.Succeeded {
+			// Released while it was put again: withdraw what we put.
+			s.withdraw(ctx, k, res.Header.Revision)
+		}
 	}
+	s.mu.Lock()
+	s.grants++
+	s.mu.Unlock()
 	return nil
 }
 
@@ -79,13 +94,16 @@ func (s *Store) HoldRef(ctx context.Context, id, ref string) error {
 	s.mu.Lock()
 	h := s.refs[k]
 	if h == nil {
-		h = &held{value: string(v)}
+		h = &held{id: id, value: string(v)}
 		s.refs[k] = h
 	}
 	h.count++
-	lease := s.lease
 	s.mu.Unlock()
 	err := s.call(ctx, func(ctx context.Context, _ bool) error {
+		// The lease of each attempt: one lost meanwhile is replaced.
+		s.mu.Lock()
+		lease := s.lease
+		s.mu.Unlock()
 		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(id)), ">", 0)).
 			Then(clientv3.OpPut(k, string(v), clientv3.WithLease(lease))).Commit()
 		if err != nil {
@@ -126,11 +144,17 @@ func (s *Store) ReleaseRef(ctx context.Context, id, ref string) error {
 	if rev == 0 {
 		return nil // never put
 	}
+	return s.withdraw(ctx, k, rev)
+}
+
+// withdraw deletes the ref key k if it is still at revision rev; if etcd
+// cannot be reached, the sweep retries, and until then the record stays
+// in use.
+func (s *Store) withdraw(ctx context.Context, k string, rev int64) error {
 	err := s.unpublish(ctx, k, rev)
 	if err != nil {
-		// Withdrawn later: until then the record stays in use.
 		s.mu.Lock()
-		s.stale[k] = rev
+		s.stale[k] = max(s.stale[k], rev)
 		s.mu.Unlock()
 	}
 	return err

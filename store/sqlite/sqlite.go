@@ -111,7 +111,12 @@ func OpenWith(ctx context.Context, path string, opts *Options) (*Store, error) {
 // until Close (or the process ends): a second process on the same
 // database would keep records the first never sees.
 func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path+"-lock", os.O_RDWR|os.O_CREATE, 0o600)
+	// One lock per file, however it is named: through a symlink too.
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	f, err := os.OpenFile(real+"-lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}

@@ -87,6 +87,14 @@ func TestFileInUse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "etcd") {
 		t.Fatalf("second Open of one file: %v, want an error that says it is in use and points to etcd", err)
 	}
+	// Through a symlink it is the same file.
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Open(context.Background(), link); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("Open through a symlink of a file in use: %v", err)
+	}
 	s.Close()
 	s, err = sqlite.Open(context.Background(), path)
 	if err != nil {
