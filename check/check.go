@@ -121,8 +121,15 @@ type Request struct {
 	Base map[string]any
 }
 
-// Source checks a source configuration and returns how long it took.
-func (c *Checker) Source(ctx context.Context, r Request) (time.Duration, error) {
+// Result is what a check did: how long it took and its steps, failed or
+// not (the last failed step says where).
+type Result struct {
+	Took  time.Duration
+	Steps []connector.Step
+}
+
+// Source checks a source configuration.
+func (c *Checker) Source(ctx context.Context, r Request) (Result, error) {
 	return c.run(ctx, r, "source", func(t connector.Type) (func(context.Context, map[string]any) error, bool) {
 		sc, ok := t.(connector.SourceChecker)
 		if !ok {
@@ -132,8 +139,8 @@ func (c *Checker) Source(ctx context.Context, r Request) (time.Duration, error) 
 	})
 }
 
-// Sink checks a sink configuration and returns how long it took.
-func (c *Checker) Sink(ctx context.Context, r Request) (time.Duration, error) {
+// Sink checks a sink configuration.
+func (c *Checker) Sink(ctx context.Context, r Request) (Result, error) {
 	return c.run(ctx, r, "sink", func(t connector.Type) (func(context.Context, map[string]any) error, bool) {
 		sc, ok := t.(connector.SinkChecker)
 		if !ok {
@@ -143,37 +150,38 @@ func (c *Checker) Sink(ctx context.Context, r Request) (time.Duration, error) {
 	})
 }
 
-func (c *Checker) run(ctx context.Context, r Request, side string, pick func(connector.Type) (func(context.Context, map[string]any) error, bool)) (time.Duration, error) {
+func (c *Checker) run(ctx context.Context, r Request, side string, pick func(connector.Type) (func(context.Context, map[string]any) error, bool)) (Result, error) {
 	t, ok := c.reg.Lookup(r.Type)
 	if !ok {
-		return 0, &Error{Kind: ErrUnknownType, Message: fmt.Sprintf("unknown type %q; the registered types are %v", connector.Short(r.Type), c.reg.Names())}
+		return Result{}, &Error{Kind: ErrUnknownType, Message: fmt.Sprintf("unknown type %q; the registered types are %v", connector.Short(r.Type), c.reg.Names())}
 	}
 	fn, ok := pick(t)
 	if !ok {
-		return 0, &Error{Kind: ErrUnsupported, Message: fmt.Sprintf("type %q has no %s check: it has no %s side, or cannot be checked", r.Type, side, side)}
+		return Result{}, &Error{Kind: ErrUnsupported, Message: fmt.Sprintf("type %q has no %s check: it has no %s side, or cannot be checked", r.Type, side, side)}
 	}
 	if b, err := json.Marshal(r.Props); err != nil || len(b) > c.maxProps {
 		msg := fmt.Sprintf("%d bytes of JSON; give at most %d", len(b), c.maxProps)
 		if err != nil {
 			msg = "not encodable as JSON"
 		}
-		return 0, &Error{Kind: ErrInvalid, Fields: connector.FieldErrors{{Field: "props", Message: msg}}, Message: "invalid configuration: props: " + msg}
+		return Result{}, &Error{Kind: ErrInvalid, Fields: connector.FieldErrors{{Field: "props", Message: msg}}, Message: "invalid configuration: props: " + msg}
 	}
 	schema := t.Schema()
 	props := r.Props
 	if r.Base != nil {
 		var err error
 		if props, err = secret.Overlay(schema, r.Base, r.Props); err != nil {
-			return 0, classify(err, ctx, c.timeout, secret.Scrubber(schema, r.Base))
+			return Result{}, classify(err, ctx, c.timeout, secret.Scrubber(schema, r.Base))
 		}
 	}
 
 	select {
 	case c.slots <- struct{}{}:
 	default:
-		return 0, &Error{Kind: ErrBusy, Message: fmt.Sprintf("%d checks are running already; retry in a moment", cap(c.slots))}
+		return Result{}, &Error{Kind: ErrBusy, Message: fmt.Sprintf("%d checks are running already; retry in a moment", cap(c.slots))}
 	}
-	ctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, c.policy), c.timeout)
+	steps := &connector.Steps{}
+	ctx, cancel := context.WithTimeout(connector.WithSteps(connector.WithPolicy(ctx, c.policy), steps), c.timeout)
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
@@ -195,11 +203,23 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 			err = ctx.Err()
 		}
 	}
-	took := time.Since(start)
-	if err == nil {
-		return took, nil
+	res := Result{Took: time.Since(start), Steps: steps.List()}
+	scrub := secret.Scrubber(schema, props)
+	for i := range res.Steps {
+		res.Steps[i].Error = scrub(res.Steps[i].Error)
 	}
-	return took, classify(err, ctx, c.timeout, secret.Scrubber(schema, props))
+	if err == nil {
+		if len(res.Steps) == 0 {
+			res.Steps = []connector.Step{{Name: "check", OK: true, Ms: res.Took.Milliseconds()}}
+		}
+		return res, nil
+	}
+	err = classify(err, ctx, c.timeout, scrub)
+	if n := len(res.Steps); n == 0 || res.Steps[n-1].OK {
+		// The failure came after the last step a connector recorded.
+		res.Steps = append(res.Steps, connector.Step{Name: "check", Ms: res.Took.Milliseconds(), Error: err.Error()})
+	}
+	return res, err
 }
 
 func classify(err error, ctx context.Context, timeout time.Duration, scrub func(string) string) error {

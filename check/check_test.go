@@ -47,9 +47,9 @@ func wantKind(t *testing.T, err error, kind error, reason string) *check.Error {
 func TestOutcomes(t *testing.T) {
 	c, fake := setup(check.Options{Timeout: 200 * time.Millisecond})
 	ctx := context.Background()
-	took, err := c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "ok", "table": "t", "fields": []any{"a"}}})
-	if err != nil || took <= 0 {
-		t.Fatalf("good sink: %v %v", took, err)
+	res, err := c.Sink(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "ok", "table": "t", "fields": []any{"a"}}})
+	if took := res.Took; err != nil || took <= 0 || len(res.Steps) == 0 || !res.Steps[len(res.Steps)-1].OK {
+		t.Fatalf("good sink: %+v %v", res, err)
 	}
 	if _, err := c.Source(ctx, check.Request{Type: "fake", Props: map[string]any{"addr": "ok"}}); err != nil {
 		t.Fatalf("good source: %v", err)
@@ -70,7 +70,7 @@ func TestOutcomes(t *testing.T) {
 	wantKind(t, mustFail(c.Sink(ctx, check.Request{Type: "plain", Props: map[string]any{}})), check.ErrUnsupported, "")
 }
 
-func mustFail(_ time.Duration, err error) error { return err }
+func mustFail(_ check.Result, err error) error { return err }
 
 func TestTimeouts(t *testing.T) {
 	c, fake := setup(check.Options{Timeout: 100 * time.Millisecond})

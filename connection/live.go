@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -19,6 +20,7 @@ import (
 // backoff, follows Lost events, and keeps the status.
 type live struct {
 	conn     connector.Conn
+	ev       *events
 	lost     chan error
 	policy   *connector.Policy // in the context of every Connect and Ping
 	watchers *watchers         // of the peer's address, while it refuses
@@ -50,7 +52,11 @@ type events struct {
 	lost   chan error
 	policy *connector.Policy
 	log    *slog.Logger
+	active atomic.Int64 // Unix nanoseconds of the last message; 0 for none
 }
+
+// Active implements connector.Activity.
+func (e *events) Active() { e.active.Store(time.Now().UnixNano()) }
 
 func newEvents(p *connector.Policy, log *slog.Logger) *events {
 	return &events{lost: make(chan error, 1), policy: p, log: log}
@@ -80,7 +86,7 @@ func (e *events) Policy() *connector.Policy { return e.policy }
 
 func newLive(conn connector.Conn, ev *events, ws *watchers, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
 	l := &live{
-		conn: conn, lost: ev.lost, policy: ev.policy, watchers: ws, scrub: scrub, log: log, cfg: cfg,
+		conn: conn, ev: ev, lost: ev.lost, policy: ev.policy, watchers: ws, scrub: scrub, log: log, cfg: cfg,
 		st:   Status{State: StateConnecting, Since: time.Now().UTC()},
 		kick: make(chan struct{}, 1),
 	}
@@ -128,6 +134,17 @@ func (l *live) stop() {
 	if err := l.conn.Close(); err != nil {
 		l.log.Warn("closing connection", "err", l.scrub(err.Error()))
 	}
+}
+
+// lastActivity is when the link last carried a message, to the second
+// (so that an Info kept as JSON changes at most once a second); zero if
+// never.
+func (l *live) lastActivity() time.Time {
+	ns := l.ev.active.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(ns/1e9, 0).UTC()
 }
 
 func (l *live) status() Status {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -779,6 +780,9 @@ func (m *Manager) AppendPageJSON(dst []byte, after string, limit int) (out []byt
 			st = e.live.status()
 		}
 		key := infoKey{version: e.rec.Version, status: st, refsGen: e.refsGen}
+		if e.live != nil {
+			key.activity = e.live.lastActivity()
+		}
 		if e.json != nil && e.jsonKey == key {
 			parts = append(parts, part{json: e.json})
 			size += len(e.json) + 1
@@ -798,7 +802,7 @@ func (m *Manager) AppendPageJSON(dst []byte, after string, limit int) (out []byt
 			// The status the key was made of, not one read later, so
 			// the kept JSON is never of another state than its key.
 			in := p.snap.info(true)
-			in.Status = p.key.status
+			in.Status, in.LastActivityAt = p.key.status, p.key.activity
 			b, err := json.Marshal(in)
 			if err != nil {
 				b = []byte("null")
@@ -859,9 +863,10 @@ type snapshot struct {
 
 // infoKey says which state of a connection its cached JSON is of.
 type infoKey struct {
-	version int64
-	status  Status
-	refsGen uint64
+	version  int64
+	status   Status
+	refsGen  uint64
+	activity time.Time
 }
 
 // snapshot copies what Info needs. m.mu must be held.
@@ -885,6 +890,9 @@ func (s snapshot) info(shared bool) Info {
 		ID: s.rec.ID, Type: s.rec.Type, Props: s.masked,
 		RefCount: s.holds, Refs: s.refs, Status: s.status(),
 		Version: s.rec.Version, CreatedAt: s.rec.CreatedAt, UpdatedAt: s.rec.UpdatedAt,
+	}
+	if s.live != nil {
+		in.LastActivityAt = s.live.lastActivity()
 	}
 	if !shared || in.Props == nil {
 		in.Props = connector.Props(s.masked).Clone()
@@ -1005,5 +1013,22 @@ func (m *Manager) Reconnect(id string) error {
 			Message: fmt.Sprintf("connection %q cannot run, so it cannot reconnect: %s; update it", id, broken.Err)}
 	}
 	l.reconnect()
+	return nil
+}
+
+// Ready returns nil while the Manager is open and its store answers: the
+// stored connections were loaded by New.
+func (m *Manager) Ready(ctx context.Context) error {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	// Any read will do: one of an id that is never stored costs least.
+	_, err := m.store.Get(ctx, "readyz-probe-of-the-store")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return &Error{Code: CodeUnavailable, Err: err, Message: "the store does not answer: " + err.Error()}
+	}
 	return nil
 }

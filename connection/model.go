@@ -50,11 +50,15 @@ type Info struct {
 	Status
 	// RefCount is how many attaches hold the connection; Refs their
 	// names, sorted, each once (a name can be held by several attaches).
-	RefCount  int       `json:"refCount"`
-	Refs      []string  `json:"refs"`
-	Version   int64     `json:"version"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	RefCount int      `json:"refCount"`
+	Refs     []string `json:"refs"`
+	Version  int64    `json:"version"`
+	// LastActivityAt is when the link last carried a message, to the
+	// second, for a type that reports it (connector.Activity); zero, and
+	// left out of JSON, if never.
+	LastActivityAt time.Time `json:"lastActivityAt,omitzero"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)

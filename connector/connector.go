@@ -329,3 +329,22 @@ func AttachAs[T any](ctx context.Context, a Attacher, id, ref string) (T, error)
 		return nil
 	}))
 }
+
+// Activity is implemented by the Events a Manager hands to Type.Open. A
+// connection whose link carries messages calls Active each time one is
+// sent or received, so that its last activity is reported ("connected
+// but nothing flows" shows). It is one atomic store: call it on the hot
+// path.
+type Activity interface {
+	Active()
+}
+
+// ActiveFunc returns the Active of ev, or a func that does nothing when ev
+// does not implement Activity (a test's Events, say). Call it once at
+// Open and keep the func.
+func ActiveFunc(ev Events) func() {
+	if a, ok := ev.(Activity); ok {
+		return a.Active
+	}
+	return func() {}
+}

@@ -44,7 +44,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,23 +76,39 @@ type Options struct {
 	// MaxPageSize caps the connections of one GET /connections, and is
 	// its default page; default 1,000.
 	MaxPageSize int
+	// KeepAlive is how often an idle GET /events stream gets a comment,
+	// so that proxies do not cut it; default 15s.
+	KeepAlive time.Duration
+	// ReadyTimeout bounds the store's answer to GET /readyz; default 2s.
+	ReadyTimeout time.Duration
 }
 
-type handler struct {
-	m       *connection.Manager
-	checker *check.Checker
-	maxBody int64
-	maxPage int
-	log     *slog.Logger
-	mux     *http.ServeMux
+// Handler serves the REST API of a Manager. It is an http.Handler.
+type Handler struct {
+	m            *connection.Manager
+	checker      *check.Checker
+	maxBody      int64
+	maxPage      int
+	log          *slog.Logger
+	mux          *http.ServeMux
+	keepAlive    time.Duration
+	readyTimeout time.Duration
+	streams      streams
 }
 
 // New returns a handler serving the REST API of m.
-func New(m *connection.Manager, opts *Options) http.Handler {
+func New(m *connection.Manager, opts *Options) *Handler {
 	if opts == nil {
 		opts = &Options{}
 	}
-	h := &handler{m: m, checker: opts.Checker, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux()}
+	h := &Handler{m: m, checker: opts.Checker, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux(),
+		keepAlive: opts.KeepAlive, readyTimeout: opts.ReadyTimeout, streams: streams{done: make(chan struct{})}}
+	if h.keepAlive <= 0 {
+		h.keepAlive = 15 * time.Second
+	}
+	if h.readyTimeout <= 0 {
+		h.readyTimeout = 2 * time.Second
+	}
 	if h.checker == nil {
 		h.checker = check.New(&check.Options{Registry: m.Registry(), Policy: m.Policy()})
 	}
@@ -108,16 +123,22 @@ func New(m *connection.Manager, opts *Options) http.Handler {
 	}
 	h.mux.Handle("/connections", methods{"GET": h.list, "POST": h.create})
 	h.mux.Handle("/connections/{id}", methods{"GET": h.get, "PUT": h.update, "DELETE": h.delete})
+	h.mux.Handle("/connections/{id}/history", methods{"GET": h.history})
+	h.mux.Handle("/connections/{id}/reconnect", methods{"POST": h.reconnect})
+	h.mux.Handle("/connections/{id}/check", methods{"POST": h.checkStored})
 	h.mux.Handle("/metadata/connections", methods{"GET": h.types})
-	h.mux.Handle("/metadata/sinks/connection/{type}", methods{"POST": h.check(h.checker.Sink)})
-	h.mux.Handle("/metadata/sources/connection/{type}", methods{"POST": h.check(h.checker.Source)})
+	h.mux.Handle("/metadata/sinks/connection/{type}", methods{"POST": h.check("sink")})
+	h.mux.Handle("/metadata/sources/connection/{type}", methods{"POST": h.check("source")})
+	h.mux.Handle("/events", methods{"GET": h.events})
+	h.mux.Handle("/livez", methods{"GET": h.livez})
+	h.mux.Handle("/readyz", methods{"GET": h.readyz})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
 	})
 	return h
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -164,6 +185,7 @@ type errBody struct {
 	Fields []connector.FieldError `json:"fields,omitempty"`
 	Refs   []string               `json:"refs,omitempty"`
 	Reason string                 `json:"reason,omitempty"`
+	Steps  []connector.Step       `json:"steps,omitempty"`
 }
 
 var statusOf = map[connection.Code]int{
@@ -179,7 +201,7 @@ var statusOf = map[connection.Code]int{
 }
 
 // fail writes err as the JSON error body with its kind's status.
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := connection.CodeOf(err)
 	body := errBody{Error: err.Error(), Code: string(code)}
 	var ce *connection.Error
@@ -294,7 +316,7 @@ func opaqueTag(s string) (tag, rest string, ok bool) {
 
 // version turns the precondition into the version a write must find (0:
 // any), or the 412 of a precondition that no version can meet.
-func (h *handler) version(id string, pc precondition) (int64, error) {
+func (h *Handler) version(id string, pc precondition) (int64, error) {
 	if pc.any {
 		return 0, nil
 	}
@@ -323,7 +345,7 @@ type specBody struct {
 // that match a field only without regard to case, a key repeated in any
 // object, trailing data and oversized bodies are errors that name what is
 // wrong. An auth layer that reads the body sees what is used.
-func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	var keyErr *keyError
 	if err == nil {
@@ -470,7 +492,7 @@ func jsonKind(goKind string) string {
 // list answers a page of connections: ?limit= (1 to MaxPageSize, default
 // MaxPageSize) after ?after=, the id that ends the previous page. A Link
 // header with rel="next" says where the next page is, if any.
-func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := h.maxPage
 	if s := q.Get("limit"); s != "" {
@@ -495,7 +517,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	in, err := h.m.Get(r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
@@ -504,7 +526,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	writeInfo(w, http.StatusOK, in)
 }
 
-func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	var b specBody
 	if !h.decode(w, r, &b) {
 		return
@@ -517,7 +539,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 	writeInfo(w, http.StatusCreated, in)
 }
 
-func (h *handler) update(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	pc, err := ifMatch(r)
 	if err != nil {
@@ -547,7 +569,7 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 	writeInfo(w, http.StatusOK, in)
 }
 
-func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	pc, err := ifMatch(r)
 	var version int64
@@ -564,68 +586,6 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *handler) types(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) types(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.m.Types())
-}
-
-type checkResult struct {
-	OK        bool  `json:"ok"`
-	LatencyMs int64 `json:"latencyMs"`
-}
-
-func (h *handler) check(run func(context.Context, check.Request) (time.Duration, error)) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var props map[string]any
-		if !h.decode(w, r, &props) {
-			return
-		}
-		req := check.Request{Type: r.PathValue("type"), Props: props}
-		if sel, ok := props["connectionSelector"]; ok {
-			id, _ := sel.(string)
-			spec, err := h.m.Resolve(id)
-			if err != nil {
-				h.fail(w, r, selectorError(id, err))
-				return
-			}
-			if spec.Type != req.Type {
-				h.fail(w, r, selectorError(id, fmt.Errorf("connection %q is of type %q, not %q", id, spec.Type, req.Type)))
-				return
-			}
-			req.Base = spec.Props
-		}
-		took, err := run(r.Context(), req)
-		if err == nil {
-			writeJSON(w, http.StatusOK, checkResult{OK: true, LatencyMs: took.Milliseconds()})
-			return
-		}
-		var ce *check.Error
-		if !errors.As(err, &ce) {
-			h.fail(w, r, err)
-			return
-		}
-		body := errBody{Error: ce.Message, Fields: ce.Fields, Reason: ce.Reason}
-		status := http.StatusBadGateway
-		switch {
-		case errors.Is(err, check.ErrInvalid), errors.Is(err, check.ErrUnsupported), errors.Is(err, check.ErrDenied):
-			status, body.Code = http.StatusBadRequest, string(connection.CodeInvalidArgument)
-		case errors.Is(err, check.ErrUnknownType):
-			status, body.Code = http.StatusNotFound, string(connection.CodeNotFound)
-		case errors.Is(err, check.ErrBusy):
-			w.Header().Set("Retry-After", "1")
-			status, body.Code = http.StatusServiceUnavailable, "resource_exhausted"
-		case errors.Is(err, check.ErrTimeout):
-			status, body.Code = http.StatusGatewayTimeout, string(connection.CodeDeadlineExceeded)
-		default:
-			body.Code = string(connection.CodeUnavailable)
-		}
-		writeError(w, status, body)
-	}
-}
-
-// selectorError reports a connectionSelector that names no usable
-// connection as a bad field of the request.
-func selectorError(id string, err error) error {
-	return &connection.Error{Code: connection.CodeInvalidArgument, ID: id, Err: err,
-		Fields:  connector.FieldErrors{{Field: "connectionSelector", Message: err.Error()}},
-		Message: "connectionSelector: " + err.Error()}
 }

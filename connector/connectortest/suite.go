@@ -748,7 +748,7 @@ func testSecretStaysHome(t *testing.T, h Harness) {
 	c := check.New(&check.Options{Registry: reg, Timeout: 2 * time.Second})
 	for _, side := range []struct {
 		props func(string) map[string]any
-		run   func(context.Context, check.Request) (time.Duration, error)
+		run   func(context.Context, check.Request) (check.Result, error)
 	}{{h.SourceProps, c.Source}, {h.SinkProps, c.Sink}} {
 		if side.props == nil {
 			continue
@@ -825,7 +825,7 @@ func testChecks(t *testing.T, h Harness) {
 	sides := []struct {
 		name  string
 		props func(string) map[string]any
-		run   func(context.Context, check.Request) (time.Duration, error)
+		run   func(context.Context, check.Request) (check.Result, error)
 	}{{"source", h.SourceProps, c.Source}, {"sink", h.SinkProps, c.Sink}}
 	for _, side := range sides {
 		if side.props == nil {
@@ -918,7 +918,7 @@ func testListenerChecks(t *testing.T, h Harness, c *check.Checker) {
 	for _, side := range []struct {
 		name  string
 		props func(string) map[string]any
-		run   func(context.Context, check.Request) (time.Duration, error)
+		run   func(context.Context, check.Request) (check.Result, error)
 	}{{"source", h.SourceProps, c.Source}, {"sink", h.SinkProps, c.Sink}} {
 		t.Run(side.name, func(t *testing.T) {
 			if side.props == nil {

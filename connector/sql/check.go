@@ -94,43 +94,74 @@ func (x *checkSpec) run(ctx context.Context) error {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if x.table == "" {
-		if err := db.PingContext(wctx); err != nil {
-			return classifyCheck(ctx, err)
+	// Taking a connection logs in (or opens the file): a step of its own,
+	// at no extra round trip.
+	login := "auth"
+	if t.Driver == "sqlite3" {
+		login = "open"
+	}
+	conn, err := db.Conn(wctx)
+	if err != nil {
+		err = classifyCheck(ctx, err)
+		connector.StepNext(ctx, login, err)
+		return err
+	}
+	defer conn.Close()
+	if t.Driver == "sqlite3" {
+		// Opening is lazy: the file is read at the first statement.
+		err = conn.PingContext(wctx)
+		if err == nil && x.table == "" && x.query == "" {
+			_, err = conn.ExecContext(wctx, "SELECT 1 FROM sqlite_master LIMIT 0")
+		}
+		if err != nil {
+			err = classifyCheck(ctx, err)
 		}
 	}
+	connector.StepNext(ctx, login, err)
+	if err != nil {
+		return err
+	}
 	if x.table != "" {
-		// One round trip after the login: the columns of an empty result
-		// of the table.
-		cols, err := columns(wctx, db, x.target.Driver, x.table)
+		// One round trip: the columns of an empty result of the table.
+		cols, err := columns(wctx, conn, x.target.Driver, x.table)
 		var me *mysql.MySQLError
 		switch {
 		case err == nil:
 		case errors.As(err, &me) && me.Number == 1146, strings.Contains(err.Error(), "no such table"):
-			return connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("table %q does not exist", x.table))
+			err = connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("table %q does not exist", x.table))
 		default:
-			return classifyCheck(ctx, err)
+			err = classifyCheck(ctx, err)
 		}
-		var missing []string
-		for _, f := range x.fields {
-			if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, f) }) {
-				missing = append(missing, f)
+		if err == nil {
+			var missing []string
+			for _, f := range x.fields {
+				if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, f) }) {
+					missing = append(missing, f)
+				}
+			}
+			if len(missing) > 0 {
+				err = connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("table %q has no column %s; it has %s",
+					x.table, strings.Join(missing, ", "), strings.Join(cols, ", ")))
 			}
 		}
-		if len(missing) > 0 {
-			return connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("table %q has no column %s; it has %s",
-				x.table, strings.Join(missing, ", "), strings.Join(cols, ", ")))
+		connector.StepNext(ctx, "table", err)
+		if err != nil {
+			return err
 		}
 	}
 	if x.query != "" {
-		st, err := db.PrepareContext(wctx, x.query)
+		st, err := conn.PrepareContext(wctx, x.query)
 		if err != nil {
 			if ctx.Err() != nil {
-				return classifyCheck(ctx, err)
+				err = classifyCheck(ctx, err)
+			} else {
+				err = connector.FieldErrors{{Field: "query", Message: "does not prepare: " + err.Error()}}
 			}
-			return connector.FieldErrors{{Field: "query", Message: "does not prepare: " + err.Error()}}
+			connector.StepNext(ctx, "query", err)
+			return err
 		}
 		st.Close()
+		connector.StepNext(ctx, "query", nil)
 	}
 	return nil
 }
@@ -170,7 +201,7 @@ func openUntil(until context.Context, t Target, p *connector.Policy, readOnly bo
 			if until == nil {
 				return d.DialContext(ctx, network, addr)
 			}
-			nc, err := d.DialContext(until, network, addr)
+			nc, err := connector.Dial(until, network, addr, nil)
 			if err == nil {
 				context.AfterFunc(until, func() { nc.Close() })
 			}
@@ -194,7 +225,9 @@ func openUntil(until context.Context, t Target, p *connector.Policy, readOnly bo
 // columns reads the columns of table from an empty result of it: one
 // query, no lookup in the server's catalog. The name is quoted as an
 // identifier, so it is never read as SQL.
-func columns(ctx context.Context, db *sqlx.DB, driver, table string) ([]string, error) {
+func columns(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*dbsql.Rows, error)
+}, driver, table string) ([]string, error) {
 	q := `"` + strings.ReplaceAll(table, `"`, `""`) + `"`
 	if driver == "mysql" {
 		q = "`" + strings.ReplaceAll(table, "`", "``") + "`"
