@@ -281,6 +281,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	// A server's ReadTimeout would cut the stream (net/http cancels the
+	// request when its read deadline passes); a write deadline per write
+	// instead ends a stream whose client stopped reading.
+	rc.SetReadDeadline(time.Time{})
+	deadline := func() { rc.SetWriteDeadline(time.Now().Add(h.keepAlive + 10*time.Second)) }
+	deadline()
 	w.WriteHeader(http.StatusOK)
 	if _, err := fmt.Fprint(w, "retry: 1000\n: connected\n\n"); err != nil || rc.Flush() != nil {
 		return
@@ -306,10 +312,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			buf = append(buf, "\ndata: "...)
 			buf = append(buf, data...)
 			buf = append(buf, "\n\n"...)
+			deadline()
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
 		case <-tick.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return
 			}
@@ -318,6 +326,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		}
+		deadline()
 		if rc.Flush() != nil {
 			return
 		}

@@ -36,11 +36,15 @@ import (
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/httpapi"
+	"github.com/connkit/connkit/connection/metrics"
 	"github.com/connkit/connkit/connector"
 	_ "github.com/connkit/connkit/connector/all"
 	"github.com/connkit/connkit/store"
 	"github.com/connkit/connkit/store/etcd"
 	"github.com/connkit/connkit/store/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -199,12 +203,23 @@ func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connect
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (use -addr to pick another)", addr, err)
 	}
+	api := httpapi.New(m, &httpapi.Options{Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if _, err := metrics.Register(reg, m); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", api)
 	srv := &http.Server{
-		Handler:           httpapi.New(m, &httpapi.Options{Logger: log}),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	// Shutdown waits for requests to end; event streams end only when told.
+	srv.RegisterOnShutdown(api.CloseStreams)
 	log.Info("connkit serving", "addr", "http://"+ln.Addr().String(), "store", where, "connections", len(m.List()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
