@@ -21,6 +21,20 @@
 // before the live connection is replaced, and the old link is closed before
 // the new one dials.
 //
+// # Events and status
+//
+// Every change is an Event, numbered in order: created, updated, deleted
+// (remote when another instance sharing the store made it), status (the
+// state or error changed), attached and detached. Subscribe (a channel)
+// and Events (an iterator) deliver them, optionally resuming from a
+// sequence number; a reader that falls behind gets EventLagged rather than
+// slowing the Manager. WaitConnected waits for a connection to be up;
+// History keeps its last 50 transitions. While a link is down its Status
+// counts the failed Attempts and says when the NextAttemptAt is; a link
+// that keeps failing the same way is logged again every 30 seconds, not
+// at every attempt. Reconnect redials at once. An Observer (package
+// connection/metrics) is told of dials, store calls and checks.
+//
 // # Errors
 //
 // Every error is an *Error with a Code; compare with errors.Is against

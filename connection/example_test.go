@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector/connectortest"
@@ -91,4 +92,50 @@ func ExampleManager_Create_invalid() {
 	// Output:
 	// addr: required: give a string
 	// adr: unknown property; the known ones are addr, password, url, header, mode, retries
+}
+
+// An engine follows every change of its connections, here until the new
+// connection is up.
+func ExampleManager_Subscribe() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake := connectortest.NewFake()
+	fake.SetUp("broker", true)
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	m, _ := connection.New(ctx, memory.New(), &connection.Options{Registry: reg})
+	defer m.Close()
+
+	events := m.Subscribe(ctx, connection.SubscribeOptions{Connection: "bus"})
+	m.Create(ctx, connection.Spec{ID: "bus", Type: "fake", Props: map[string]any{"addr": "broker"}})
+	for ev := range events {
+		fmt.Println(ev.Seq, ev.Kind, ev.ID, ev.Status.State)
+		if ev.Kind == connection.EventStatus && ev.Status.State == connection.StateConnected {
+			break
+		}
+	}
+	// Output:
+	// 1 created bus connecting
+	// 2 status bus connected
+}
+
+// WaitConnected bounds the wait for a link with a context, and says the
+// last status when it runs out.
+func ExampleManager_WaitConnected() {
+	fake := connectortest.NewFake()
+	fake.SetUp("broker", false)
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	m, _ := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg})
+	defer m.Close()
+	m.Create(context.Background(), connection.Spec{ID: "bus", Type: "fake", Props: map[string]any{"addr": "broker"}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := m.WaitConnected(ctx, "bus")
+	fmt.Println(errors.Is(err, context.DeadlineExceeded))
+	fmt.Println(err)
+	// Output:
+	// true
+	// connection "bus" is not connected: disconnected: fake: dial broker: connection refused
 }

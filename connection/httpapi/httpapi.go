@@ -10,11 +10,47 @@
 //	GET    /metadata/connections the types and their property schemas
 //	POST   /metadata/sinks/connection/{type}    check a sink configuration
 //	POST   /metadata/sources/connection/{type}  check a source configuration
+//	POST   /connections/{id}/check      check the stored connection (?role=source|sink); 200
+//	POST   /connections/{id}/reconnect  close the link and dial again now; 202
+//	GET    /connections/{id}/history    its last 50 status transitions; 200
+//	GET    /events               Server-Sent Events of every change (?connection=ID)
+//	GET    /livez                200 while the process serves
+//	GET    /readyz               200 while the store answers (?connection=ID, repeatable; ?verbose)
+//
+// # Events
+//
+// GET /events is a text/event-stream. Each event has "id:" its sequence
+// number, "event:" its kind (created, updated, deleted, status, attached,
+// detached; lagged and reset) and "data:" the connection.Event as JSON:
+//
+//	id: 42
+//	event: status
+//	data: {"seq":42,"kind":"status","id":"m1","typ":"mqtt","time":"...","status":{"status":"disconnected","err":"...","statusSince":"..."}}
+//
+// A client that reconnects with Last-Event-ID gets the events after it,
+// from a window of at least the last 1,024; from outside the window (or
+// after a restart) its first event is reset: list the connections again.
+// A client that reads too slowly gets lagged, and should list again too.
+// A ": keep-alive" comment is sent when the stream is idle (Options.KeepAlive),
+// and CloseStreams ends every stream cleanly at shutdown.
+//
+// # Health
+//
+// /livez and /readyz answer {"status":"ok"} or, with 503,
+// {"status":"unavailable","error":"..."}; ?verbose adds "checks", each
+// {"name","ok","error"}.
+//
+// Every check answer, passed or failed, has "steps": the stages the check
+// went through, each {"name","ok","ms","error"} (resolve, connect, tls,
+// handshake, auth, open, table, query), the last failed one saying where
+// it failed. POST /connections/{id}/check checks a stored connection with
+// its real secrets and its own endpoint; its optional body adds the
+// sink's or source's own props (a table, a query).
 //
 // A check's body holds the flat props of the source or sink, and may name a
 // stored connection with "connectionSelector": its props, real secrets
 // included, are laid under the body's. A check answers 200
-// {"ok":true,"latencyMs":N}; 400 for a bad configuration, 404 for an unknown
+// {"ok":true,"latencyMs":N,"steps":[...]}; 400 for a bad configuration, 404 for an unknown
 // type, 502 when the peer is unreachable, refuses the connection or the
 // credentials, or lacks a table or column, 504 when it does not answer in
 // time, and 503 resource_exhausted (with Retry-After) past the cap of checks
