@@ -267,7 +267,7 @@ func reason(err error) string {
 }
 
 // Open implements connector.Type.
-func (Connector) Open(p connector.Props, _ connector.Events) (connector.Conn, error) {
+func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
 	s, err := parse(p)
 	if err != nil {
 		return nil, err
@@ -276,14 +276,17 @@ func (Connector) Open(p connector.Props, _ connector.Events) (connector.Conn, er
 		s.clientID = randomID("connkit-edgex-")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{s: s, ctx: ctx, cancel: cancel, topics: map[string]*topic{}, errs: make(chan error, 16)}
+	c := &conn{s: s, active: connector.ActiveFunc(ev), ctx: ctx, cancel: cancel, topics: map[string]*topic{}, errs: make(chan error, 16)}
 	c.wg.Add(1)
 	go c.forwardErrors()
 	return c, nil
 }
 
 type conn struct {
-	s      *settings
+	s *settings
+	// active is connector.Activity of the Events: a message was
+	// published or received.
+	active func()
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // connect attempts and forwarders
@@ -414,6 +417,7 @@ func (c *conn) forward(name string, t *topic) {
 	for {
 		select {
 		case env := <-t.in:
+			c.active()
 			c.mu.Lock()
 			subs := c.subs.Of(name)
 			c.mu.Unlock()
@@ -552,7 +556,11 @@ func (v *view) Publish(msg types.MessageEnvelope, topic string) error {
 	if err != nil {
 		return err
 	}
-	return cl.Publish(msg, topic)
+	if err := cl.Publish(msg, topic); err != nil {
+		return err
+	}
+	v.c.active()
+	return nil
 }
 
 // Subscribe delivers the bus's messages on each topic to its channel. The
@@ -574,7 +582,11 @@ func (v *view) Request(msg types.MessageEnvelope, requestTopic, responseTopicPre
 	if err != nil {
 		return nil, err
 	}
-	return cl.Request(msg, requestTopic, responseTopicPrefix, timeout)
+	res, err := cl.Request(msg, requestTopic, responseTopicPrefix, timeout)
+	if err == nil {
+		v.c.active()
+	}
+	return res, err
 }
 
 // CheckSource implements connector.SourceChecker: a client with its own id

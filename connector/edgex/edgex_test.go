@@ -157,3 +157,61 @@ func TestNoCheckWithoutDialing(t *testing.T) {
 		t.Errorf("a protocol the probe does not speak, under a policy: %v", err)
 	}
 }
+
+// TestLastActivity: a publish marks the publishing connection active, and
+// the message received on a subscription marks the subscribing one.
+func TestLastActivity(t *testing.T) {
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
+	host, port := split(t, addr)
+	ctx := context.Background()
+	m := newManager(t)
+	for _, id := range []string{"pub", "sub"} {
+		if _, err := m.Create(ctx, connection.Spec{ID: id, Type: Type, Props: map[string]any{"server": host, "port": port}}); err != nil {
+			t.Fatal(err)
+		}
+		connectortest.WaitState(t, m, id, connection.StateConnected, 10*time.Second)
+	}
+	pub, err := Attach(ctx, m, "pub", "rule1/sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := Attach(ctx, m, "sub", "rule2/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := "edgex/activity/" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	msgs, errs := make(chan types.MessageEnvelope, 1), make(chan error, 1)
+	if err := sub.Subscribe([]types.TopicChannel{{Topic: topic, Messages: msgs}}, errs); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"pub", "sub"} {
+		if in, _ := m.Get(id); !in.LastActivityAt.IsZero() {
+			t.Fatalf("%s: LastActivityAt %v before any message", id, in.LastActivityAt)
+		}
+	}
+	if err := pub.Publish(types.NewMessageEnvelopeForRequest([]byte(`{"reading":1}`), nil), topic); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-msgs:
+	case err := <-errs:
+		t.Fatal(err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+	for _, id := range []string{"pub", "sub"} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			in, err := m.Get(id)
+			if err == nil && !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: LastActivityAt %v, want about %v (%v)", id, in.LastActivityAt, time.Now().UTC(), err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	m.Detach("pub", "rule1/sink")
+	m.Detach("sub", "rule2/source")
+}

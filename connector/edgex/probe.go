@@ -2,7 +2,6 @@ package edgex
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,9 +27,9 @@ func (s *settings) probe(ctx context.Context) error {
 	tc := s.tls.config(b.Protocol, b.Host)
 	switch {
 	case tc != nil:
-		nc, err = (&tls.Dialer{NetDialer: connector.Dialer(ctx), Config: tc}).DialContext(ctx, "tcp", addr)
+		nc, err = connector.Dial(ctx, "tcp", addr, tc)
 	case b.Protocol == "tcp", b.Protocol == "mqtt", b.Protocol == "":
-		nc, err = connector.Dialer(ctx).DialContext(ctx, "tcp", addr)
+		nc, err = connector.Dial(ctx, "tcp", addr, nil)
 	default:
 		if connector.DialPolicyFrom(ctx) != nil {
 			// The client's own dial cannot be held to the policy.
@@ -41,6 +40,13 @@ func (s *settings) probe(ctx context.Context) error {
 	if err != nil {
 		return connector.CheckFailed(connector.NetReason(err), fmt.Errorf("dial %s: %w", addr, err))
 	}
+	err = s.session(ctx, nc, addr)
+	connector.StepNext(ctx, "handshake", err)
+	return err
+}
+
+// session makes the MQTT CONNECT of the probe on nc and leaves.
+func (s *settings) session(ctx context.Context, nc net.Conn, addr string) error {
 	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()

@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/httpserver"
@@ -101,7 +102,7 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if err := ev.Policy().ListenAllowed(s.addr); err != nil {
 		return nil, connector.FieldErrors{{Field: "addr", Message: err.Error()}}
 	}
-	return &conn{s: s, routes: map[route]*endpoint{}}, nil
+	return &conn{s: s, active: connector.ActiveFunc(ev), routes: map[route]*endpoint{}}, nil
 }
 
 type route struct{ path, method string }
@@ -126,7 +127,8 @@ type Message struct {
 }
 
 type conn struct {
-	s *settings
+	s      *settings
+	active func() // connector.Activity of the Events: a request came in
 
 	mu     sync.Mutex
 	srv    *httpserver.Server
@@ -221,6 +223,7 @@ func (c *conn) handler(r route) http.Handler {
 			http.Error(w, "body over 8 MiB or unreadable", http.StatusRequestEntityTooLarge)
 			return
 		}
+		c.active()
 		c.mu.Lock()
 		var subs []*subscriber
 		if ep := c.routes[r]; ep != nil {
@@ -323,7 +326,9 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
 	if httpserver.Serves(s.addr) {
 		return nil
 	}
+	start := time.Now()
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
+	connector.StepDone(ctx, "listen", start, err)
 	if err != nil {
 		return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("cannot listen on %s: %w", s.addr, err))
 	}

@@ -261,3 +261,39 @@ func TestListenPolicy(t *testing.T) {
 		t.Errorf("a check of a privileged port: %v, want ErrDenied", err)
 	}
 }
+
+// TestLastActivity: a pushed request marks the connection active.
+func TestLastActivity(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "push", Type: httppush.Type, Props: map[string]any{"addr": "127.0.0.1:0", "endpoint": "/in"}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "push", connection.StateConnected, 5*time.Second)
+	r, err := httppush.Attach(ctx, m, "push", "rule1/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := r.Receive("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := m.Get("push"); !info.LastActivityAt.IsZero() {
+		t.Fatalf("LastActivityAt %v before any request", info.LastActivityAt)
+	}
+	if code := post(t, "POST", "http://"+r.Addr()+"/in", `{"t":1}`); code != 200 {
+		t.Fatalf("POST /in: %d", code)
+	}
+	take(t, in)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, err := m.Get("push")
+		if err == nil && !info.LastActivityAt.IsZero() && time.Since(info.LastActivityAt).Abs() < 2*time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LastActivityAt %v, want about %v (%v)", info.LastActivityAt, time.Now().UTC(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -28,6 +28,7 @@ func probe(ctx context.Context, raw map[string]any) error {
 		id = randomID(s.clientID + "-probe-")
 	}
 	cl, err := s.dial(ctx, id, nil)
+	connector.StepNext(ctx, "handshake", err)
 	if err != nil {
 		return connector.CheckFailed(reason(err), err)
 	}

@@ -163,7 +163,7 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if s.clientID == "" {
 		s.clientID = randomID("connkit-")
 	}
-	return &conn{s: s, ev: ev, qos: map[string]byte{}}, nil
+	return &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), qos: map[string]byte{}}, nil
 }
 
 // attempt lets a dial's socket be closed when its context ends, until the
@@ -208,9 +208,9 @@ func (s *settings) options(ctx context.Context, clientID string, a *attempt) *pa
 		case "ws", "wss":
 			c, err = dialWebsocket(ctx, u, s.tls)
 		case "ssl", "tls", "mqtts", "tcps":
-			c, err = (&tls.Dialer{NetDialer: connector.Dialer(ctx), Config: s.tls}).DialContext(ctx, "tcp", u.Host)
+			c, err = connector.Dial(ctx, "tcp", u.Host, s.tls)
 		default:
-			c, err = connector.Dialer(ctx).DialContext(ctx, "tcp", u.Host)
+			c, err = connector.Dial(ctx, "tcp", u.Host, nil)
 		}
 		if err != nil {
 			return nil, err
@@ -262,8 +262,9 @@ func reason(err error) string {
 }
 
 type conn struct {
-	s  *settings
-	ev connector.Events
+	s      *settings
+	ev     connector.Events
+	active func() // connector.Activity of ev: a message was sent or received
 
 	mu     sync.Mutex
 	cur    paho.Client         // the connected client, nil while down
@@ -395,6 +396,7 @@ func (c *conn) Close() error {
 // dispatch delivers a message of topic's subscription to every ref on it.
 func (c *conn) dispatch(topic string) paho.MessageHandler {
 	return func(_ paho.Client, msg paho.Message) {
+		c.active()
 		c.mu.Lock()
 		hs := c.subs.Of(topic)
 		c.mu.Unlock()

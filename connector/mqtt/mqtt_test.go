@@ -429,3 +429,29 @@ func (s *syncWriter) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestLastActivity: a publish marks the publishing connection active, and
+// the message delivered to a subscription marks the subscribing one.
+func TestLastActivity(t *testing.T) {
+	addr := connectortest.Env(t, "CONNKIT_MQTT_ADDR")
+	m := newManager(t, nil)
+	create(t, m, "pub", map[string]any{"server": "tcp://" + addr})
+	create(t, m, "sub", map[string]any{"server": "tcp://" + addr})
+	topic := randomID("activity/")
+	var got inbox
+	wait(t, attach(t, m, "sub", "rule1/source").Subscribe(topic, 1, got.handler))
+	pub := attach(t, m, "pub", "rule2/sink")
+	for _, id := range []string{"pub", "sub"} {
+		if in, _ := m.Get(id); !in.LastActivityAt.IsZero() {
+			t.Fatalf("%s: LastActivityAt %v before any message", id, in.LastActivityAt)
+		}
+	}
+	wait(t, pub.Publish(topic, 1, false, "one"))
+	waitFor(t, "the message", 5*time.Second, func() bool { return got.has("one") })
+	for _, id := range []string{"pub", "sub"} {
+		waitFor(t, id+"'s LastActivityAt", 5*time.Second, func() bool {
+			in, _ := m.Get(id)
+			return !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second
+		})
+	}
+}

@@ -65,6 +65,7 @@ func (v *view) Publish(topic string, qos byte, retained bool, payload any) paho.
 	if err != nil {
 		return doneToken(err)
 	}
+	v.c.active()
 	return cl.Publish(topic, qos, retained, payload)
 }
 
@@ -103,6 +104,7 @@ func (v *view) Unsubscribe(topics ...string) paho.Token {
 func (v *view) AddRoute(topic string, h paho.MessageHandler) {
 	if cl, err := v.link(); err == nil {
 		cl.AddRoute(topic, func(_ paho.Client, msg paho.Message) {
+			v.c.active()
 			if !v.s.Ended() {
 				h(v, msg)
 			}

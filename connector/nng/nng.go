@@ -36,6 +36,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"time"
 
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol/pair"
@@ -130,15 +131,16 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{t: t, sock: s, ev: ev, attached: make(chan struct{})}
+	c := &conn{t: t, sock: s, ev: ev, active: connector.ActiveFunc(ev), attached: make(chan struct{})}
 	s.SetPipeEventHook(c.pipeEvent)
 	return c, nil
 }
 
 type conn struct {
-	t    *target
-	sock mangos.Socket
-	ev   connector.Events
+	t      *target
+	sock   mangos.Socket
+	ev     connector.Events
+	active func() // connector.Activity of ev: a message was sent or received
 
 	mu       sync.Mutex
 	dialer   mangos.Dialer
@@ -244,6 +246,15 @@ func (c *conn) View(ref string) (any, func()) {
 	}
 }
 
+// sent passes on the error of a send, noting the activity of one that
+// went.
+func (c *conn) sent(err error) error {
+	if err == nil {
+		c.active()
+	}
+	return err
+}
+
 func (c *conn) Close() error {
 	c.mu.Lock()
 	c.closed = true
@@ -260,11 +271,22 @@ func (t *target) probe(ctx context.Context) error {
 
 // probeAddr probes and returns the address it reached.
 func (t *target) probeAddr(ctx context.Context) (net.Addr, error) {
-	nc, err := connector.Dialer(ctx).DialContext(ctx, t.network, t.addr)
+	var nc net.Conn
+	var err error
+	if t.network == "tcp" {
+		nc, err = connector.Dial(ctx, t.network, t.addr, nil)
+	} else {
+		start := time.Now()
+		nc, err = connector.Dialer(ctx).DialContext(ctx, t.network, t.addr)
+		connector.StepDone(ctx, "connect", start, err)
+	}
 	if err != nil {
 		return nil, connector.CheckFailed(connector.NetReason(err), fmt.Errorf("dial %s: %w", t.url, err))
 	}
-	return nc.RemoteAddr(), t.handshake(ctx, nc)
+	addr := nc.RemoteAddr()
+	err = t.handshake(ctx, nc)
+	connector.StepNext(ctx, "handshake", err)
+	return addr, err
 }
 
 func (t *target) handshake(ctx context.Context, nc net.Conn) error {
@@ -371,14 +393,14 @@ func (v *view) Send(b []byte) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	return v.Socket.Send(b)
+	return v.c.sent(v.Socket.Send(b))
 }
 
 func (v *view) SendMsg(m *mangos.Message) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	return v.Socket.SendMsg(m)
+	return v.c.sent(v.Socket.SendMsg(m))
 }
 
 func (v *view) Recv() ([]byte, error) {
@@ -398,6 +420,7 @@ func (v *view) RecvMsg() (*mangos.Message, error) {
 	}
 	m, err := v.Socket.RecvMsg()
 	if err == nil {
+		v.c.active()
 		if derr := v.s.Err("nng"); derr != nil {
 			// Released while waiting: it receives nothing more.
 			m.Free()
@@ -451,14 +474,14 @@ func (c *ctxView) Send(b []byte) error {
 	if err := c.v.err(); err != nil {
 		return err
 	}
-	return c.Context.Send(b)
+	return c.v.c.sent(c.Context.Send(b))
 }
 
 func (c *ctxView) SendMsg(m *mangos.Message) error {
 	if err := c.v.err(); err != nil {
 		return err
 	}
-	return c.Context.SendMsg(m)
+	return c.v.c.sent(c.Context.SendMsg(m))
 }
 
 func (c *ctxView) Recv() ([]byte, error) {
@@ -466,6 +489,9 @@ func (c *ctxView) Recv() ([]byte, error) {
 		return nil, err
 	}
 	b, err := c.Context.Recv()
+	if err == nil {
+		c.v.c.active()
+	}
 	if derr := c.v.s.Err("nng"); err != nil && derr != nil {
 		return nil, derr // closed by the release
 	}
@@ -477,6 +503,9 @@ func (c *ctxView) RecvMsg() (*mangos.Message, error) {
 		return nil, err
 	}
 	m, err := c.Context.RecvMsg()
+	if err == nil {
+		c.v.c.active()
+	}
 	if derr := c.v.s.Err("nng"); err != nil && derr != nil {
 		return nil, derr
 	}

@@ -232,3 +232,54 @@ func TestReleasedView(t *testing.T) {
 		t.Errorf("Send after Detach: %v, want ErrDetached", err)
 	}
 }
+
+// TestLastActivity: a message sent, and one received, each mark the
+// connection active.
+func TestLastActivity(t *testing.T) {
+	for _, dir := range []string{"send", "recv"} {
+		t.Run(dir, func(t *testing.T) {
+			url := "tcp://" + freeAddr(t)
+			p := peer(t, url)
+			m := newManager(t)
+			if _, err := m.Create(context.Background(), connection.Spec{ID: "bus", Type: nng.Type, Props: map[string]any{"url": url}}); err != nil {
+				t.Fatal(err)
+			}
+			in := connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
+			if !in.LastActivityAt.IsZero() {
+				t.Fatalf("LastActivityAt %v before any message", in.LastActivityAt)
+			}
+			s, err := nng.Attach(context.Background(), m, "bus", "rule1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dir == "send" {
+				if err := s.Send([]byte("to peer")); err != nil {
+					t.Fatal(err)
+				}
+				recv(t, p)
+			} else {
+				if err := p.Send([]byte("from peer")); err != nil {
+					t.Fatal(err)
+				}
+				recv(t, s)
+			}
+			waitActive(t, m, "bus")
+		})
+	}
+}
+
+// waitActive polls until id's LastActivityAt is about now.
+func waitActive(t *testing.T, m *connection.Manager, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in, err := m.Get(id)
+		if err == nil && !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: LastActivityAt %v, want about %v (%v)", id, in.LastActivityAt, time.Now().UTC(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -37,6 +37,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	ws "github.com/coder/websocket"
 
@@ -137,13 +138,16 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, ev: ev, ctx: ctx, cancel: cancel, peers: map[*ws.Conn]struct{}{}}, nil
+	return &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), ctx: ctx, cancel: cancel, peers: map[*ws.Conn]struct{}{}}, nil
 }
 
 // dial performs the handshake with the peer.
 func (s *settings) dial(ctx context.Context) (*ws.Conn, *http.Transport, error) {
-	tr := &http.Transport{DialContext: connector.Dialer(ctx).DialContext, TLSClientConfig: s.tls, DisableKeepAlives: true}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return connector.Dial(ctx, network, addr, nil)
+	}, TLSClientConfig: s.tls, DisableKeepAlives: true}
 	c, res, err := ws.Dial(ctx, s.url, &ws.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: s.header})
+	connector.StepNext(ctx, "handshake", err)
 	if err != nil {
 		tr.CloseIdleConnections()
 		reason := connector.NetReason(err)
@@ -157,8 +161,10 @@ func (s *settings) dial(ctx context.Context) (*ws.Conn, *http.Transport, error) 
 }
 
 type conn struct {
-	s      *settings
-	ev     connector.Events
+	s  *settings
+	ev connector.Events
+	// active is connector.Activity of ev: a message was written or read.
+	active func()
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // readers
@@ -263,6 +269,7 @@ func (c *conn) read(link *ws.Conn, client bool) {
 			}
 			return
 		}
+		c.active()
 		c.mu.Lock()
 		subs := c.subs
 		c.mu.Unlock()
@@ -378,6 +385,9 @@ func (cl *Client) Write(ctx context.Context, data []byte) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) < len(links) {
+		c.active() // written to one peer at least
+	}
 	return errors.Join(errs...)
 }
 
@@ -445,7 +455,9 @@ func check(ctx context.Context, raw map[string]any) error {
 		if httpserver.Serves(s.listen) {
 			return nil
 		}
+		start := time.Now()
 		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.listen)
+		connector.StepDone(ctx, "listen", start, err)
 		if err != nil {
 			return connector.CheckFailed(connector.ReasonUnreachable, fmt.Errorf("cannot listen on %s: %w", s.listen, err))
 		}

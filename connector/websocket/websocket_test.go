@@ -296,3 +296,99 @@ func TestWSS(t *testing.T) {
 	}
 	m.Detach("wss", "r")
 }
+
+// TestLastActivity: a message written, and one read, each mark the
+// connection active, in client and in server mode.
+func TestLastActivity(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name         string
+		server, read bool
+	}{{"client/write", false, false}, {"client/read", false, true}, {"server/write", true, false}, {"server/read", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newManager(t)
+			var pc *ws.Conn // the peer's end of the link
+			if tc.server {
+				free := listen(t, "127.0.0.1:0")
+				addr := free.Addr().String()
+				free.Close()
+				if _, err := m.Create(ctx, connection.Spec{ID: "ws", Type: websocket.Type, Props: map[string]any{"listenAddr": addr, "path": "/feed"}}); err != nil {
+					t.Fatal(err)
+				}
+				connectortest.WaitState(t, m, "ws", connection.StateConnected, 5*time.Second)
+				c, _, err := ws.Dial(ctx, "ws://"+addr+"/feed", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.CloseNow() })
+				pc = c
+			} else {
+				// A peer that hands its end of the link to the test.
+				links, done := make(chan *ws.Conn, 1), make(chan struct{})
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					c, err := ws.Accept(w, r, nil)
+					if err != nil {
+						return
+					}
+					defer c.CloseNow()
+					links <- c
+					<-done
+				}))
+				t.Cleanup(srv.Close)
+				t.Cleanup(func() { close(done) })
+				if _, err := m.Create(ctx, connection.Spec{ID: "ws", Type: websocket.Type, Props: map[string]any{"addr": srv.Listener.Addr().String()}}); err != nil {
+					t.Fatal(err)
+				}
+				connectortest.WaitState(t, m, "ws", connection.StateConnected, 5*time.Second)
+				pc = <-links
+			}
+			cl, err := websocket.Attach(ctx, m, "ws", "rule1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := cl.Receive()
+			deadline := time.Now().Add(5 * time.Second)
+			for cl.Peers() != 1 && time.Now().Before(deadline) {
+				time.Sleep(2 * time.Millisecond)
+			}
+			if info, _ := m.Get("ws"); !info.LastActivityAt.IsZero() {
+				t.Fatalf("LastActivityAt %v before any message", info.LastActivityAt)
+			}
+			if tc.read {
+				if err := pc.Write(ctx, ws.MessageText, []byte("to connkit")); err != nil {
+					t.Fatal(err)
+				}
+				if got := next(t, in); got != "to connkit" {
+					t.Fatalf("got %q", got)
+				}
+			} else {
+				if err := cl.Write(ctx, []byte("to peer")); err != nil {
+					t.Fatal(err)
+				}
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, data, err := pc.Read(rctx)
+				cancel()
+				if err != nil || string(data) != "to peer" {
+					t.Fatalf("peer got %q %v", data, err)
+				}
+			}
+			waitActive(t, m, "ws")
+		})
+	}
+}
+
+// waitActive polls until id's LastActivityAt is about now.
+func waitActive(t *testing.T, m *connection.Manager, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in, err := m.Get(id)
+		if err == nil && !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: LastActivityAt %v, want about %v (%v)", id, in.LastActivityAt, time.Now().UTC(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
