@@ -38,7 +38,7 @@ func harness(t *testing.T) connectortest.Harness {
 			{Name: "cert without key", Props: map[string]any{"server": "ssl://" + addr, "certificationPath": "/x.pem"}, Fields: []string{"privateKeyPath"}},
 		},
 		StartLate: func(t *testing.T) (string, func()) {
-			b := newBroker(t)
+			b := connectortest.NewBroker(t)
 			return b.Addr(), b.Start
 		},
 		SourceProps: func(a string) map[string]any {

@@ -116,7 +116,7 @@ func wait(t *testing.T, tok paho.Token) {
 // TestThousandRefsOneSession: 1,000 refs on one connection are one client
 // session on the broker, as the broker itself counts them.
 func TestThousandRefsOneSession(t *testing.T) {
-	b := newBroker(t)
+	b := connectortest.NewBroker(t)
 	b.Start()
 	watcher := bare(t, b.Addr())
 	var maxSeen, last atomic.Int64
@@ -203,7 +203,7 @@ func TestSharedSubscriptions(t *testing.T) {
 // publishing works again. The time from broker back to connected is
 // reported.
 func TestBrokerRestart(t *testing.T) {
-	b := newBroker(t)
+	b := connectortest.NewBroker(t)
 	b.Start()
 	m := newManager(t, nil)
 	create(t, m, "bus", map[string]any{"server": "tcp://" + b.Addr(), "keepAlive": 2})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
 )
@@ -20,7 +21,7 @@ import (
 // mosquitto, kills it for outage, starts it again, and reports how long
 // after it accepted again every connection was connected, and how many
 // dials reached for it while it was down (counted by the dial policy).
-func recovery(tb testing.TB, b *broker, n int, outage, watch time.Duration) (back time.Duration, dialsDown int64) {
+func recovery(tb testing.TB, b *connectortest.Broker, n int, outage, watch time.Duration) (back time.Duration, dialsDown int64) {
 	var dials atomic.Int64
 	policy := &connector.Policy{Dial: &connector.DialPolicy{Observe: func(netip.AddrPort) { dials.Add(1) }}}
 	reg := &registry.Registry{}
@@ -74,7 +75,7 @@ func recovery(tb testing.TB, b *broker, n int, outage, watch time.Duration) (bac
 // and the address's one watcher about once a second, not each of them
 // every second.
 func TestRecoveryAfterOutage(t *testing.T) {
-	b := newBroker(t)
+	b := connectortest.NewBroker(t)
 	b.Start()
 	const n, outage = 100, 4 * time.Second
 	back, dials := recovery(t, b, n, outage, 0)
@@ -97,7 +98,7 @@ func BenchmarkRecoveryLongOutage(b *testing.B) {
 		watch time.Duration
 	}{{"backoff", -1}, {"watcher", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			br := newBroker(b)
+			br := connectortest.NewBroker(b)
 			br.Start()
 			for b.Loop() {
 				back, dials := recovery(b, br, 100, 40*time.Second, bc.watch)
