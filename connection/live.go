@@ -32,6 +32,10 @@ type live struct {
 	// kick asks for a redial now (Reconnect); one pending is enough.
 	kick chan struct{}
 
+	// cur is st as of its last change, read without the lock: a list of
+	// thousands reads every status.
+	cur atomic.Pointer[Status]
+
 	mu      sync.Mutex
 	st      Status
 	notify  func(Status) // told each change of state or error; nil once muted
@@ -90,6 +94,8 @@ func newLive(conn connector.Conn, ev *events, ws *watchers, scrub func(string) s
 		st:   Status{State: StateConnecting, Since: time.Now().UTC()},
 		kick: make(chan struct{}, 1),
 	}
+	st := l.st
+	l.cur.Store(&st)
 	if p, ok := conn.(connector.Peer); ok {
 		l.addr = p.PeerAddr()
 	}
@@ -147,11 +153,7 @@ func (l *live) lastActivity() time.Time {
 	return time.Unix(ns/1e9, 0).UTC()
 }
 
-func (l *live) status() Status {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.st
-}
+func (l *live) status() Status { return *l.cur.Load() }
 
 // retryLogEvery bounds how often a link that keeps failing the same way
 // is logged: not a line per attempt, not silence for minutes.
@@ -179,6 +181,7 @@ func (l *live) set(state State, err error, failed bool, next time.Time) {
 	}
 	l.st.NextAttemptAt = next
 	st := l.st
+	l.cur.Store(&st)
 	changed := prev.State != state || prev.Err != msg
 	again := !changed && err != nil && now.Sub(l.lastLog) >= retryLogEvery
 	if changed || again {

@@ -857,8 +857,6 @@ type snapshot struct {
 	refs    []string
 	holds   int
 	refsGen uint64
-	json    []byte
-	jsonKey infoKey
 }
 
 // infoKey says which state of a connection its cached JSON is of.
@@ -872,7 +870,7 @@ type infoKey struct {
 // snapshot copies what Info needs. m.mu must be held.
 func (e *entry) snapshot() snapshot {
 	return snapshot{e: e, rec: e.rec, masked: e.masked, live: e.live, broken: e.broken, refs: e.refNames(), holds: e.holdCount(),
-		refsGen: e.refsGen, json: e.json, jsonKey: e.jsonKey}
+		refsGen: e.refsGen}
 }
 
 func (s snapshot) status() Status {
