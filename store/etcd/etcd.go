@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -381,11 +382,15 @@ func (s *Store) refused(id string, version int64, res *clientv3.TxnResponse) err
 	}
 	e := &store.InUseError{ID: id}
 	for _, kv := range refs {
-		inst, ref, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.refsOf(id)), "/")
+		// INSTANCE/TOKEN/REF
+		inst, rest, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.refsOf(id)), "/")
+		_, ref, _ := strings.Cut(rest, "/")
 		if r, err := url.PathUnescape(ref); err == nil {
 			ref = r
 		}
-		e.Refs = append(e.Refs, store.Ref{Instance: inst, Name: ref})
+		if r := (store.Ref{Instance: inst, Name: ref}); !slices.Contains(e.Refs, r) {
+			e.Refs = append(e.Refs, r)
+		}
 	}
 	return e
 }
