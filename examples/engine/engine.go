@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -51,28 +50,27 @@ type engine struct {
 	stop context.CancelFunc
 }
 
-// ensure creates the connection, or updates it to spec if it exists.
-func ensure(ctx context.Context, m *connection.Manager, spec connection.Spec) error {
-	_, err := m.Create(ctx, spec)
-	if errors.Is(err, connection.ErrAlreadyExists) {
-		_, err = m.Update(ctx, spec, 0)
-	}
-	return err
-}
-
 // start declares the connections and starts the rules.
 func start(ctx context.Context, m *connection.Manager, cfg config, log *slog.Logger) (*engine, error) {
 	if !tableRE.MatchString(cfg.Table) {
 		return nil, fmt.Errorf("table %q: use letters, digits and _", cfg.Table)
 	}
-	for _, spec := range []connection.Spec{
+	// Declared first, attached after: Apply leaves a connection that has
+	// not changed since the last start untouched (same version, no
+	// redial), and cannot update one that rules already hold.
+	res, err := m.Apply(ctx, []connection.Spec{
 		{ID: "broker", Type: mqtt.Type, Props: map[string]any{"server": cfg.MQTT}},
 		{ID: "warehouse", Type: sql.Type, Props: map[string]any{"url": cfg.DB, "maxOpenConns": 4}},
 		{ID: "ingest", Type: httppush.Type, Props: map[string]any{"addr": cfg.Push, "endpoint": "/ingest"}},
-	} {
-		if err := ensure(ctx, m, spec); err != nil {
-			return nil, fmt.Errorf("connection %s: %w", spec.ID, err)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range res {
+		if a.Err != nil {
+			return nil, fmt.Errorf("connection %s: %w", a.ID, a.Err)
 		}
+		log.Info("connection declared", "connection", a.ID, "action", a.Action, "version", a.Version)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	e := &engine{m: m, log: log, cfg: cfg, stop: cancel}

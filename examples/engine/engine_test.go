@@ -79,12 +79,28 @@ func TestEngine(t *testing.T) {
 	if err := check.GetContext(ctx, &sum, `SELECT SUM(value) FROM `+table); err != nil || sum != 200 {
 		t.Errorf("sum of values %v %v, want 200", sum, err)
 	}
-	check.ExecContext(ctx, `DROP TABLE `+table)
-	m.Detach("warehouse", "test/check")
+	defer check.ExecContext(ctx, `DROP TABLE `+table)
+	defer m.Detach("warehouse", "test/check")
 	e.Stop()
 	for _, id := range []string{"broker", "warehouse", "ingest"} {
-		if in, _ := m.Get(id); in.RefCount != 0 {
+		if in, _ := m.Get(id); in.RefCount != 0 && id != "warehouse" || in.RefCount > 1 {
 			t.Errorf("%s keeps refs %v after Stop", id, in.Refs)
 		}
+	}
+	// A restart declares the same connections: nothing changes, nothing
+	// redials.
+	before, _ := m.Get("broker")
+	e, err = start(sctx, m, config{MQTT: "tcp://" + broker, DB: db, Push: "127.0.0.1:0", Table: table}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Stop()
+	for _, id := range []string{"broker", "warehouse", "ingest"} {
+		if in, _ := m.Get(id); in.Version != 1 {
+			t.Errorf("%s at version %d after a restart with the same config, want 1", id, in.Version)
+		}
+	}
+	if after, _ := m.Get("broker"); after.Since != before.Since {
+		t.Errorf("broker redialed at a restart with the same config: %v, then %v", before.Status, after.Status)
 	}
 }

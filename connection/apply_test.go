@@ -1,0 +1,130 @@
+package connection_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/secret"
+)
+
+func actions(as []connection.Applied) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.ID+":"+string(a.Action))
+	}
+	return strings.Join(s, " ")
+}
+
+// TestApply: a set applied twice changes nothing the second time (same
+// versions, no redial); a change updates only what differs; a secret sent
+// as the mask is equal to the stored one.
+func TestApply(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.SetUp("p1", true)
+	set := []connection.Spec{
+		spec("a", map[string]any{"addr": "p1", "password": "pw"}),
+		spec("b", map[string]any{"addr": "p1", "retries": 3}),
+	}
+	res, err := e.m.Apply(ctx, set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(res); got != "a:create b:create" || res[0].Version != 1 {
+		t.Fatalf("first apply: %s %+v", got, res)
+	}
+	waitState(t, e.m, "a", connection.StateConnected)
+	waitState(t, e.m, "b", connection.StateConnected)
+	dials := e.fake.Dials("p1")
+	res, err = e.m.Apply(ctx, set, nil)
+	if err != nil || actions(res) != "a:unchanged b:unchanged" || res[0].Version != 1 || res[1].Version != 1 {
+		t.Fatalf("second apply: %s %+v %v", actions(res), res, err)
+	}
+	// The mask keeps the stored secret: equal.
+	set[0].Props = map[string]any{"addr": "p1", "password": secret.Mask}
+	set[1].Props = map[string]any{"addr": "p1", "retries": 4}
+	res, err = e.m.Apply(ctx, set, nil)
+	if err != nil || actions(res) != "a:unchanged b:update" || res[1].Version != 2 {
+		t.Fatalf("third apply: %s %+v %v", actions(res), res, err)
+	}
+	waitState(t, e.m, "b", connection.StateConnected)
+	if got := e.fake.Dials("p1"); got != dials+1 {
+		t.Errorf("dials %d, want %d: only b redialed", got, dials+1)
+	}
+}
+
+// TestApplyInvalidSetChangesNothing: one bad entry, or an id given twice,
+// is a 400 naming the entry; nothing is applied.
+func TestApplyInvalidSetChangesNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	_, err := e.m.Apply(ctx, []connection.Spec{
+		spec("a", nil),
+		spec("b", map[string]any{"adr": "p1"}),
+	}, nil)
+	ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	var fields []string
+	for _, f := range ce.Fields {
+		fields = append(fields, f.Field)
+	}
+	if got := strings.Join(fields, ","); got != "[1].addr,[1].adr" {
+		t.Fatalf("fields %s: %v", got, err)
+	}
+	if len(e.m.List()) != 0 {
+		t.Fatalf("an invalid set created %d connections", len(e.m.List()))
+	}
+	_, err = e.m.Apply(ctx, []connection.Spec{spec("a", nil), spec("a", nil)}, nil)
+	ce = wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	if ce.Fields[0].Field != "[1].id" {
+		t.Fatalf("duplicate id: %v", err)
+	}
+}
+
+// TestApplyRefusedAndPrune: a held connection that would change is
+// refused with its refs, the rest apply; prune deletes what the set does
+// not name, except what is held; a dry run changes nothing.
+func TestApplyRefusedAndPrune(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.SetUp("p1", true)
+	for _, id := range []string{"a", "b", "old", "held"} {
+		if _, err := e.m.Create(ctx, spec(id, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attachFake(t, e.m, "a", "rule1/sink")
+	attachFake(t, e.m, "held", "rule2/source")
+	set := []connection.Spec{
+		spec("a", map[string]any{"addr": "p2"}),
+		spec("b", map[string]any{"addr": "p2"}),
+		spec("c", nil),
+	}
+	dry, err := e.m.Apply(ctx, set, &connection.ApplyOptions{Prune: true, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(dry); got != "a:refused b:update c:create held:refused old:delete" {
+		t.Fatalf("dry run: %s", got)
+	}
+	if dry[0].Refs[0] != "rule1/sink" || len(e.m.List()) != 4 {
+		t.Fatalf("dry run: %+v, %d connections", dry, len(e.m.List()))
+	}
+	if in, _ := e.m.Get("b"); in.Version != 1 {
+		t.Fatalf("a dry run updated b")
+	}
+	res, err := e.m.Apply(ctx, set, &connection.ApplyOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := actions(res), actions(dry); got != want {
+		t.Fatalf("apply %s, dry run said %s", got, want)
+	}
+	if res[0].Err == nil || res[0].Refs[0] != "rule1/sink" || res[3].Refs[0] != "rule2/source" {
+		t.Fatalf("refused: %+v", res)
+	}
+	var ids []string
+	for _, in := range e.m.List() {
+		ids = append(ids, in.ID+":"+in.Props["addr"].(string))
+	}
+	if got := strings.Join(ids, " "); got != "a:p1 b:p2 c:p1 held:p1" {
+		t.Fatalf("after apply: %s", got)
+	}
+}
