@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/connkit/connkit/connector"
 )
@@ -130,8 +131,12 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		}
 	}
 	if len(bad) > 0 {
+		parts := make([]string, len(bad))
+		for i, f := range bad {
+			parts[i] = f.Field + ": " + f.Message
+		}
 		return nil, &Error{Code: CodeInvalidArgument, Fields: bad,
-			Message: "invalid connection set, nothing applied: " + bad.Error()}
+			Message: "invalid connection set, nothing applied: " + strings.Join(parts, "; ")}
 	}
 	var prune []string
 	if opts.Prune {

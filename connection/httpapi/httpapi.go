@@ -157,7 +157,7 @@ func New(m *connection.Manager, opts *Options) *Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	h.mux.Handle("/connections", methods{"GET": h.list, "POST": h.create})
+	h.mux.Handle("/connections", methods{"GET": h.list, "POST": h.create, "PUT": h.apply})
 	h.mux.Handle("/connections/{id}", methods{"GET": h.get, "PUT": h.update, "DELETE": h.delete})
 	h.mux.Handle("/connections/{id}/history", methods{"GET": h.history})
 	h.mux.Handle("/connections/{id}/reconnect", methods{"POST": h.reconnect})
@@ -459,9 +459,17 @@ func (e *keyError) Error() string { return e.field + ": " + e.msg }
 // to the decoder.
 func checkKeys(data []byte, v any) error {
 	var fields []string
-	if t := reflect.TypeOf(v); t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
-		for i := range t.Elem().NumField() {
-			name, _, _ := strings.Cut(t.Elem().Field(i).Tag.Get("json"), ",")
+	fieldDepth := 0 // of the objects whose keys are the struct's fields
+	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Slice {
+		t, fieldDepth = t.Elem(), 1
+	}
+	if t.Kind() == reflect.Struct {
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 			fields = append(fields, name)
 		}
 	}
@@ -490,12 +498,12 @@ func checkKeys(data []byte, v any) error {
 					return &keyError{connector.Short(name), "the key is given twice; give it once"}
 				}
 				seen[k] = true
-				if depth == 0 && fields != nil && !slices.Contains(fields, k) {
+				if depth == fieldDepth && fields != nil && !slices.Contains(fields, k) {
 					msg := fmt.Sprintf("unknown field %q; the fields are %s", connector.Short(k), strings.Join(fields, ", "))
 					if i := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(f, k) }); i >= 0 {
 						msg = fmt.Sprintf("unknown field %q; field names are exact: use %q", k, fields[i])
 					}
-					return &keyError{connector.Short(k), msg}
+					return &keyError{connector.Short(name), msg}
 				}
 				if err := walk(name, depth+1); err != nil {
 					return err

@@ -332,3 +332,42 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// apply serves PUT /connections: the stored set is made to match the
+// body's array (?prune=true deletes the others; ?dryRun=true changes
+// nothing), and the answer says what happened to each connection.
+func (h *Handler) apply(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var opts connection.ApplyOptions
+	for name, dst := range map[string]*bool{"prune": &opts.Prune, "dryRun": &opts.DryRun} {
+		if s := q.Get(name); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument,
+					Fields:  connector.FieldErrors{{Field: name, Message: "give true or false"}},
+					Message: fmt.Sprintf("%s %q: give true or false", name, connector.Short(s))})
+				return
+			}
+			*dst = b
+		}
+	}
+	var body []specBody
+	if !h.decode(w, r, &body) {
+		return
+	}
+	if body == nil {
+		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument,
+			Message: "invalid request body: give a JSON array of connections, [] for none"})
+		return
+	}
+	specs := make([]connection.Spec, len(body))
+	for i, b := range body {
+		specs[i] = connection.Spec{ID: b.ID, Type: b.Typ, Props: b.Props}
+	}
+	res, err := h.m.Apply(r.Context(), specs, &opts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -308,4 +309,60 @@ func listen(t *testing.T, h http.Handler) string {
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+type appliedBody struct {
+	ID      string   `json:"id"`
+	Action  string   `json:"action"`
+	Version int64    `json:"version"`
+	Error   string   `json:"error"`
+	Refs    []string `json:"refs"`
+}
+
+func actionsOf(t *testing.T, r response) string {
+	t.Helper()
+	if r.status != 200 {
+		t.Fatalf("apply: %d %s", r.status, r.body)
+	}
+	var as []appliedBody
+	r.json(t, &as)
+	var out []string
+	for _, a := range as {
+		out = append(out, fmt.Sprintf("%s:%s:%d", a.ID, a.Action, a.Version))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestApplyRoute: PUT /connections makes the set match; twice is a
+// no-op; dryRun changes nothing; an invalid entry is a 400 naming it.
+func TestApplyRoute(t *testing.T) {
+	s := newServer(t, nil)
+	set := `[{"id":"a","typ":"fake","props":{"addr":"p1","password":"pw"}},{"id":"b","typ":"fake","props":{"addr":"p1"}}]`
+	if got := actionsOf(t, s.do("PUT", "/connections", set)); got != "a:create:1 b:create:1" {
+		t.Fatalf("first: %s", got)
+	}
+	if got := actionsOf(t, s.do("PUT", "/connections", set)); got != "a:unchanged:1 b:unchanged:1" {
+		t.Fatalf("second: %s", got)
+	}
+	if got := actionsOf(t, s.do("PUT", "/connections?prune=true&dryRun=true", `[{"id":"a","typ":"fake","props":{"addr":"p2","password":"pw2"}}]`)); got != "a:update:1 b:delete:0" {
+		t.Fatalf("dry run: %s", got)
+	}
+	if in, _ := s.m.Get("b"); in.Version != 1 {
+		t.Fatal("a dry run changed b")
+	}
+	e := wantError(t, s.do("PUT", "/connections", `[{"id":"a","typ":"fake","props":{"addr":"p1"}},{"id":"c","typ":"fake","props":{"adr":"p1"}}]`), 400, "invalid_argument")
+	if got := strings.Join(fields(e), ","); got != "[1].addr,[1].adr" {
+		t.Fatalf("fields %s", got)
+	}
+	wantError(t, s.do("PUT", "/connections", `[{"ID":"a"}]`), 400, "invalid_argument")
+	wantError(t, s.do("PUT", "/connections", `null`), 400, "invalid_argument")
+	wantError(t, s.do("PUT", "/connections", `{"id":"a"}`), 400, "invalid_argument")
+	wantError(t, s.do("PUT", "/connections?prune=yes", `[]`), 400, "invalid_argument")
+	if _, err := s.m.Attach(context.Background(), "b", "rule1"); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("PUT", "/connections?prune=true", `[{"id":"a","typ":"fake","props":{"addr":"p1","password":"******"}}]`)
+	if got := actionsOf(t, r); got != "a:unchanged:1 b:refused:0" || !strings.Contains(string(r.body), `"refs":["rule1"]`) {
+		t.Fatalf("prune of a held connection: %s", r.body)
+	}
 }
