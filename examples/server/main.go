@@ -58,6 +58,7 @@ func main() {
 	maxConns := flag.Int("max-connections", 10000, "the most connections that may exist")
 	storeURL := flag.String("store", "", "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to keep the connections on etcd, shared with other instances (default: the SQLite file of -db)")
 	instance := flag.String("instance", "", "this instance's name in the refs it publishes on etcd (default: host name and a random suffix)")
+	provisionFile := flag.String("provision", "", "JSON or YAML file of connections to apply at start, as PUT /connections does; secrets may be ${env:NAME} or ${file:PATH}")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,7 +73,7 @@ func main() {
 		log.Error("policy flags", "err", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance}, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
+	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance, provision: *provisionFile}, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
 		log.Error("connkit server failed", "err", err)
 		os.Exit(1)
 	}
@@ -147,9 +148,9 @@ func prefixes(flag, s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// storeConfig says where the connections are kept: url "" is the SQLite
-// file.
-type storeConfig struct{ url, instance string }
+// storeConfig says where the connections are kept (url "" is the SQLite
+// file) and which file, if any, declares them at start.
+type storeConfig struct{ url, instance, provision string }
 
 // openStore opens the store sc names, or the SQLite file at dbPath, and
 // says which for the log.
@@ -198,6 +199,11 @@ func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connect
 		return err
 	}
 	defer m.Close()
+	if sc.provision != "" {
+		if err := provision(ctx, m, sc.provision, log); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProvision: a YAML file is applied at start, one log line per entry;
+// a second start with the same file changes nothing; an invalid file
+// stops the server with an error naming the entry, and applies nothing.
+func TestProvision(t *testing.T) {
+	bin := buildServer(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "c.db")
+	file := filepath.Join(dir, "connections.yaml")
+	os.WriteFile(file, []byte(`
+- id: bus
+  typ: mqtt
+  props:
+    server: tcp://127.0.0.1:1
+    username: edge
+- id: push
+  typ: httppush
+  props: {addr: "127.0.0.1:0", endpoint: /in}
+`), 0o600)
+	p := startWith(t, bin, "-db", db, "-provision", file)
+	if code, body := call(t, "GET", p.url+"/connections/bus", ""); code != 200 || body["version"].(float64) != 1 {
+		t.Fatalf("bus: %d %v", code, body)
+	}
+	stop(p)
+	for _, want := range []string{`msg="provisioned connection" connection=bus action=create version=1`, `connection=push action=create`} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Fatalf("log lacks %q:\n%s", want, p.logs)
+		}
+	}
+
+	p = startWith(t, bin, "-db", db, "-provision", file)
+	stop(p)
+	if !strings.Contains(p.logs.String(), `connection=bus action=unchanged version=1`) {
+		t.Fatalf("second start:\n%s", p.logs)
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`[{"id":"new","typ":"mqtt","props":{"server":"tcp://127.0.0.1:1"}},{"id":"x","typ":"mqtt","props":{"servr":"tcp://h:1"}}]`), 0o600)
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", db, "-provision", bad)
+	done := make(chan []byte, 1)
+	go func() { out, _ := cmd.CombinedOutput(); done <- out }()
+	var out []byte
+	select {
+	case out = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the server did not stop on an invalid provisioning file")
+	}
+	if cmd.ProcessState.ExitCode() == 0 || !strings.Contains(string(out), `entry 1 (id \"x\") servr: unknown property`) {
+		t.Fatalf("invalid file: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	p = startWith(t, bin, "-db", db)
+	if code, _ := call(t, "GET", p.url+"/connections/new", ""); code != 404 {
+		t.Fatalf("an invalid file applied its valid entry: %d", code)
+	}
+}
+
+// stop kills p and waits until its log is read to the end.
+func stop(p *proc) {
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd.Wait()
+}
