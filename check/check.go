@@ -175,6 +175,12 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		}
 	}
 
+	// Secret references are read as the connection would read them.
+	resolved, _, rerr := secret.Resolve(schema, props, c.policy)
+	if rerr != nil {
+		return Result{}, classify(rerr, ctx, c.timeout, secret.Scrubber(schema, props))
+	}
+	props = resolved
 	select {
 	case c.slots <- struct{}{}:
 	default:

@@ -128,3 +128,48 @@ func TestApplyRefusedAndPrune(t *testing.T) {
 		t.Fatalf("after apply: %s", got)
 	}
 }
+
+// TestSecretReference: a reference is stored and shown as it is; one
+// that cannot be read leaves the connection stored, down and permanent,
+// naming the field; once it can be read, a reconnect makes it run with
+// the secret it names, which no log holds.
+func TestSecretReference(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.SetUp("p1", true)
+	ref := "${env:CONNKIT_SECRET_REFTEST}"
+	in, err := e.m.Create(ctx, spec("a", map[string]any{"addr": "p1", "password": ref}))
+	if err != nil {
+		t.Fatalf("create with an unset variable: %v", err)
+	}
+	if in.Props["password"] != ref || in.State != connection.StateDisconnected || !in.Permanent ||
+		!strings.Contains(in.Err, "password: ${env:CONNKIT_SECRET_REFTEST}: environment variable CONNKIT_SECRET_REFTEST is not set") {
+		t.Fatalf("unset: %+v", in)
+	}
+	recs, _ := e.st.List(ctx)
+	if !strings.Contains(string(recs[0].Props), ref) {
+		t.Fatalf("stored: %s", recs[0].Props)
+	}
+	if _, err := e.m.Attach(ctx, "a", "r"); err == nil {
+		t.Fatal("attached to a connection that cannot run")
+	}
+	err = e.m.Reconnect(ctx, "a")
+	wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	t.Setenv("CONNKIT_SECRET_REFTEST", "s3cret-from-env")
+	if err := e.m.Reconnect(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e.m, "a", connection.StateConnected)
+	conn := attachFake(t, e.m, "a", "r")
+	if conn.Props()["password"] != "s3cret-from-env" {
+		t.Fatalf("the connection dialed with %v", conn.Props()["password"])
+	}
+	// Unchanged by an Apply of the same reference.
+	res, err := e.m.Apply(ctx, []connection.Spec{spec("a", map[string]any{"addr": "p1", "password": ref})}, nil)
+	if err != nil || res[0].Action != connection.ActionUnchanged {
+		t.Fatalf("apply of the same reference: %+v %v", res, err)
+	}
+	conn.Log("dialed with s3cret-from-env")
+	if strings.Contains(e.logs.String(), "s3cret-from-env") {
+		t.Fatalf("the resolved secret reached the log:\n%s", e.logs)
+	}
+}

@@ -345,7 +345,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := fake.Dials("p1")
-	if err := m.Reconnect("a"); err != nil {
+	if err := m.Reconnect(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a redial", func() bool { return fake.Dials("p1") == n+1 })
@@ -357,9 +357,9 @@ func TestReconnect(t *testing.T) {
 	fake.SetUp("p1", false)
 	waitState(t, m, "a", connection.StateDisconnected)
 	fake.SetUp("p1", true)
-	if err := m.Reconnect("a"); err != nil {
+	if err := m.Reconnect(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, m, "a", connection.StateConnected)
-	wantCode(t, m.Reconnect("nope"), connection.CodeNotFound, connection.ErrNotFound)
+	wantCode(t, m.Reconnect(ctx, "nope"), connection.CodeNotFound, connection.ErrNotFound)
 }

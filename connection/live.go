@@ -105,6 +105,9 @@ func newLive(conn connector.Conn, ev *events, ws *watchers, scrub func(string) s
 // start runs the dial loop; wg counts the goroutine. It reports false if
 // the live was stopped before it could start.
 func (l *live) start(wg *sync.WaitGroup) bool {
+	if l == nil {
+		return false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stopped || l.started {
@@ -125,6 +128,9 @@ func (l *live) start(wg *sync.WaitGroup) bool {
 // stop ends the dial loop, waits for it, and closes the conn. It is safe to
 // call more than once and on a live that never started.
 func (l *live) stop() {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()

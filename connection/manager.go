@@ -273,7 +273,16 @@ func (m *Manager) lookup(typ string) (connector.Type, error) {
 // no I/O.
 func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (*live, error) {
 	schema := t.Schema()
+	resolved, _, rerr := secret.Resolve(schema, props, m.policy)
+	if rerr == nil {
+		props = resolved
+	}
 	decoded, err := schema.Decode(props)
+	if err == nil && rerr != nil {
+		// Valid, but a secret reference cannot be read now: the
+		// connection is kept, and cannot run until it can.
+		return nil, &unresolved{rerr}
+	}
 	if err == nil {
 		scrub := secret.Scrubber(schema, props)
 		log := slog.New(scrubHandler{m.log.Handler(), scrub}).With("connection", id, "type", typ)
@@ -298,9 +307,24 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 	return nil, invalidField(id, "props", secret.Scrub(schema, props, err.Error()))
 }
 
+// unresolved is the error of props whose secret references cannot be
+// read: not invalid, but the connection cannot run until they can.
+type unresolved struct{ err error }
+
+func (u *unresolved) Error() string { return "a secret reference cannot be read: " + u.err.Error() }
+func (u *unresolved) Unwrap() error { return u.err }
+
+// brokenStatus is the status of a connection that cannot run because of
+// err.
+func brokenStatus(err error) Status {
+	return Status{State: StateDisconnected, Err: err.Error(), Permanent: true, Since: time.Now().UTC()}
+}
+
 // prepared is a validated spec: its live, not started, and its props as
-// they will be stored.
+// they will be stored. live is nil, and broken says why, if a secret
+// reference cannot be read.
 type prepared struct {
+	broken   Status
 	live     *live
 	identity string // at the peer; "" for none
 	idField  string // the prop that sets it
@@ -339,10 +363,14 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 		return nil, invalidField(spec.ID, "props", err.Error())
 	}
 	l, err := m.open(spec.ID, spec.Type, t, stored)
-	if err != nil {
+	var u *unresolved
+	if err != nil && !errors.As(err, &u) {
 		return nil, err
 	}
 	p := &prepared{live: l, schema: t.Schema(), props: stored, raw: raw}
+	if u != nil {
+		p.broken = brokenStatus(u)
+	}
 	p.identity, p.idField = identity(spec.Type, t, stored)
 	return p, nil
 }
@@ -505,7 +533,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		l.stop()
 		return Info{}, storeError(spec.ID, "create", err)
 	}
-	e.rec, e.stored, e.live = rec, true, l
+	e.rec, e.stored, e.live, e.broken = rec, true, l, p.broken
 	e.identity, e.claim = p.identity, ""
 	e.setProps(p.props)
 	m.changed(EventCreated, e, false)
@@ -583,7 +611,7 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 			if old != nil {
 				old.mute()
 			}
-			e.rec, e.schema, e.live, e.broken = rec, p.schema, l, Status{}
+			e.rec, e.schema, e.live, e.broken = rec, p.schema, l, p.broken
 			e.identity = p.identity
 			e.setProps(p.props)
 			m.changed(EventUpdated, e, false)
@@ -994,7 +1022,7 @@ func (m *Manager) changed(kind EventKind, e *entry, remote bool) {
 // Reconnect closes the link of the connection id and dials it again now,
 // without waiting out a backoff; its refs keep their clients. Use it once
 // the peer is fixed. It returns once the redial is asked, not dialed.
-func (m *Manager) Reconnect(id string) error {
+func (m *Manager) Reconnect(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -1004,13 +1032,52 @@ func (m *Manager) Reconnect(id string) error {
 		m.mu.Unlock()
 		return notFound(id)
 	}
-	l, broken := e.live, e.broken
+	l := e.live
 	m.mu.Unlock()
 	if l == nil {
-		return &Error{Code: CodeInvalidArgument, ID: id,
-			Message: fmt.Sprintf("connection %q cannot run, so it cannot reconnect: %s; update it", id, broken.Err)}
+		return m.reopen(ctx, id)
 	}
 	l.reconnect()
+	return nil
+}
+
+// reopen makes a live for the connection id that cannot run, from its
+// stored props, as a start would: a secret reference that can be read
+// now makes it run. It says why if it still cannot.
+func (m *Manager) reopen(ctx context.Context, id string) error {
+	m.mu.Lock()
+	e, err := m.acquire(ctx, id)
+	if err != nil {
+		return err
+	}
+	if e.live != nil {
+		m.mu.Unlock()
+		e.live.reconnect()
+		return nil
+	}
+	props := e.props
+	ne := &entry{rec: e.rec, refs: map[string]*refState{}, stored: true}
+	e.busy = make(chan struct{})
+	m.mu.Unlock()
+
+	// A file reference is read here: without the lock.
+	err = m.prepare(ne, props, nil)
+	m.mu.Lock()
+	if err == nil && !m.closed {
+		e.live, e.broken = ne.live, Status{}
+		st := e.live.status()
+		m.bus.publish(Event{Kind: EventStatus, ID: id, Type: e.rec.Type, Status: &st})
+		e.live.start(&m.wg)
+	} else if err != nil {
+		e.broken = ne.broken
+		e.refsGen++ // the kept JSON has the old error
+	}
+	settle(e)
+	m.mu.Unlock()
+	if err != nil {
+		return &Error{Code: CodeInvalidArgument, ID: id, Err: err,
+			Message: fmt.Sprintf("connection %q cannot run, so it cannot reconnect: %s; update it", id, ne.broken.Err)}
+	}
 	return nil
 }
 

@@ -78,7 +78,12 @@ func (p *DialPolicy) Permit(ap netip.AddrPort) error {
 type Policy struct {
 	Dial   *DialPolicy
 	Listen *ListenPolicy
-	Files  *FilePolicy
+	// Files also bounds the files that secret references (${file:PATH})
+	// read.
+	Files *FilePolicy
+	// Env bounds the variables that secret references (${env:NAME})
+	// read; nil means DefaultEnvPolicy, not everything.
+	Env *EnvPolicy
 }
 
 func (p *Policy) dial() *DialPolicy {
@@ -283,4 +288,35 @@ func PolicyDialer(p *DialPolicy) *net.Dialer {
 		}
 		return nil
 	}}
+}
+
+// EnvPolicy limits the environment variables that a secret reference
+// (${env:NAME}) may read: a user who may write connections could
+// otherwise send any of the host's variables to a peer of their choice.
+type EnvPolicy struct {
+	// Prefixes are the names allowed: a variable is readable if its name
+	// starts with one of them. "" allows every variable.
+	Prefixes []string
+}
+
+// DefaultEnvPolicy allows the variables named CONNKIT_SECRET_*. A Policy
+// whose Env is nil has it.
+var DefaultEnvPolicy = &EnvPolicy{Prefixes: []string{"CONNKIT_SECRET_"}}
+
+// ErrEnvDenied is the error of a variable that an EnvPolicy refuses.
+var ErrEnvDenied = errors.New("environment variable denied by policy")
+
+// EnvAllowed reports whether a secret reference may read the environment
+// variable name.
+func (p *Policy) EnvAllowed(name string) error {
+	e := DefaultEnvPolicy
+	if p != nil && p.Env != nil {
+		e = p.Env
+	}
+	for _, pre := range e.Prefixes {
+		if strings.HasPrefix(name, pre) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s; the names allowed start with %s", ErrEnvDenied, name, strings.Join(e.Prefixes, " or "))
 }

@@ -156,7 +156,7 @@ func selectorError(id string, err error) error {
 // connection as it is before the redial.
 func (h *Handler) reconnect(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := h.m.Reconnect(id); err != nil {
+	if err := h.m.Reconnect(r.Context(), id); err != nil {
 		h.fail(w, r, err)
 		return
 	}

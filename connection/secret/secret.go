@@ -48,11 +48,13 @@ func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
 				out[f.Name] = maskURL(str)
 			}
 		case f.Secret:
-			out[f.Name] = Mask
+			if !IsRef(v) { // a reference is shown: it is no secret
+				out[f.Name] = Mask
+			}
 		case len(f.SecretKeys) > 0:
 			if m, ok := v.(map[string]any); ok {
-				for k := range m {
-					if f.SecretKey(k) {
+				for k, kv := range m {
+					if f.SecretKey(k) && !IsRef(kv) {
 						m[k] = Mask
 					}
 				}
@@ -67,7 +69,7 @@ func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
 func Values(s *connector.Schema, p map[string]any) []string {
 	var out []string
 	add := func(v string) {
-		if v == "" || v == Mask {
+		if v == "" || v == Mask || IsRef(v) {
 			return
 		}
 		// The forms a message may quote it in: as it is, URL-escaped,

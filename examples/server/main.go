@@ -58,6 +58,7 @@ func main() {
 	maxConns := flag.Int("max-connections", 10000, "the most connections that may exist")
 	storeURL := flag.String("store", "", "etcd://HOST:PORT[,HOST:PORT...]/PREFIX to keep the connections on etcd, shared with other instances (default: the SQLite file of -db)")
 	instance := flag.String("instance", "", "this instance's name in the refs it publishes on etcd (default: host name and a random suffix)")
+	secretEnv := flag.String("secret-env", "CONNKIT_SECRET_", "comma-separated prefixes of the environment variables that ${env:NAME} secret references may read (\"\" for all)")
 	provisionFile := flag.String("provision", "", "JSON or YAML file of connections to apply at start, as PUT /connections does; secrets may be ${env:NAME} or ${file:PATH}")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -72,6 +73,10 @@ func main() {
 	if err != nil {
 		log.Error("policy flags", "err", err)
 		os.Exit(2)
+	}
+	policy.Env = &connector.EnvPolicy{Prefixes: split(*secretEnv)}
+	if *secretEnv == "" {
+		policy.Env.Prefixes = []string{""}
 	}
 	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance, provision: *provisionFile}, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
 		log.Error("connkit server failed", "err", err)

@@ -71,3 +71,61 @@ func stop(p *proc) {
 	<-p.done
 	p.cmd.Wait()
 }
+
+// TestProvisionSecretReferences: a provisioning file holds references, not
+// passwords; the server reads them from its environment and a file, and
+// connects to the real password-protected mosquitto; the password is in
+// no answer and no log line.
+func TestProvisionSecretReferences(t *testing.T) {
+	addr := os.Getenv("CONNKIT_MQTT_AUTH_ADDR")
+	user, pw := os.Getenv("CONNKIT_MQTT_USER"), os.Getenv("CONNKIT_MQTT_PASSWORD")
+	if addr == "" || pw == "" {
+		t.Skip("CONNKIT_MQTT_AUTH_ADDR is not set: run make test")
+	}
+	t.Setenv("CONNKIT_SECRET_MQTT", pw)
+	dir := t.TempDir() // under the server's -file-root
+	pwFile := filepath.Join(dir, "mqtt.pw")
+	os.WriteFile(pwFile, []byte(pw+"\n"), 0o600)
+	file := filepath.Join(dir, "connections.yaml")
+	os.WriteFile(file, []byte(`
+- id: from_env
+  typ: mqtt
+  props: {server: "tcp://`+addr+`", username: `+user+`, password: "${env:CONNKIT_SECRET_MQTT}"}
+- id: from_file
+  typ: mqtt
+  props: {server: "tcp://`+addr+`", username: `+user+`, password: "${file:`+pwFile+`}"}
+- id: unset
+  typ: mqtt
+  props: {server: "tcp://`+addr+`", username: `+user+`, password: "${env:CONNKIT_SECRET_UNSET}"}
+`), 0o600)
+	bin := buildServer(t)
+	p := startWith(t, bin, "-db", filepath.Join(dir, "c.db"), "-provision", file)
+	for _, id := range []string{"from_env", "from_file"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := call(t, "GET", p.url+"/connections/"+id, "")
+			if code == 200 && body["status"] == "connected" {
+				if props := body["props"].(map[string]any); !strings.HasPrefix(props["password"].(string), "${") {
+					t.Fatalf("%s shows password %v, want the reference", id, props["password"])
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not connected: %v", id, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	code, body := call(t, "POST", p.url+"/connections/from_env/check", "")
+	if code != 200 {
+		t.Fatalf("check with the referenced password: %d %v", code, body)
+	}
+	code, body = call(t, "GET", p.url+"/connections/unset", "")
+	if body["permanent"] != true || !strings.Contains(body["err"].(string), "CONNKIT_SECRET_UNSET is not set") {
+		t.Fatalf("unset reference: %d %v", code, body)
+	}
+	stop(p)
+	if strings.Contains(p.logs.String(), pw) {
+		t.Fatalf("the password reached the log:\n%s", p.logs)
+	}
+}

@@ -1,0 +1,121 @@
+package secret
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/connkit/connkit/connector"
+)
+
+// A secret prop may hold a reference instead of the secret:
+// ${env:NAME} (an environment variable) or ${file:PATH} (a file's
+// content, without its final line break). The reference is what is
+// stored and shown: it is not itself a secret. Resolve reads it when the
+// connection dials or is checked, under the Policy's Env and Files.
+var refPattern = regexp.MustCompile(`^\$\{(env|file):([^{}]+)\}$`)
+
+// IsRef reports whether v is a secret reference.
+func IsRef(v any) bool {
+	s, ok := v.(string)
+	return ok && refPattern.MatchString(s)
+}
+
+// maxRefFile bounds what a ${file:} reference reads.
+const maxRefFile = 64 << 10
+
+// Resolve returns p with each secret reference (of a Secret field, or a
+// SecretKeys value of a map field) replaced by what it names, and
+// whether p held any. A reference that cannot be read is a permanent
+// connector.FieldErrors naming the field and what to do.
+func Resolve(s *connector.Schema, p map[string]any, pol *connector.Policy) (map[string]any, bool, error) {
+	var out map[string]any
+	var fe connector.FieldErrors
+	resolve := func(field, key string, v any) (string, bool) {
+		str, _ := v.(string)
+		m := refPattern.FindStringSubmatch(str)
+		if m == nil {
+			return "", false
+		}
+		if out == nil {
+			out = clone(p)
+		}
+		val, err := read(m[1], m[2], pol)
+		if err != nil {
+			msg := str + ": " + err.Error()
+			if key != "" {
+				msg = key + ": " + msg
+			}
+			fe = append(fe, connector.FieldError{Field: field, Message: msg})
+		}
+		return val, true
+	}
+	for _, f := range s.Fields {
+		v, ok := p[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind != connector.URL:
+			if val, ok := resolve(f.Name, "", v); ok {
+				out[f.Name] = val
+			}
+		case len(f.SecretKeys) > 0:
+			m, _ := v.(map[string]any)
+			for k, kv := range m {
+				if !f.SecretKey(k) {
+					continue
+				}
+				if val, ok := resolve(f.Name, k, kv); ok {
+					out[f.Name].(map[string]any)[k] = val
+				}
+			}
+		}
+	}
+	if len(fe) > 0 {
+		return nil, true, connector.Permanent(sorted(fe))
+	}
+	if out == nil {
+		return p, false, nil
+	}
+	return out, true, nil
+}
+
+func read(kind, name string, pol *connector.Policy) (string, error) {
+	if kind == "env" {
+		if err := pol.EnvAllowed(name); err != nil {
+			return "", err
+		}
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set; set it, then reconnect the connection (or restart)", name)
+		}
+		return v, nil
+	}
+	path, err := pol.File(name)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("file %s does not exist; create it, then reconnect the connection (or restart)", name)
+		}
+		return "", fmt.Errorf("file %s cannot be read: %v", name, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", name)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRefFile+1))
+	if err != nil {
+		return "", fmt.Errorf("file %s cannot be read: %v", name, err)
+	}
+	if len(b) > maxRefFile {
+		return "", fmt.Errorf("file %s is over %d bytes; a secret file holds the secret alone", name, maxRefFile)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+}

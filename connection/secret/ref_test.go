@@ -1,0 +1,68 @@
+package secret_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/connkit/connkit/connection/secret"
+	"github.com/connkit/connkit/connector"
+)
+
+// TestResolve: references are read under the policy; what cannot be read
+// is a permanent error naming the field and what to do.
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("from-file\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "big"), make([]byte, 70<<10), 0o600)
+	outside := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(outside, []byte("x"), 0o600)
+	t.Setenv("CONNKIT_SECRET_T", "from-env")
+	t.Setenv("HOME_SECRET", "not-for-you")
+	pol := &connector.Policy{Files: &connector.FilePolicy{Root: dir}}
+
+	p := map[string]any{"server": "tcp://h:1", "password": "${env:CONNKIT_SECRET_T}", "optional": map[string]any{"Password": "${file:" + filepath.Join(dir, "pw") + "}"}}
+	got, refs, err := secret.Resolve(schema, p, pol)
+	if err != nil || !refs || got["password"] != "from-env" || got["optional"].(map[string]any)["Password"] != "from-file" {
+		t.Fatalf("Resolve: %v %v %v", got, refs, err)
+	}
+	if p["password"] != "${env:CONNKIT_SECRET_T}" {
+		t.Fatal("Resolve changed its input")
+	}
+	if _, refs, _ := secret.Resolve(schema, map[string]any{"password": "plain ${env:X}"}, pol); refs {
+		t.Fatal("a value that is not only a reference was read as one")
+	}
+	for name, tc := range map[string]struct{ ref, want string }{
+		"unset":        {"${env:CONNKIT_SECRET_NOPE}", "CONNKIT_SECRET_NOPE is not set; set it, then reconnect"},
+		"denied env":   {"${env:HOME_SECRET}", "denied by policy: HOME_SECRET; the names allowed start with CONNKIT_SECRET_"},
+		"missing file": {"${file:" + filepath.Join(dir, "nope") + "}", "does not exist; create it, then reconnect"},
+		"outside root": {"${file:" + outside + "}", "file denied by policy"},
+		"too big":      {"${file:" + filepath.Join(dir, "big") + "}", "is over 65536 bytes"},
+		"a directory":  {"${file:" + dir + "}", "is not a regular file"},
+	} {
+		_, _, err := secret.Resolve(schema, map[string]any{"password": tc.ref}, pol)
+		var fe connector.FieldErrors
+		if !errors.As(err, &fe) || fe[0].Field != "password" || !strings.Contains(err.Error(), tc.want) || !connector.IsPermanent(err) {
+			t.Errorf("%s: %v, want a permanent error on password saying %q", name, err, tc.want)
+		}
+	}
+	// Every variable, when the policy says so.
+	if got, _, err := secret.Resolve(schema, map[string]any{"password": "${env:HOME_SECRET}"}, &connector.Policy{Env: &connector.EnvPolicy{Prefixes: []string{""}}}); err != nil || got["password"] != "not-for-you" {
+		t.Errorf("with every variable allowed: %v %v", got, err)
+	}
+}
+
+// TestRefsShown: a reference is shown as it is, and never scrubbed, as it
+// is no secret; the secret beside it is masked.
+func TestRefsShown(t *testing.T) {
+	p := map[string]any{"server": "tcp://h:1", "password": "${env:CONNKIT_SECRET_T}", "optional": map[string]any{"Password": "Bearer x", "CaFile": "/run/ca"}}
+	m := secret.MaskProps(schema, p)
+	if m["password"] != "${env:CONNKIT_SECRET_T}" || m["optional"].(map[string]any)["Password"] != secret.Mask {
+		t.Fatalf("masked: %v", m)
+	}
+	if got := secret.Scrub(schema, p, "password ${env:CONNKIT_SECRET_T} token Bearer x"); got != "password ${env:CONNKIT_SECRET_T} token "+secret.Mask {
+		t.Fatalf("scrubbed: %q", got)
+	}
+}
