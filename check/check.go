@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/registry"
@@ -44,8 +45,26 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// Is reports whether target is e's Kind.
-func (e *Error) Is(target error) bool { return e.Kind == target }
+// Is reports whether target is e's Kind, or the connection sentinel of
+// its code.
+func (e *Error) Is(target error) bool {
+	return e.Kind == target || errors.Is(&connection.Error{Code: e.ErrorCode()}, target)
+}
+
+// ErrorCode implements connection.Coded: the one vocabulary of errors.
+func (e *Error) ErrorCode() connection.Code {
+	switch e.Kind {
+	case ErrInvalid, ErrUnsupported, ErrDenied:
+		return connection.CodeInvalidArgument
+	case ErrUnknownType:
+		return connection.CodeNotFound
+	case ErrBusy:
+		return connection.CodeResourceExhausted
+	case ErrTimeout:
+		return connection.CodeDeadlineExceeded
+	}
+	return connection.CodeUnavailable
+}
 
 // Options configure a Checker. A nil *Options means all defaults.
 type Options struct {

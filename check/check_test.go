@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/connkit/connkit/check"
+	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
@@ -158,5 +159,23 @@ func TestBaseMerge(t *testing.T) {
 	}
 	if _, err := c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok", "password": "mine"}}); err != nil {
 		t.Errorf("body addr and password over the base: %v", err)
+	}
+}
+
+// TestOneVocabulary: a check's error has a connection.Code, as every
+// other error, and matches its sentinel.
+func TestOneVocabulary(t *testing.T) {
+	for kind, code := range map[error]connection.Code{
+		check.ErrInvalid: connection.CodeInvalidArgument, check.ErrUnknownType: connection.CodeNotFound,
+		check.ErrBusy: connection.CodeResourceExhausted, check.ErrFailed: connection.CodeUnavailable,
+		check.ErrTimeout: connection.CodeDeadlineExceeded, check.ErrDenied: connection.CodeInvalidArgument,
+	} {
+		err := error(&check.Error{Kind: kind, Message: "x"})
+		if got := connection.CodeOf(err); got != code {
+			t.Errorf("%v: code %s, want %s", kind, got, code)
+		}
+		if !errors.Is(err, kind) || !errors.Is(err, connection.ErrInvalidArgument) && code == connection.CodeInvalidArgument {
+			t.Errorf("%v: does not match its sentinels", kind)
+		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/connkit/connkit/store"
 )
 
-// Code is the stable kind of an error. The HTTP layer maps each to a status
-// code; programs compare with errors.Is against the Err sentinels.
+// Code is the stable kind of an error: the one vocabulary of the Manager,
+// the checks (package check, whose errors have an ErrorCode) and the HTTP
+// layer, which maps each to one status. Programs compare with errors.Is
+// against the Err sentinels, or with CodeOf.
 type Code string
 
 // The error kinds.
@@ -25,32 +27,48 @@ const (
 	CodeUnavailable      Code = "unavailable"
 	CodeDeadlineExceeded Code = "deadline_exceeded"
 	CodeInternal         Code = "internal"
+	// CodeResourceExhausted: too much is in flight (checks); retry later.
+	CodeResourceExhausted Code = "resource_exhausted"
+	// CodeBodyTooLarge and CodeMethodNotAllowed are the HTTP layer's.
+	CodeBodyTooLarge     Code = "body_too_large"
+	CodeMethodNotAllowed Code = "method_not_allowed"
 )
+
+// Codes lists every Code, for documents and tables that must cover them.
+var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeInUse, CodeVersionMismatch,
+	CodeLimitExceeded, CodeUnavailable, CodeDeadlineExceeded, CodeInternal, CodeResourceExhausted,
+	CodeBodyTooLarge, CodeMethodNotAllowed}
 
 // Sentinels for errors.Is; every error the Manager returns is an *Error
 // that matches exactly one of them.
 var (
-	ErrInvalidArgument  = errors.New("invalid argument")
-	ErrNotFound         = errors.New("not found")
-	ErrAlreadyExists    = errors.New("already exists")
-	ErrInUse            = errors.New("in use")
-	ErrVersionMismatch  = errors.New("version mismatch")
-	ErrLimitExceeded    = errors.New("limit exceeded")
-	ErrUnavailable      = errors.New("unavailable")
-	ErrDeadlineExceeded = errors.New("deadline exceeded")
-	ErrInternal         = errors.New("internal error")
+	ErrInvalidArgument   = errors.New("invalid argument")
+	ErrNotFound          = errors.New("not found")
+	ErrAlreadyExists     = errors.New("already exists")
+	ErrInUse             = errors.New("in use")
+	ErrVersionMismatch   = errors.New("version mismatch")
+	ErrLimitExceeded     = errors.New("limit exceeded")
+	ErrUnavailable       = errors.New("unavailable")
+	ErrDeadlineExceeded  = errors.New("deadline exceeded")
+	ErrInternal          = errors.New("internal error")
+	ErrResourceExhausted = errors.New("resource exhausted")
+	ErrBodyTooLarge      = errors.New("body too large")
+	ErrMethodNotAllowed  = errors.New("method not allowed")
 )
 
 var sentinels = map[Code]error{
-	CodeInvalidArgument:  ErrInvalidArgument,
-	CodeNotFound:         ErrNotFound,
-	CodeAlreadyExists:    ErrAlreadyExists,
-	CodeInUse:            ErrInUse,
-	CodeVersionMismatch:  ErrVersionMismatch,
-	CodeLimitExceeded:    ErrLimitExceeded,
-	CodeUnavailable:      ErrUnavailable,
-	CodeDeadlineExceeded: ErrDeadlineExceeded,
-	CodeInternal:         ErrInternal,
+	CodeInvalidArgument:   ErrInvalidArgument,
+	CodeNotFound:          ErrNotFound,
+	CodeAlreadyExists:     ErrAlreadyExists,
+	CodeInUse:             ErrInUse,
+	CodeVersionMismatch:   ErrVersionMismatch,
+	CodeLimitExceeded:     ErrLimitExceeded,
+	CodeUnavailable:       ErrUnavailable,
+	CodeDeadlineExceeded:  ErrDeadlineExceeded,
+	CodeInternal:          ErrInternal,
+	CodeResourceExhausted: ErrResourceExhausted,
+	CodeBodyTooLarge:      ErrBodyTooLarge,
+	CodeMethodNotAllowed:  ErrMethodNotAllowed,
 }
 
 // Error is what the Manager returns on failure.
@@ -76,15 +94,25 @@ func (e *Error) Unwrap() error { return e.Err }
 // Is reports whether target is the sentinel of e's Code.
 func (e *Error) Is(target error) bool { return sentinels[e.Code] == target }
 
-// CodeOf returns the kind of err: its Code if it is an *Error, a deadline
-// for context errors, CodeInternal otherwise.
+// Coded is an error of another package that has a Code, such as a
+// check.Error.
+type Coded interface {
+	error
+	ErrorCode() Code
+}
+
+// CodeOf returns the kind of err: its Code if it is an *Error or a Coded,
+// a deadline for context errors, CodeInternal otherwise.
 func CodeOf(err error) Code {
 	var e *Error
+	var c Coded
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &e):
 		return e.Code
+	case errors.As(err, &c):
+		return c.ErrorCode()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return CodeDeadlineExceeded
 	}

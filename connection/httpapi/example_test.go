@@ -33,5 +33,5 @@ func ExampleNew() {
 	res.Body.Close()
 	fmt.Println(res.StatusCode, strings.TrimSpace(string(body)))
 	// Output:
-	// 400 {"error":"invalid connection: addr: required: give a string; adr: unknown property; the known ones are addr, password, url, header, mode, retries","code":"invalid_argument","fields":[{"field":"addr","message":"required: give a string"},{"field":"adr","message":"unknown property; the known ones are addr, password, url, header, mode, retries"}]}
+	// 400 {"type":"urn:connkit:problem:invalid_argument","title":"Invalid argument","status":400,"detail":"invalid connection: addr: required: give a string; adr: unknown property; the known ones are addr, password, url, header, mode, retries","code":"invalid_argument","error":"invalid connection: addr: required: give a string; adr: unknown property; the known ones are addr, password, url, header, mode, retries","fields":[{"field":"addr","message":"required: give a string"},{"field":"adr","message":"unknown property; the known ones are addr, password, url, header, mode, retries"}]}
 }

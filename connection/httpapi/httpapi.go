@@ -169,7 +169,7 @@ func New(m *connection.Manager, opts *Options) *Handler {
 	h.mux.Handle("/livez", methods{"GET": h.livez})
 	h.mux.Handle("/readyz", methods{"GET": h.readyz})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
+		writeError(w, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
 	})
 	return h
 }
@@ -181,14 +181,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			h.log.Error("httpapi: panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
-			writeError(w, http.StatusInternalServerError, errBody{Code: string(connection.CodeInternal), Error: "internal error; the server log has the details"})
+			writeError(w, errBody{Code: string(connection.CodeInternal), Error: "internal error; the server log has the details"})
 		}
 	}()
 	// The mux would answer a path with . or .. segments or doubled slashes
 	// with an HTML redirect; every answer here is JSON.
 	if p := r.URL.Path; p != "" {
 		if c := path.Clean(p); c != p && c+"/" != p {
-			writeError(w, http.StatusNotFound, errBody{Code: string(connection.CodeNotFound),
+			writeError(w, errBody{Code: string(connection.CodeNotFound),
 				Error: fmt.Sprintf("no route %s %s; the path is not in canonical form", r.Method, p)})
 			return
 		}
@@ -211,32 +211,52 @@ func (ms methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
-	writeError(w, http.StatusMethodNotAllowed, errBody{Code: "method_not_allowed",
+	writeError(w, errBody{Code: "method_not_allowed",
 		Error: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))})
 }
 
+// errBody is every error's body: a problem (RFC 9457, served as
+// application/problem+json) with connkit's members beside the standard
+// ones: code, error (the detail, for clients of before), fields, refs,
+// reason and steps.
 type errBody struct {
-	Error  string                 `json:"error"`
+	Type   string                 `json:"type"`
+	Title  string                 `json:"title"`
+	Status int                    `json:"status"`
+	Detail string                 `json:"detail"`
 	Code   string                 `json:"code"`
+	Error  string                 `json:"error"`
 	Fields []connector.FieldError `json:"fields,omitempty"`
 	Refs   []string               `json:"refs,omitempty"`
 	Reason string                 `json:"reason,omitempty"`
 	Steps  []connector.Step       `json:"steps,omitempty"`
 }
 
-var statusOf = map[connection.Code]int{
-	connection.CodeInvalidArgument:  http.StatusBadRequest,
-	connection.CodeNotFound:         http.StatusNotFound,
-	connection.CodeAlreadyExists:    http.StatusConflict,
-	connection.CodeInUse:            http.StatusConflict,
-	connection.CodeVersionMismatch:  http.StatusPreconditionFailed,
-	connection.CodeLimitExceeded:    http.StatusConflict,
-	connection.CodeUnavailable:      http.StatusBadGateway,
-	connection.CodeDeadlineExceeded: http.StatusGatewayTimeout,
-	connection.CodeInternal:         http.StatusInternalServerError,
+// problems is the one table from an error's code to its HTTP status and
+// title.
+var problems = map[connection.Code]struct {
+	status int
+	title  string
+}{
+	connection.CodeInvalidArgument:   {http.StatusBadRequest, "Invalid argument"},
+	connection.CodeNotFound:          {http.StatusNotFound, "Not found"},
+	connection.CodeAlreadyExists:     {http.StatusConflict, "Already exists"},
+	connection.CodeInUse:             {http.StatusConflict, "In use"},
+	connection.CodeVersionMismatch:   {http.StatusPreconditionFailed, "Version mismatch"},
+	connection.CodeLimitExceeded:     {http.StatusConflict, "Limit exceeded"},
+	connection.CodeUnavailable:       {http.StatusBadGateway, "Unavailable"},
+	connection.CodeDeadlineExceeded:  {http.StatusGatewayTimeout, "Deadline exceeded"},
+	connection.CodeInternal:          {http.StatusInternalServerError, "Internal error"},
+	connection.CodeResourceExhausted: {http.StatusServiceUnavailable, "Resource exhausted"},
+	connection.CodeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Body too large"},
+	connection.CodeMethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed"},
 }
 
-// fail writes err as the JSON error body with its kind's status.
+// ProblemType is the stable URI of the problem type of code, the "type"
+// of an error body.
+func ProblemType(code connection.Code) string { return "urn:connkit:problem:" + string(code) }
+
+// fail writes err as the error body of its code.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := connection.CodeOf(err)
 	body := errBody{Error: err.Error(), Code: string(code)}
@@ -244,28 +264,37 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &ce) {
 		body.Fields, body.Refs = ce.Fields, ce.Refs
 	}
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	if status == http.StatusInternalServerError {
+	if code == connection.CodeInternal || problems[code].status == 0 {
 		h.log.Error("httpapi: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeError(w, status, body)
+	writeError(w, body)
 }
 
-func writeError(w http.ResponseWriter, status int, body errBody) {
-	writeJSON(w, status, body)
+// writeError writes body as a problem, with the status of its code.
+func writeError(w http.ResponseWriter, body errBody) {
+	p, ok := problems[connection.Code(body.Code)]
+	if !ok {
+		body.Code, p = string(connection.CodeInternal), problems[connection.CodeInternal]
+	}
+	body.Type, body.Title, body.Status, body.Detail = ProblemType(connection.Code(body.Code)), p.title, p.status, body.Error
+	if body.Code == string(connection.CodeResourceExhausted) {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeBody(w, p.status, "application/problem+json", body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeBody(w, status, "application/json", v)
+}
+
+func writeBody(w http.ResponseWriter, status int, contentType string, v any) {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		status = http.StatusInternalServerError
+		status, contentType = http.StatusInternalServerError, "application/problem+json"
 		buf.Reset()
-		fmt.Fprintf(&buf, `{"error":"encoding the response failed","code":"internal"}`+"\n")
+		fmt.Fprintf(&buf, `{"type":%q,"title":"Internal error","status":500,"detail":"encoding the response failed","code":"internal","error":"encoding the response failed"}`+"\n", ProblemType(connection.CodeInternal))
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
@@ -424,7 +453,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	switch {
 	case errors.As(err, &tooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, errBody{Code: "body_too_large",
+		writeError(w, errBody{Code: "body_too_large",
 			Error: fmt.Sprintf("request body is over %d bytes; send less", h.maxBody)})
 	case errors.Is(err, io.EOF):
 		bad("", "the body is empty; send a JSON object")

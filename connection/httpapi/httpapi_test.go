@@ -93,6 +93,10 @@ func (s *server) do(method, path, body string, hdr ...string) response {
 }
 
 type errBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
 	Error  string `json:"error"`
 	Code   string `json:"code"`
 	Fields []struct {
@@ -108,13 +112,17 @@ func wantError(t *testing.T, r response, status int, code string) errBody {
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json", ct)
 	}
 	var e errBody
 	r.json(t, &e)
 	if e.Code != code || e.Error == "" {
 		t.Fatalf("error body %s, want code %s", r.body, code)
+	}
+	// RFC 9457: the standard members agree with the extension ones.
+	if e.Type != "urn:connkit:problem:"+code || e.Title == "" || e.Status != status || e.Detail != e.Error {
+		t.Fatalf("problem members of %s", r.body)
 	}
 	return e
 }

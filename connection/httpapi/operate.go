@@ -118,30 +118,21 @@ func (h *Handler) runCheck(w http.ResponseWriter, r *http.Request, role string, 
 		h.fail(w, r, err)
 		return
 	}
-	body := errBody{Error: ce.Message, Fields: ce.Fields, Reason: ce.Reason, Steps: res.Steps}
-	status := http.StatusBadGateway
+	body := errBody{Error: ce.Message, Code: string(ce.ErrorCode()), Fields: ce.Fields, Reason: ce.Reason, Steps: res.Steps}
 	result := ce.Reason
 	switch {
-	case errors.Is(err, check.ErrInvalid), errors.Is(err, check.ErrUnsupported), errors.Is(err, check.ErrDenied):
-		status, body.Code = http.StatusBadRequest, string(connection.CodeInvalidArgument)
-		if result == "" {
-			result = "invalid"
-		}
+	case result != "":
 	case errors.Is(err, check.ErrUnknownType):
-		status, body.Code, result = http.StatusNotFound, string(connection.CodeNotFound), "unknown_type"
+		result = "unknown_type"
 	case errors.Is(err, check.ErrBusy):
-		w.Header().Set("Retry-After", "1")
-		status, body.Code, result = http.StatusServiceUnavailable, "resource_exhausted", "busy"
-	case errors.Is(err, check.ErrTimeout):
-		status, body.Code = http.StatusGatewayTimeout, string(connection.CodeDeadlineExceeded)
+		result = "busy"
+	case errors.Is(err, check.ErrInvalid), errors.Is(err, check.ErrUnsupported):
+		result = "invalid"
 	default:
-		body.Code = string(connection.CodeUnavailable)
-	}
-	if result == "" {
 		result = "failed"
 	}
 	done(res.Took, result)
-	writeError(w, status, body)
+	writeError(w, body)
 }
 
 // selectorError reports a connectionSelector that names no usable
