@@ -168,6 +168,7 @@ func New(m *connection.Manager, opts *Options) *Handler {
 	h.mux.Handle("/events", methods{"GET": h.events})
 	h.mux.Handle("/livez", methods{"GET": h.livez})
 	h.mux.Handle("/readyz", methods{"GET": h.readyz})
+	h.mux.Handle("/openapi.json", methods{"GET": h.openAPI})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
 	})

@@ -89,6 +89,7 @@ func (s *server) do(method, path, body string, hdr ...string) response {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	s.validate(req, body, res, b)
 	return response{res.StatusCode, res.Header, b}
 }
 
