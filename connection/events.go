@@ -30,7 +30,8 @@ const (
 )
 
 // Event is one change of the Manager's connections. Seq only grows, by one
-// per event, from 1 at New.
+// per event, and across restarts too: a Manager numbers its first event
+// after the microseconds since the epoch at New.
 type Event struct {
 	Seq  uint64    `json:"seq"`
 	Kind EventKind `json:"kind"`
@@ -72,7 +73,8 @@ const historyLen = 50
 type bus struct {
 	mu      sync.Mutex
 	seq     uint64
-	ring    []Event // the last len(ring) events, oldest at ring[next%cap]
+	ring    []Event // the last len(ring) events: event seq at ring[b.slot(seq)]
+	base    uint64  // the seq before the first event
 	retain  int
 	subs    map[*sub]struct{}
 	hist    map[string][]Status
@@ -92,7 +94,12 @@ func newBus(retain int) *bus {
 	if retain <= 0 {
 		retain = 1024
 	}
-	return &bus{retain: retain, subs: map[*sub]struct{}{}, hist: map[string][]Status{}, done: make(chan struct{})}
+	// The first number is the microseconds since the epoch: a process
+	// starts above any number an earlier one gave (short of a clock set
+	// back), so that a client that resumes from one of those is reset.
+	start := uint64(time.Now().UnixMicro())
+	return &bus{retain: retain, subs: map[*sub]struct{}{}, hist: map[string][]Status{}, done: make(chan struct{}),
+		seq: start, base: start}
 }
 
 // publish numbers ev, keeps it, and queues it for every subscriber.
@@ -117,7 +124,7 @@ func (b *bus) publish(ev Event) {
 	if len(b.ring) < b.retain {
 		b.ring = append(b.ring, ev)
 	} else {
-		b.ring[(ev.Seq-1)%uint64(b.retain)] = ev
+		b.ring[b.slot(ev.Seq)] = ev
 	}
 	for s := range b.subs {
 		s.push(ev)
@@ -140,6 +147,9 @@ func (s *sub) push(ev Event) {
 	}
 }
 
+// slot is where the event seq is kept in the ring.
+func (b *bus) slot(seq uint64) uint64 { return (seq - b.base - 1) % uint64(b.retain) }
+
 // retained returns the kept events from Seq from on, or false if some of
 // them are no longer kept. b.mu must be held.
 func (b *bus) retained(from uint64) ([]Event, bool) {
@@ -149,7 +159,7 @@ func (b *bus) retained(from uint64) ([]Event, bool) {
 	}
 	out := make([]Event, 0, b.seq+1-from)
 	for seq := from; seq <= b.seq; seq++ {
-		out = append(out, b.ring[(seq-1)%uint64(b.retain)])
+		out = append(out, b.ring[b.slot(seq)])
 	}
 	return out, true
 }
@@ -270,7 +280,8 @@ func (m *Manager) Events(ctx context.Context, o SubscribeOptions) iter.Seq[Event
 	}
 }
 
-// LastSeq returns the Seq of the last event, 0 before the first.
+// LastSeq returns the Seq of the last event, or, before the first, the
+// number the first follows.
 func (m *Manager) LastSeq() uint64 { return m.bus.last() }
 
 // History returns the last 50 status transitions of the connection id,

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
@@ -65,7 +68,7 @@ func TestEventsLifecycle(t *testing.T) {
 	var seq uint64
 	for {
 		ev := next(t, evs)
-		if ev.Seq != seq+1 {
+		if seq != 0 && ev.Seq != seq+1 {
 			t.Fatalf("event %+v after seq %d", ev, seq)
 		}
 		seq = ev.Seq
@@ -362,4 +365,87 @@ func TestReconnect(t *testing.T) {
 	}
 	waitState(t, m, "a", connection.StateConnected)
 	wantCode(t, m.Reconnect(ctx, "nope"), connection.CodeNotFound, connection.ErrNotFound)
+}
+
+// varying is a connection type whose every dial fails the same way with
+// a different text, as a reset from a new local port does.
+type varying struct{ n atomic.Int64 }
+
+func (v *varying) Schema() *connector.Schema {
+	return &connector.Schema{Fields: []connector.Field{{Name: "addr", Kind: connector.String}}}
+}
+func (v *varying) Open(connector.Props, connector.Events) (connector.Conn, error) {
+	return &varyingConn{v}, nil
+}
+
+type varyingConn struct{ v *varying }
+
+func (c *varyingConn) Connect(context.Context) error {
+	return fmt.Errorf("read tcp 127.0.0.1:%d->127.0.0.1:1883: %w", 40000+c.v.n.Add(1), syscall.ECONNRESET)
+}
+func (c *varyingConn) Client(string) any { return nil }
+func (c *varyingConn) Close() error      { return nil }
+
+// TestSameFailureDifferentText: retries that fail the same way with a
+// different text each are one transition, one event and one log line,
+// not one per attempt.
+func TestSameFailureDifferentText(t *testing.T) {
+	v := &varying{}
+	reg := &registry.Registry{}
+	reg.Register("varying", v)
+	logs := &syncBuffer{}
+	m, err := connection.New(ctx, memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, WatchInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs := m.Subscribe(sctx, connection.SubscribeOptions{})
+	if _, err := m.Create(ctx, connection.Spec{ID: "a", Type: "varying", Props: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "20 attempts", func() bool { in, _ := m.Get("a"); return in.Attempts >= 20 })
+	// Events up to a marker: a's statuses come before it.
+	if _, err := m.Create(ctx, connection.Spec{ID: "marker", Type: "varying", Props: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	statuses := 0
+	for ev := next(t, evs); ev.ID != "marker"; ev = next(t, evs) {
+		if ev.Kind == connection.EventStatus {
+			statuses++
+		}
+	}
+	m.Close()
+	h, _ := m.History("a")
+	if statuses != 1 || len(h) != 2 || strings.Count(logs.String(), "connection=a type=varying err=") != 1 {
+		t.Fatalf("%d status events, %d transitions, log:\n%s", statuses, len(h), logs)
+	}
+	// The status still shows the last text.
+	if in, _ := m.Get("a"); !strings.Contains(in.Err, "connection reset") {
+		t.Errorf("status %+v", in.Status)
+	}
+}
+
+// TestResumeAfterRestart: the numbers of a new Manager start above an
+// earlier one's, so a subscriber resuming from one of those is reset.
+func TestResumeAfterRestart(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := e.m.Create(ctx, spec(id, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := e.m.LastSeq()
+	e.m.Close()
+	m2 := e.open(t)
+	if m2.LastSeq() <= last {
+		t.Fatalf("the new Manager starts at %d, the old one ended at %d", m2.LastSeq(), last)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if ev := next(t, m2.Subscribe(sctx, connection.SubscribeOptions{From: last - 1})); ev.Kind != connection.EventReset {
+		t.Fatalf("resumed from before the restart with %+v, want reset", ev)
+	}
 }

@@ -109,14 +109,14 @@ func ExampleManager_Subscribe() {
 	events := m.Subscribe(ctx, connection.SubscribeOptions{Connection: "bus"})
 	m.Create(ctx, connection.Spec{ID: "bus", Type: "fake", Props: map[string]any{"addr": "broker"}})
 	for ev := range events {
-		fmt.Println(ev.Seq, ev.Kind, ev.ID, ev.Status.State)
+		fmt.Println(ev.Kind, ev.ID, ev.Status.State)
 		if ev.Kind == connection.EventStatus && ev.Status.State == connection.StateConnected {
 			break
 		}
 	}
 	// Output:
-	// 1 created bus connecting
-	// 2 status bus connected
+	// created bus connecting
+	// status bus connected
 }
 
 // WaitConnected bounds the wait for a link with a context, and says the

@@ -41,6 +41,7 @@ type live struct {
 	notify  func(Status) // told each change of state or error; nil once muted
 	dialed  func(error)  // told the result of each dial
 	lastLog time.Time    // of the last line about this link's status
+	kind    string       // errKind of the last error
 	started bool
 	stopped bool
 	cancel  context.CancelFunc
@@ -188,7 +189,11 @@ func (l *live) set(state State, err error, failed bool, next time.Time) {
 	l.st.NextAttemptAt = next
 	st := l.st
 	l.cur.Store(&st)
-	changed := prev.State != state || prev.Err != msg
+	// A retry that fails the same way is no change, even if the text
+	// differs (a local port, a peer's counter): the kind of failure says.
+	kind := errKind(err)
+	changed := prev.State != state || l.kind != kind
+	l.kind = kind
 	again := !changed && err != nil && now.Sub(l.lastLog) >= retryLogEvery
 	if changed || again {
 		l.lastLog = now
@@ -209,6 +214,24 @@ func (l *live) set(state State, err error, failed bool, next time.Time) {
 	case err != nil:
 		l.log.Warn("connection "+string(state), "err", msg, "permanent", st.Permanent, "attempts", st.Attempts)
 	}
+}
+
+// errKind is the kind of a link's failure, as far as an operator cares:
+// the reason (refused, timeout, unauthorized...) and whether it is
+// permanent.
+func errKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	k := connector.NetReason(err)
+	var ce *connector.CheckError
+	if errors.As(err, &ce) {
+		k = ce.Reason
+	}
+	if connector.IsPermanent(err) {
+		k += "/permanent"
+	}
+	return k
 }
 
 // mute stops the status events of a live that is being replaced or

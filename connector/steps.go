@@ -108,7 +108,11 @@ func Dial(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, 
 	targets := []string{addr}
 	if _, perr := netip.ParseAddr(host); perr != nil {
 		start := time.Now()
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		family := map[string]string{"tcp4": "ip4", "tcp6": "ip6"}[network]
+		if family == "" {
+			family = "ip"
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, family, host)
 		StepDone(ctx, "resolve", start, err)
 		if err != nil {
 			return nil, err

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -70,8 +72,14 @@ func (h *Handler) checkStored(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	props := map[string]any{}
-	if r.ContentLength != 0 && !h.decode(w, r, &props) {
-		return
+	// No body, or an empty one however it is sent, checks the connection
+	// alone.
+	br := bufio.NewReader(r.Body)
+	if _, err := br.Peek(1); err == nil {
+		r.Body = io.NopCloser(br)
+		if !h.decode(w, r, &props) {
+			return
+		}
 	}
 	if props == nil {
 		props = map[string]any{}
@@ -282,6 +290,15 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if _, err := fmt.Fprint(w, "retry: 1000\n: connected\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
+	// At shutdown a write stuck on a client that stopped reading ends at
+	// once, not at its deadline.
+	go func() {
+		select {
+		case <-h.streams.done:
+			rc.SetWriteDeadline(time.Now())
+		case <-ctx.Done():
+		}
+	}()
 	tick := time.NewTicker(h.keepAlive)
 	defer tick.Stop()
 	buf := make([]byte, 0, 512)

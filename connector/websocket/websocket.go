@@ -189,6 +189,16 @@ func (c *conn) Connect(ctx context.Context) error {
 	if c.s.server() {
 		return c.serve()
 	}
+	// A redial (a loss, or the Manager's Reconnect) replaces the link:
+	// the old one is closed first, and its reader ends without a loss.
+	c.mu.Lock()
+	stale, staleTr := c.cur, c.tr
+	c.cur, c.tr = nil, nil
+	c.mu.Unlock()
+	if stale != nil {
+		stale.CloseNow()
+		staleTr.CloseIdleConnections()
+	}
 	link, tr, err := c.s.dial(ctx)
 	if err != nil {
 		var ce *connector.CheckError

@@ -392,3 +392,34 @@ func waitActive(t *testing.T, m *connection.Manager, id string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestReconnectReplacesLink: a Reconnect closes the old link before the
+// new one: the peer holds one link, never a pile of them.
+func TestReconnectReplacesLink(t *testing.T) {
+	ctx := context.Background()
+	ln := listen(t, "127.0.0.1:0")
+	p := startPeer(t, ln)
+	m := newManager(t)
+	if _, err := m.Create(ctx, connection.Spec{ID: "ws", Type: websocket.Type, Props: props(ln.Addr().String())}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "ws", connection.StateConnected, 5*time.Second)
+	links := func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.links) }
+	for range 3 {
+		before, _ := m.Get("ws")
+		if err := m.Reconnect(ctx, "ws"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			in, _ := m.Get("ws")
+			if in.State == connection.StateConnected && in.Since.After(before.Since) && links() == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after a reconnect: %+v, the peer holds %d links, want 1", in.Status, links())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
