@@ -3,6 +3,7 @@
 // # Routes
 //
 //	POST   /connections          create: {"id","typ","props"}; 201
+//	PUT    /connections          apply a set: [{"id","typ","props"}...] (?prune=true, ?dryRun=true); 200
 //	GET    /connections          list, sorted by id, in pages (?limit=, ?after=; Link rel="next"); 200
 //	GET    /connections/{id}     one connection; 200, ETag
 //	PUT    /connections/{id}     update; 200; If-Match honoured
@@ -16,6 +17,7 @@
 //	GET    /events               Server-Sent Events of every change (?connection=ID)
 //	GET    /livez                200 while the process serves
 //	GET    /readyz               200 while the store answers (?connection=ID, repeatable; ?verbose)
+//	GET    /openapi.json         the OpenAPI 3.1 document of these routes and the registered types
 //
 // # Events
 //
@@ -58,9 +60,11 @@
 // unauthorized, missing or timeout; or denied (400) when the checker's dial
 // policy forbids the address.
 //
-// Every body is JSON, errors included:
+// Every body is JSON; errors are problems (RFC 9457,
+// application/problem+json) with connkit's members:
 //
-//	{"error": "...", "code": "invalid_argument", "fields": [{"field": "server", "message": "..."}]}
+//	{"type": "urn:connkit:problem:invalid_argument", "title": "Invalid argument", "status": 400,
+//	 "detail": "...", "code": "invalid_argument", "error": "...", "fields": [{"field": "server", "message": "..."}]}
 //
 // The code is one of connection.Code, mapped to a status: invalid_argument
 // 400, not_found 404, already_exists and in_use 409 (in_use lists "refs"),
