@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -81,6 +82,10 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		action  Action
 		version int64
 	}
+	if len(specs) > m.maxConns {
+		return nil, &Error{Code: CodeInvalidArgument, Fields: connector.FieldErrors{{Field: "connections", Message: fmt.Sprintf("%d entries; give at most %d", len(specs), m.maxConns)}},
+			Message: fmt.Sprintf("invalid connection set, nothing applied: %d entries, more than the %d connections allowed", len(specs), m.maxConns)}
+	}
 	plan := make([]planned, len(specs))
 	var bad connector.FieldErrors
 	seen := make(map[string]int, len(specs))
@@ -124,13 +129,17 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		switch {
 		case e == nil:
 			plan[i].action = ActionCreate
-		case prevType == spec.Type && bytes.Equal(p.raw, []byte(prevRaw)):
+		case prevType == spec.Type && (bytes.Equal(p.raw, []byte(prevRaw)) || sameDecoded(p.schema, p.props, prev)):
 			plan[i].action = ActionUnchanged
 		default:
 			plan[i].action = ActionUpdate
 		}
 	}
 	if len(bad) > 0 {
+		// Bounded, so that a hostile set cannot make the answer grow with it.
+		if n := len(bad); n > connector.MaxFieldErrors {
+			bad = append(bad[:connector.MaxFieldErrors:connector.MaxFieldErrors], connector.FieldError{Field: "connections", Message: fmt.Sprintf("%d more errors", n-connector.MaxFieldErrors)})
+		}
 		parts := make([]string, len(bad))
 		for i, f := range bad {
 			parts[i] = f.Field + ": " + f.Message
@@ -208,4 +217,16 @@ func (m *Manager) heldBy(id, op string) ([]string, error) {
 	}
 	refs := e.refNames()
 	return refs, inUse(id, op, refs)
+}
+
+// sameDecoded reports whether a and b are the same props once decoded
+// against the schema: 3 and 3.0 are one int, a default left out is the
+// default given.
+func sameDecoded(s *connector.Schema, a, b map[string]any) bool {
+	da, err := s.Decode(a)
+	if err != nil {
+		return false
+	}
+	db, err := s.Decode(b)
+	return err == nil && reflect.DeepEqual(da, db)
 }

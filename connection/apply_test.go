@@ -1,6 +1,8 @@
 package connection_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -171,5 +173,31 @@ func TestSecretReference(t *testing.T) {
 	conn.Log("dialed with s3cret-from-env")
 	if strings.Contains(e.logs.String(), "s3cret-from-env") {
 		t.Fatalf("the resolved secret reached the log:\n%s", e.logs)
+	}
+}
+
+// TestApplyEqualOnceDecoded: 3 and 3.0, or a default left out and given,
+// are the same props: unchanged, no new version. A set past the limit of
+// connections, or with many bad entries, gets a bounded answer.
+func TestApplyEqualOnceDecoded(t *testing.T) {
+	e := newEnv(t, nil)
+	set := []connection.Spec{spec("a", map[string]any{"addr": "p1", "retries": 3})}
+	if _, err := e.m.Apply(ctx, set, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, props := range []map[string]any{{"addr": "p1", "retries": 3.0}, {"addr": "p1", "retries": json.Number("3e0")}} {
+		res, err := e.m.Apply(ctx, []connection.Spec{spec("a", props)}, nil)
+		if err != nil || res[0].Action != connection.ActionUnchanged || res[0].Version != 1 {
+			t.Fatalf("%v: %+v %v", props, res, err)
+		}
+	}
+	bad := make([]connection.Spec, 100)
+	for i := range bad {
+		bad[i] = spec(fmt.Sprint("b", i), map[string]any{"adr": "x"})
+	}
+	_, err := e.m.Apply(ctx, bad, nil)
+	ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	if len(ce.Fields) > 21 || !strings.Contains(ce.Message, "more errors") {
+		t.Fatalf("%d fields: %.300s", len(ce.Fields), ce.Message)
 	}
 }

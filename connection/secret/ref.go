@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/connkit/connkit/connector"
 )
@@ -95,11 +96,26 @@ func read(kind, name string, pol *connector.Policy) (string, error) {
 		}
 		return v, nil
 	}
+	// Without a root any file could be read (/proc/self/environ holds
+	// every variable the env policy denies).
+	if pol == nil || pol.Files == nil || pol.Files.Root == "" {
+		return "", fmt.Errorf("%w: a file reference needs a directory secret files lie in (Policy.Files.Root; examples/server -file-root)", connector.ErrFileDenied)
+	}
 	path, err := pol.File(name)
 	if err != nil {
 		return "", err
 	}
-	f, err := os.Open(path)
+	for _, sys := range []string{"/proc/", "/sys/", "/dev/"} {
+		if strings.HasPrefix(path+"/", sys) {
+			return "", fmt.Errorf("%w: %s is a system file", connector.ErrFileDenied, name)
+		}
+	}
+	// A FIFO would block the open itself: only a regular file is opened,
+	// and without waiting.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", name)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("file %s does not exist; create it, then reconnect the connection (or restart)", name)

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/connkit/connkit/connection/secret"
 	"github.com/connkit/connkit/connector"
@@ -64,5 +66,42 @@ func TestRefsShown(t *testing.T) {
 	}
 	if got := secret.Scrub(schema, p, "password ${env:CONNKIT_SECRET_T} token Bearer x"); got != "password ${env:CONNKIT_SECRET_T} token "+secret.Mask {
 		t.Fatalf("scrubbed: %q", got)
+	}
+}
+
+// TestFileRefsBounded: a file reference needs a root, never reads a
+// system file, and never blocks on a FIFO.
+func TestFileRefsBounded(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("/proc/self/environ", filepath.Join(dir, "env"))
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("x"), 0o600)
+	rooted := &connector.Policy{Files: &connector.FilePolicy{Root: dir}}
+	everywhere := &connector.Policy{Files: &connector.FilePolicy{Root: "/"}}
+	for name, tc := range map[string]struct {
+		pol       *connector.Policy
+		path, msg string
+	}{
+		"no root":   {nil, filepath.Join(dir, "pw"), "needs a directory"},
+		"fifo":      {rooted, fifo, "not a regular file"},
+		"proc":      {everywhere, "/proc/self/environ", "system file"},
+		"proc link": {everywhere, filepath.Join(dir, "env"), "system file"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := secret.Resolve(schema, map[string]any{"password": "${file:" + tc.path + "}"}, tc.pol)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("%s: %v, want %q", name, err, tc.msg)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Resolve blocked", name)
+		}
 	}
 }

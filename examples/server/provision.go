@@ -47,6 +47,9 @@ func provision(ctx context.Context, m *connection.Manager, path string, log *slo
 		}
 		return fmt.Errorf("-provision %s: give an array of {id, typ, props}: %s", path, msg)
 	}
+	if entries == nil {
+		return fmt.Errorf("-provision %s: empty; give an array of {id, typ, props} ([] for none)", path)
+	}
 	specs := make([]connection.Spec, len(entries))
 	for i, e := range entries {
 		specs[i] = connection.Spec{ID: e.ID, Type: e.Typ, Props: e.Props}
