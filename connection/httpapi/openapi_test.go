@@ -2,13 +2,22 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/httpapi"
+	"github.com/connkit/connkit/connector"
+	_ "github.com/connkit/connkit/connector/all"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 )
@@ -110,5 +119,54 @@ func TestOpenAPIDocument(t *testing.T) {
 	fake := string(doc.Components.Schemas["Props_fake"])
 	if !strings.Contains(fake, `"password":{"oneOf":[{"description":"a secret","format":"password","type":"string","writeOnly":true}`) {
 		t.Errorf("the fake type's props: %s", fake)
+	}
+}
+
+// TestOpenAPIBuiltinTypes: with every built-in type registered, the
+// document is valid, and a create of each type with its required props
+// validates against it, while one with an unknown prop does not.
+func TestOpenAPIBuiltinTypes(t *testing.T) {
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: registry.Default, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := &server{t: t, url: listen(t, httpapi.New(m, nil)), m: m}
+	v := s.validator()
+	if len(m.Types()) < 6 {
+		t.Fatalf("%d types registered", len(m.Types()))
+	}
+	for _, ty := range m.Types() {
+		props := map[string]any{}
+		for _, f := range ty.Schema.Fields {
+			if !f.Required {
+				continue
+			}
+			switch {
+			case len(f.Allowed) > 0:
+				props[f.Name] = f.Allowed[0]
+			case f.Kind == connector.Int:
+				props[f.Name] = 1
+			case f.Kind == connector.Bool:
+				props[f.Name] = true
+			default:
+				props[f.Name] = "tcp://127.0.0.1:1"
+			}
+		}
+		for _, tc := range []struct {
+			extra string
+			valid bool
+		}{{"", true}, {"notAProp", false}} {
+			p := maps.Clone(props)
+			if tc.extra != "" {
+				p[tc.extra] = "x"
+			}
+			body, _ := json.Marshal(map[string]any{"id": "c1", "typ": ty.Name, "props": p})
+			req, _ := http.NewRequest("POST", s.url+"/connections", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if ok, errs := v.ValidateHttpRequest(req); ok != tc.valid {
+				t.Errorf("%s %s: valid %v, want %v: %v", ty.Name, body, ok, tc.valid, errs)
+			}
+		}
 	}
 }
