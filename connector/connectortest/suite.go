@@ -166,6 +166,23 @@ func (e *env) create(t *testing.T, id string, props map[string]any) {
 	}
 }
 
+// WaitActive polls until the LastActivityAt of the connection id is
+// about now: the link carried a message.
+func WaitActive(t *testing.T, m *connection.Manager, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in, err := m.Get(id)
+		if err == nil && !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: LastActivityAt %v, want about %v (%v)", id, in.LastActivityAt, time.Now().UTC(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // WaitState polls until the connection id is in state want.
 func WaitState(t *testing.T, m *connection.Manager, id string, want connection.State, within time.Duration) connection.Info {
 	t.Helper()

@@ -200,17 +200,7 @@ func TestLastActivity(t *testing.T) {
 		t.Fatal("no message")
 	}
 	for _, id := range []string{"pub", "sub"} {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			in, err := m.Get(id)
-			if err == nil && !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: LastActivityAt %v, want about %v (%v)", id, in.LastActivityAt, time.Now().UTC(), err)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		connectortest.WaitActive(t, m, id)
 	}
 	m.Detach("pub", "rule1/sink")
 	m.Detach("sub", "rule2/source")

@@ -285,15 +285,5 @@ func TestLastActivity(t *testing.T) {
 		t.Fatalf("POST /in: %d", code)
 	}
 	take(t, in)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		info, err := m.Get("push")
-		if err == nil && !info.LastActivityAt.IsZero() && time.Since(info.LastActivityAt).Abs() < 2*time.Second {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("LastActivityAt %v, want about %v (%v)", info.LastActivityAt, time.Now().UTC(), err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	connectortest.WaitActive(t, m, "push")
 }

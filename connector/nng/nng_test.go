@@ -263,23 +263,7 @@ func TestLastActivity(t *testing.T) {
 				}
 				recv(t, s)
 			}
-			waitActive(t, m, "bus")
+			connectortest.WaitActive(t, m, "bus")
 		})
-	}
-}
-
-// waitActive polls until id's LastActivityAt is about now.
-func waitActive(t *testing.T, m *connection.Manager, id string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		in, err := m.Get(id)
-		if err == nil && !in.LastActivityAt.IsZero() && time.Since(in.LastActivityAt).Abs() < 2*time.Second {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: LastActivityAt %v, want about %v (%v)", id, in.LastActivityAt, time.Now().UTC(), err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
