@@ -469,7 +469,11 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
-			bad("", fmt.Sprintf("want a JSON object, got %s", typeErr.Value))
+			want := "a JSON object"
+			if reflect.TypeOf(v).Elem().Kind() == reflect.Slice {
+				want = "a JSON array"
+			}
+			bad("", fmt.Sprintf("want %s, got %s", want, typeErr.Value))
 		} else {
 			bad(field, fmt.Sprintf("want %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
 		}

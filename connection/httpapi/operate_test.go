@@ -356,7 +356,9 @@ func TestApplyRoute(t *testing.T) {
 	}
 	wantError(t, s.do("PUT", "/connections", `[{"ID":"a"}]`), 400, "invalid_argument")
 	wantError(t, s.do("PUT", "/connections", `null`), 400, "invalid_argument")
-	wantError(t, s.do("PUT", "/connections", `{"id":"a"}`), 400, "invalid_argument")
+	if e := wantError(t, s.do("PUT", "/connections", `{"id":"a"}`), 400, "invalid_argument"); !strings.Contains(e.Error, "want a JSON array, got object") {
+		t.Errorf("an object for a set: %s", e.Error)
+	}
 	wantError(t, s.do("PUT", "/connections?prune=yes", `[]`), 400, "invalid_argument")
 	if _, err := s.m.Attach(context.Background(), "b", "rule1"); err != nil {
 		t.Fatal(err)
