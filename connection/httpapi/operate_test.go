@@ -15,6 +15,7 @@ import (
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/httpapi"
+	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/store"
 	"github.com/connkit/connkit/store/memory"
 )
@@ -165,21 +166,10 @@ func TestHistoryAndReconnect(t *testing.T) {
 	if r.status != 202 {
 		t.Fatalf("reconnect: %d %s", r.status, r.body)
 	}
-	waitFor(t, "a redial", func() bool { return s.fake.Dials("p1") > dials })
+	connectortest.Eventually(t, "a redial", func() bool { return s.fake.Dials("p1") > dials })
 	wantError(t, s.do("GET", "/connections/nope/history", ""), 404, "not_found")
 	wantError(t, s.do("POST", "/connections/nope/reconnect", ""), 404, "not_found")
 	wantError(t, s.do("GET", "/connections/conn-1/reconnect", ""), 405, "method_not_allowed")
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 type healthBody struct {
@@ -207,7 +197,7 @@ func TestHealth(t *testing.T) {
 	}
 	s.fake.SetUp("p1", false)
 	s.do("POST", "/connections", valid)
-	waitFor(t, "disconnected", func() bool { in, _ := s.m.Get("conn-1"); return in.State == connection.StateDisconnected })
+	connectortest.Eventually(t, "disconnected", func() bool { in, _ := s.m.Get("conn-1"); return in.State == connection.StateDisconnected })
 	r = s.do("GET", "/readyz?connection=conn-1&verbose", "")
 	hb = healthBody{}
 	r.json(t, &hb)
@@ -216,7 +206,7 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("readyz of a connection down: %d %s", r.status, r.body)
 	}
 	s.fake.SetUp("p1", true)
-	waitFor(t, "ready", func() bool { return s.do("GET", "/readyz?connection=conn-1", "").status == 200 })
+	connectortest.Eventually(t, "ready", func() bool { return s.do("GET", "/readyz?connection=conn-1", "").status == 200 })
 	if r := s.do("GET", "/readyz?connection=nope", ""); r.status != 503 || !strings.Contains(string(r.body), "not found") {
 		t.Fatalf("readyz of an unknown connection: %d %s", r.status, r.body)
 	}

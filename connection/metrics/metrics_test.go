@@ -40,17 +40,6 @@ func setup(t *testing.T) (*connection.Manager, *connectortest.Fake, *prometheus.
 	return m, fake, pr, c
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestLint: every metric follows the Prometheus conventions.
 func TestLint(t *testing.T) {
 	m, fake, _, c := setup(t)
@@ -93,7 +82,7 @@ connkit_connection_state{connection="a",state="disconnected",type="fake"} 0
 		t.Fatal(err)
 	}
 	fake.SetUp("p1", false)
-	waitFor(t, "disconnected", func() bool { in, _ := m.Get("a"); return in.State == connection.StateDisconnected })
+	connectortest.Eventually(t, "disconnected", func() bool { in, _ := m.Get("a"); return in.State == connection.StateDisconnected })
 	// No wait for a refresh: the scrape reads the state as it is.
 	want = strings.Replace(strings.Replace(want, `state="connected",type="fake"} 1`, `state="connected",type="fake"} 0`, 1),
 		`state="disconnected",type="fake"} 0`, `state="disconnected",type="fake"} 1`, 1)

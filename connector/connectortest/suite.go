@@ -166,6 +166,19 @@ func (e *env) create(t *testing.T, id string, props map[string]any) {
 	}
 }
 
+// Eventually polls cond until it holds, and fails the test if it does
+// not within 5 s: a wait with a deadline, never a sleep that hopes.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // WaitActive polls until the LastActivityAt of the connection id is
 // about now: the link carried a message.
 func WaitActive(t *testing.T, m *connection.Manager, id string) {
