@@ -1,0 +1,740 @@
+// connkit's management page. Plain DOM, no framework, no build step.
+// Every value shown comes from users of the API, so text goes in with
+// textContent and form values, never as HTML.
+
+const api = '../'; // the page is at <api>/ui/
+const MASK = '******';
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  conns: new Map(), // id -> Info, as the API answers
+  rows: new Map(), // id -> <tr>
+  types: [], // [{type, schema: {props: [...]}}]
+  listing: null, // the list in flight, if any
+  pending: [], // events that came while listing
+  filter: '',
+};
+
+// el builds an element: el('td', {class: 'x'}, 'text', child...).
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const k of kids) {
+    if (k === undefined || k === null || k === false) continue;
+    e.append(k instanceof Node ? k : String(k));
+  }
+  return e;
+}
+
+// call does one API request and returns {ok, status, body, etag}; a
+// network failure becomes status 0 with a problem-shaped body.
+async function call(method, path, {body, headers} = {}) {
+  const init = {method, headers: {Accept: 'application/json', ...headers}};
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  let res;
+  try {
+    res = await fetch(api + path, init);
+  } catch (e) {
+    return {ok: false, status: 0, body: {detail: `the server did not answer (${e.message}); try again`}};
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = {detail: text.slice(0, 300)};
+    }
+  }
+  return {ok: res.ok, status: res.status, body: data, etag: res.headers.get('ETag')};
+}
+
+const enc = encodeURIComponent;
+
+function notice(msg, bad) {
+  const n = $('notice');
+  n.textContent = msg;
+  n.classList.toggle('bad', !!bad);
+}
+
+function problem(r) {
+  return (r.body && (r.body.detail || r.body.error)) || `HTTP ${r.status}`;
+}
+
+// ---- times ----
+
+function ago(iso) {
+  const t = Date.parse(iso);
+  if (!iso || isNaN(t) || t <= 0) return '';
+  let s = Math.round((Date.now() - t) / 1000);
+  const future = s < 0;
+  s = Math.abs(s);
+  let txt;
+  if (s < 60) txt = `${s} s`;
+  else if (s < 3600) txt = `${Math.floor(s / 60)} min`;
+  else if (s < 86400) txt = `${Math.floor(s / 3600)} h`;
+  else txt = `${Math.floor(s / 86400)} d`;
+  return future ? `in ${txt}` : `${txt} ago`;
+}
+
+function timeEl(iso, prefix) {
+  if (!iso || Date.parse(iso) <= 0) return el('span', {class: 'none'}, '—');
+  const t = el('time', {datetime: iso, title: new Date(iso).toLocaleString(), 'data-prefix': prefix || ''});
+  t.textContent = (prefix || '') + ago(iso);
+  return t;
+}
+
+function tick() {
+  for (const t of document.querySelectorAll('time[datetime]')) {
+    t.textContent = (t.dataset.prefix || '') + ago(t.getAttribute('datetime'));
+  }
+}
+
+// ---- the list ----
+
+function statusCell(c) {
+  const td = el('td', {class: 'status', 'data-label': 'Status'});
+  const st = c.status || 'unknown';
+  td.append(el('span', {class: `badge s-${st}`, 'data-status': st}, st), ' ', timeEl(c.statusSince, 'since '));
+  if (c.err) td.append(el('div', {class: 'err', title: c.err}, c.err));
+  if (c.permanent) td.append(el('div', {class: 'hint'}, 'will not pass by retrying: fix the connection'));
+  else if (c.nextAttemptAt) td.append(el('div', {class: 'hint'}, `attempt ${(c.attempts || 0) + 1} `, timeEl(c.nextAttemptAt)));
+  return td;
+}
+
+function refsCell(c) {
+  const td = el('td', {class: 'refs', 'data-label': 'Refs'});
+  const refs = c.refs || [];
+  if (!refs.length) {
+    td.append(String(c.refCount || 0));
+    return td;
+  }
+  const d = el('details', {}, el('summary', {}, `${c.refCount} `, el('span', {class: 'sr'}, `refs of ${c.id}`)));
+  d.append(el('ul', {}, ...refs.map((r) => el('li', {}, r))));
+  td.append(d);
+  return td;
+}
+
+function actionsCell(c) {
+  const b = (label, what, fn, cls) =>
+    el('button', {type: 'button', class: cls, 'aria-label': `${label} ${c.id}`, 'data-action': what, onclick: () => fn(c.id)}, label);
+  return el('td', {class: 'actions-cell', 'data-label': 'Actions'},
+    b('Edit', 'edit', openEdit),
+    b('Check', 'check', checkStored),
+    b('Reconnect', 'reconnect', reconnect),
+    b('History', 'history', history),
+    b('Delete', 'delete', askDelete, 'danger'));
+}
+
+function fillRow(tr, c) {
+  tr.replaceChildren(
+    el('th', {scope: 'row', class: 'id', 'data-label': 'ID'}, c.id),
+    el('td', {'data-label': 'Type'}, c.typ),
+    statusCell(c),
+    refsCell(c),
+    el('td', {class: 'num', 'data-label': 'Version'}, String(c.version)),
+    el('td', {'data-label': 'Last activity'}, timeEl(c.lastActivityAt)),
+    actionsCell(c));
+  tr.dataset.status = c.status;
+  applyFilter(tr, c);
+}
+
+// A row's cells but the actions are rebuilt in place, so that keyboard
+// focus on its buttons survives a status change.
+function updateRow(tr, c) {
+  if (!tr.firstChild) return fillRow(tr, c);
+  const cells = tr.children;
+  cells[2].replaceWith(statusCell(c));
+  cells[3].replaceWith(refsCell(c));
+  cells[4].textContent = String(c.version);
+  cells[5].replaceChildren(timeEl(c.lastActivityAt));
+  tr.dataset.status = c.status;
+  applyFilter(tr, c);
+}
+
+function applyFilter(tr, c) {
+  const f = state.filter;
+  tr.hidden = !!f && ![c.id, c.typ, c.status].some((s) => (s || '').toLowerCase().includes(f));
+}
+
+function upsert(c) {
+  state.conns.set(c.id, c);
+  let tr = state.rows.get(c.id);
+  if (tr) {
+    updateRow(tr, c);
+  } else {
+    tr = el('tr', {'data-id': c.id});
+    fillRow(tr, c);
+    state.rows.set(c.id, tr);
+    // Keep the rows sorted by id, as the API lists them.
+    const body = $('rows');
+    let next = null;
+    for (const [id, row] of state.rows) if (id > c.id && (!next || id < next.dataset.id)) next = row;
+    body.insertBefore(tr, next && next.parentNode === body ? next : null);
+  }
+  counted();
+}
+
+function remove(id) {
+  state.conns.delete(id);
+  const tr = state.rows.get(id);
+  if (tr) tr.remove();
+  state.rows.delete(id);
+  counted();
+}
+
+function counted() {
+  const n = state.conns.size;
+  $('count').textContent = `(${n})`;
+  $('empty').hidden = n > 0;
+}
+
+// list reads every connection, page by page, and makes the table match.
+async function list() {
+  if (state.listing) return state.listing;
+  state.listing = (async () => {
+    const seen = new Set();
+    let after = '';
+    for (;;) {
+      const r = await call('GET', 'connections?limit=1000' + (after ? '&after=' + enc(after) : ''));
+      if (!r.ok) {
+        notice(`Could not list the connections: ${problem(r)}`, true);
+        return false;
+      }
+      for (const c of r.body) {
+        seen.add(c.id);
+        upsert(c);
+      }
+      if (r.body.length < 1000) break;
+      after = r.body[r.body.length - 1].id;
+    }
+    for (const id of [...state.conns.keys()]) if (!seen.has(id)) remove(id);
+    counted();
+    return true;
+  })();
+  try {
+    return await state.listing;
+  } finally {
+    state.listing = null;
+    const evs = state.pending;
+    state.pending = [];
+    for (const ev of evs) onEvent(ev, true);
+  }
+}
+
+// refetch reads one connection again, once for a burst of its events.
+const refetching = new Set();
+function refetch(id) {
+  if (refetching.has(id)) return;
+  refetching.add(id);
+  setTimeout(async () => {
+    refetching.delete(id);
+    const r = await call('GET', 'connections/' + enc(id));
+    if (r.ok) upsert(r.body);
+    else if (r.status === 404) remove(id);
+  }, 50);
+}
+
+// ---- live updates ----
+
+let backoff = 1000;
+
+function streamState(s, text) {
+  const p = $('stream');
+  p.dataset.state = s;
+  p.textContent = 'Live updates: ' + text;
+}
+
+function openStream() {
+  // After a drop, EventSource reconnects by itself and sends the id of
+  // the last event it got as Last-Event-ID: the server replays what was
+  // missed, or answers reset when it cannot, and we list again. A
+  // stream that never got an event has no id to resume from, so its
+  // reconnect lists again too.
+  const es = new EventSource(api + 'events');
+  let opened = false;
+  let lastId = '';
+  es.onopen = () => {
+    backoff = 1000;
+    streamState('live', 'on');
+    if (!opened || !lastId) list();
+    opened = true;
+  };
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) {
+      // The browser gave up (the server answered an error): open a new
+      // stream later, which lists again.
+      streamState('down', `off, retrying in ${Math.round(backoff / 1000)} s`);
+      setTimeout(openStream, backoff);
+      backoff = Math.min(backoff * 2, 30000);
+    } else {
+      streamState('connecting', 'reconnecting');
+    }
+  };
+  for (const kind of ['created', 'updated', 'deleted', 'status', 'attached', 'detached', 'lagged', 'reset']) {
+    es.addEventListener(kind, (m) => {
+      lastId = m.lastEventId;
+      let ev;
+      try {
+        ev = JSON.parse(m.data);
+      } catch {
+        return;
+      }
+      onEvent(ev, false);
+    });
+  }
+}
+
+function onEvent(ev, replayed) {
+  if (state.listing && !replayed) {
+    if (ev.kind === 'lagged' || ev.kind === 'reset') state.pending = [];
+    state.pending.push(ev);
+    return;
+  }
+  switch (ev.kind) {
+    case 'status': {
+      const c = state.conns.get(ev.id);
+      if (!c || !ev.status) return refetch(ev.id);
+      // An event queued while listing may be older than the list.
+      if (replayed && Date.parse(ev.status.statusSince) < Date.parse(c.statusSince)) return;
+      const next = {...c, ...ev.status};
+      for (const k of ['permanent', 'attempts', 'nextAttemptAt']) if (!(k in ev.status)) delete next[k];
+      upsert(next);
+      return;
+    }
+    case 'deleted':
+      return remove(ev.id);
+    case 'created':
+    case 'updated':
+    case 'attached':
+    case 'detached':
+      return refetch(ev.id);
+    case 'lagged':
+    case 'reset':
+      return list();
+  }
+}
+
+// ---- the form ----
+
+const form = {mode: 'create', id: '', etag: '', original: null};
+
+function typeSchema(typ) {
+  const t = state.types.find((t) => t.type === typ);
+  return t ? t.schema.props : [];
+}
+
+async function loadTypes() {
+  const r = await call('GET', 'metadata/connections');
+  if (!r.ok) {
+    notice(`Could not read the connection types: ${problem(r)}`, true);
+    return false;
+  }
+  state.types = r.body;
+  const sel = $('f-typ');
+  sel.replaceChildren(el('option', {value: ''}, 'choose a type'), ...r.body.map((t) => el('option', {value: t.type}, t.type)));
+  return true;
+}
+
+function fieldId(name) {
+  return 'p-' + name.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+function secretToggle(input, name) {
+  const b = el('button', {type: 'button', class: 'toggle', 'aria-pressed': 'false', 'aria-label': `Show ${name}`}, 'Show');
+  b.addEventListener('click', () => {
+    const show = input.type === 'password';
+    input.type = show ? 'text' : 'password';
+    b.setAttribute('aria-pressed', String(show));
+    b.textContent = show ? 'Hide' : 'Show';
+  });
+  return b;
+}
+
+function propField(p, value) {
+  const id = fieldId(p.name);
+  const help = [p.doc, p.default !== undefined ? `Default: ${JSON.stringify(p.default)}.` : '', p.secret ? 'Secret: the server shows it masked; leave the mask to keep it.' : '']
+    .filter(Boolean).join(' ');
+  const errId = id + '-err';
+  const helpId = id + '-help';
+  const described = `${helpId} ${errId}`;
+  const wrap = el('div', {class: 'field', 'data-prop': p.name});
+  const label = el('label', {for: id}, p.name, p.required ? el('span', {class: 'req', 'aria-hidden': 'true'}, ' *') : null);
+  let input;
+  if (p.kind === 'map') {
+    wrap.append(mapField(p, value, described, errId, helpId, help));
+    return wrap;
+  }
+  if (p.allowed && p.allowed.length) {
+    input = el('select', {id, 'aria-describedby': described, 'data-field': p.name},
+      el('option', {value: ''}, p.default !== undefined ? `default (${p.default})` : p.required ? 'choose' : 'none'),
+      ...p.allowed.map((a) => el('option', {value: String(a)}, String(a))));
+    input.value = value === undefined ? '' : String(value);
+  } else if (p.kind === 'bool') {
+    input = el('input', {id, type: 'checkbox', 'aria-describedby': described, 'data-field': p.name});
+    input.checked = value === undefined ? p.default === true : value === true || value === 'true';
+    wrap.classList.add('check');
+  } else {
+    input = el('input', {id, type: p.secret ? 'password' : 'text', autocomplete: p.secret ? 'new-password' : 'off',
+      spellcheck: 'false', 'aria-describedby': described, 'data-field': p.name,
+      inputmode: p.kind === 'int' ? 'numeric' : p.kind === 'url' ? 'url' : null,
+      placeholder: p.default !== undefined ? String(p.default) : null});
+    input.value = value === undefined || value === null ? '' : String(value);
+  }
+  if (p.required) input.setAttribute('aria-required', 'true');
+  input.dataset.kind = p.kind;
+  wrap.append(label, input);
+  if (p.secret && input.tagName === 'INPUT') wrap.append(secretToggle(input, p.name));
+  wrap.append(el('small', {id: helpId, class: 'help'}, help), el('p', {id: errId, class: 'field-error', 'data-error-for': p.name}));
+  return wrap;
+}
+
+// mapField is a map prop as rows of key and value; values of the
+// schema's secret keys are password inputs.
+function mapField(p, value, described, errId, helpId, help) {
+  const secretKeys = (p.secretKeys || []).map((k) => k.toLowerCase());
+  const fs = el('fieldset', {class: 'map', 'data-field': p.name, 'aria-describedby': described, 'data-kind': 'map'},
+    el('legend', {}, p.name));
+  const rows = el('div', {class: 'map-rows'});
+  let n = 0;
+  const addRow = (k, v) => {
+    const i = n++;
+    const kid = `${fieldId(p.name)}-k${i}`;
+    const vid = `${fieldId(p.name)}-v${i}`;
+    const key = el('input', {id: kid, class: 'map-key', autocomplete: 'off', spellcheck: 'false'});
+    const val = el('input', {id: vid, class: 'map-value', autocomplete: 'off', spellcheck: 'false'});
+    key.value = k;
+    val.value = v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    val.dataset.json = typeof v !== 'string' && v !== undefined ? '1' : '';
+    const secret = () => {
+      const s = secretKeys.includes(key.value.trim().toLowerCase());
+      val.type = s ? 'password' : 'text';
+      val.autocomplete = s ? 'new-password' : 'off';
+    };
+    key.addEventListener('input', secret);
+    secret();
+    const row = el('div', {class: 'map-row'},
+      el('label', {for: kid, class: 'sr'}, `${p.name} key ${i + 1}`), key,
+      el('label', {for: vid, class: 'sr'}, `${p.name} value ${i + 1}`), val,
+      el('button', {type: 'button', 'aria-label': `Remove ${p.name} entry ${i + 1}`, onclick: () => {
+        row.remove();
+        add.focus();
+      }}, 'Remove'));
+    rows.append(row);
+    return key;
+  };
+  for (const [k, v] of Object.entries(value && typeof value === 'object' ? value : {})) addRow(k, v);
+  const add = el('button', {type: 'button', class: 'add', onclick: () => addRow('', '').focus()}, `Add ${p.name} entry`);
+  fs.append(rows, add, el('small', {id: helpId, class: 'help'}, help), el('p', {id: errId, class: 'field-error', 'data-error-for': p.name}));
+  return fs;
+}
+
+function renderProps(typ, props) {
+  const box = $('props');
+  box.replaceChildren(el('legend', {}, 'Properties'));
+  const schema = typeSchema(typ);
+  if (!schema.length) {
+    box.append(el('p', {class: 'hint'}, typ ? 'This type has no properties.' : 'Choose a type to see its properties.'));
+    return;
+  }
+  for (const p of schema) box.append(propField(p, props ? props[p.name] : undefined));
+}
+
+// collect reads the form into props as the API takes them. A value that
+// does not parse is sent as typed, so that the API names the field.
+function collect() {
+  const props = {};
+  for (const p of typeSchema($('f-typ').value)) {
+    if (p.kind === 'map') {
+      const fs = $('props').querySelector(`fieldset[data-field="${CSS.escape(p.name)}"]`);
+      const m = {};
+      let any = false;
+      for (const row of fs.querySelectorAll('.map-row')) {
+        const k = row.querySelector('.map-key').value.trim();
+        const vi = row.querySelector('.map-value');
+        if (!k) continue;
+        let v = vi.value;
+        if (vi.dataset.json) {
+          try {
+            v = JSON.parse(v);
+          } catch {
+            // keep the text
+          }
+        }
+        m[k] = v;
+        any = true;
+      }
+      if (any) props[p.name] = m;
+      continue;
+    }
+    const input = $(fieldId(p.name));
+    if (!input) continue;
+    if (p.kind === 'bool' && !(p.allowed && p.allowed.length)) {
+      if (input.checked !== (p.default === true)) props[p.name] = input.checked;
+      continue;
+    }
+    const v = input.value;
+    if (v === '') continue;
+    if (p.kind === 'int') props[p.name] = /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+    else props[p.name] = v;
+  }
+  return props;
+}
+
+function clearErrors() {
+  $('form-error').hidden = true;
+  $('form-error').replaceChildren();
+  for (const e of $('form').querySelectorAll('[data-error-for]')) e.textContent = '';
+  for (const e of $('form').querySelectorAll('[aria-invalid]')) e.removeAttribute('aria-invalid');
+}
+
+// showErrors puts each of the API's field errors beside its field, and
+// the rest (with the detail) at the top of the form.
+function showErrors(r) {
+  const b = r.body || {};
+  const top = $('form-error');
+  const loose = [];
+  let first = null;
+  for (const f of b.fields || []) {
+    const slot = $('form').querySelector(`[data-error-for="${CSS.escape(f.field)}"]`);
+    if (!slot) {
+      loose.push(`${f.field}: ${f.message}`);
+      continue;
+    }
+    slot.textContent = slot.textContent ? `${slot.textContent}; ${f.message}` : f.message;
+    const input = $('form').querySelector(`[data-field="${CSS.escape(f.field)}"]`);
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      first = first || input;
+    }
+  }
+  const kids = [el('p', {}, (b.fields && b.fields.length && !loose.length) ? 'Fix the fields marked below.' : problem(r))];
+  for (const l of loose) kids.push(el('p', {}, l));
+  if (b.refs && b.refs.length) kids.push(el('p', {}, 'Held by: '), el('ul', {}, ...b.refs.map((x) => el('li', {}, x))));
+  top.replaceChildren(...kids);
+  top.hidden = false;
+  const focus = first && first.tagName === 'FIELDSET' ? first.querySelector('input,button') : first;
+  (focus || top).focus?.();
+}
+
+function showConflict(r) {
+  const top = $('form-error');
+  const btn = el('button', {type: 'button', id: 'f-reload'}, 'Reload it (drops your changes)');
+  btn.addEventListener('click', () => openEdit(form.id));
+  top.replaceChildren(
+    el('p', {}, 'Someone else changed this connection since you opened it. ', problem(r)),
+    btn);
+  top.hidden = false;
+  btn.focus();
+}
+
+function openForm(mode, c, etag) {
+  form.mode = mode;
+  form.id = c ? c.id : '';
+  form.etag = etag || '';
+  form.original = c;
+  clearErrors();
+  $('f-check-result').replaceChildren();
+  $('edit-title').textContent = mode === 'create' ? 'New connection' : `Edit ${c.id}`;
+  $('f-id').value = c ? c.id : '';
+  $('f-id').readOnly = mode === 'edit';
+  $('f-typ').value = c ? c.typ : '';
+  $('f-typ').disabled = mode === 'edit';
+  renderProps($('f-typ').value, c ? c.props : null);
+  const d = $('edit');
+  if (!d.open) d.showModal();
+  (mode === 'create' ? $('f-id') : $('props').querySelector('input,select') || $('f-save')).focus();
+}
+
+async function openNew() {
+  if (!state.types.length && !(await loadTypes())) return;
+  openForm('create', null);
+}
+
+async function openEdit(id) {
+  if (!state.types.length && !(await loadTypes())) return;
+  const r = await call('GET', 'connections/' + enc(id));
+  if (!r.ok) {
+    if (r.status === 404) remove(id);
+    notice(`Could not read ${id}: ${problem(r)}`, true);
+    return;
+  }
+  upsert(r.body);
+  openForm('edit', r.body, r.etag);
+}
+
+async function save(e) {
+  e.preventDefault();
+  clearErrors();
+  const body = {id: $('f-id').value, typ: $('f-typ').value, props: collect()};
+  const btn = $('f-save');
+  btn.disabled = true;
+  let r;
+  try {
+    if (form.mode === 'create') {
+      r = await call('POST', 'connections', {body});
+    } else {
+      r = await call('PUT', 'connections/' + enc(form.id), {body, headers: form.etag ? {'If-Match': form.etag} : {}});
+    }
+  } finally {
+    btn.disabled = false;
+  }
+  if (r.ok) {
+    upsert(r.body);
+    $('edit').close();
+    notice(`${form.mode === 'create' ? 'Created' : 'Saved'} ${r.body.id}.`);
+    state.rows.get(r.body.id)?.querySelector('button')?.focus();
+    return;
+  }
+  if (r.status === 412) return showConflict(r);
+  showErrors(r);
+}
+
+function stepsList(steps) {
+  if (!steps || !steps.length) return null;
+  return el('ol', {class: 'steps'}, ...steps.map((s) =>
+    el('li', {class: s.ok ? 'ok' : 'fail'},
+      el('span', {class: 'mark'}, s.ok ? 'passed' : 'failed'), ' ', el('strong', {}, s.name),
+      ` (${Number(s.ms).toFixed(1)} ms)`, s.error ? el('div', {class: 'err'}, s.error) : null)));
+}
+
+function checkReport(r) {
+  const b = r.body || {};
+  const head = r.ok
+    ? el('p', {class: 'ok-line'}, `Check passed in ${b.latencyMs} ms.`)
+    : el('p', {class: 'fail-line'}, `Check failed${b.reason ? ` (${b.reason})` : ''}: ${problem(r)}`);
+  return [head, stepsList(b.steps)];
+}
+
+async function checkForm() {
+  clearErrors();
+  const typ = $('f-typ').value;
+  const out = $('f-check-result');
+  if (!typ) {
+    $('f-typ-err').textContent = 'choose a type';
+    $('f-typ').setAttribute('aria-invalid', 'true');
+    $('f-typ').focus();
+    return;
+  }
+  const body = collect();
+  // On an edit, the stored secrets stand behind the masks.
+  if (form.mode === 'edit') body.connectionSelector = form.id;
+  out.replaceChildren(el('p', {}, 'Checking…'));
+  const role = $('f-role').value;
+  const r = await call('POST', `metadata/${role}s/connection/${enc(typ)}`, {body});
+  out.replaceChildren(...checkReport(r));
+  if (r.status === 400 && r.body && r.body.fields) showErrors(r);
+}
+
+// ---- row actions ----
+
+function showInfo(title, ...kids) {
+  $('info-title').textContent = title;
+  $('info-body').replaceChildren(...kids);
+  const d = $('info');
+  if (!d.open) d.showModal();
+  $('info-close').focus();
+}
+
+async function checkStored(id) {
+  showInfo(`Check ${id}`, el('p', {}, 'Checking…'));
+  const r = await call('POST', `connections/${enc(id)}/check`);
+  showInfo(`Check ${id}`, ...checkReport(r));
+}
+
+async function reconnect(id) {
+  const r = await call('POST', `connections/${enc(id)}/reconnect`);
+  if (r.ok) notice(`Reconnecting ${id}.`);
+  else notice(`Could not reconnect ${id}: ${problem(r)}`, true);
+}
+
+async function history(id) {
+  const r = await call('GET', `connections/${enc(id)}/history`);
+  if (!r.ok) return showInfo(`History of ${id}`, el('p', {class: 'fail-line'}, problem(r)));
+  const items = [...r.body].reverse();
+  if (!items.length) return showInfo(`History of ${id}`, el('p', {}, 'No status changes recorded yet.'));
+  showInfo(`History of ${id}`, el('table', {class: 'history'},
+    el('caption', {}, `The last ${items.length} status changes, newest first`),
+    el('thead', {}, el('tr', {}, el('th', {scope: 'col'}, 'Since'), el('th', {scope: 'col'}, 'Status'), el('th', {scope: 'col'}, 'Error'))),
+    el('tbody', {}, ...items.map((h) => el('tr', {},
+      el('td', {}, el('time', {datetime: h.since}, new Date(h.since).toLocaleString())),
+      el('td', {}, el('span', {class: `badge s-${h.state}`}, h.state)),
+      el('td', {class: 'err'}, h.err || ''))))));
+}
+
+let deleting = '';
+
+function askDelete(id) {
+  deleting = id;
+  const c = state.conns.get(id);
+  $('confirm-title').textContent = `Delete ${id}?`;
+  $('confirm-body').replaceChildren(el('p', {}, `The connection ${id}${c ? ` (${c.typ})` : ''} is removed and its live client closed.`));
+  $('confirm-yes').hidden = false;
+  $('confirm-no').textContent = 'Cancel';
+  $('confirm').showModal();
+  $('confirm-no').focus();
+}
+
+async function doDelete() {
+  const id = deleting;
+  const r = await call('DELETE', 'connections/' + enc(id));
+  if (r.ok || r.status === 404) {
+    remove(id);
+    $('confirm').close();
+    notice(`Deleted ${id}.`);
+    $('new').focus();
+    return;
+  }
+  const kids = [el('p', {class: 'fail-line'}, `${id} was not deleted: ${problem(r)}`)];
+  const refs = (r.body && r.body.refs) || [];
+  if (refs.length) kids.push(el('p', {}, 'Rules hold it; detach these first:'), el('ul', {class: 'refs-list'}, ...refs.map((x) => el('li', {}, x))));
+  $('confirm-body').replaceChildren(...kids);
+  $('confirm-yes').hidden = true;
+  $('confirm-no').textContent = 'Close';
+  $('confirm-no').focus();
+}
+
+// ---- wiring ----
+
+function start() {
+  $('new').addEventListener('click', openNew);
+  $('refresh').addEventListener('click', () => list());
+  $('form').addEventListener('submit', save);
+  $('f-cancel').addEventListener('click', () => $('edit').close());
+  // What was typed into secret fields leaves the page with the form.
+  $('edit').addEventListener('close', () => {
+    $('props').replaceChildren(el('legend', {}, 'Properties'));
+    $('f-check-result').replaceChildren();
+  });
+  $('f-check').addEventListener('click', checkForm);
+  $('f-typ').addEventListener('change', () => {
+    clearErrors();
+    renderProps($('f-typ').value, null);
+  });
+  $('confirm-yes').addEventListener('click', doDelete);
+  $('confirm-no').addEventListener('click', () => $('confirm').close());
+  $('info-close').addEventListener('click', () => $('info').close());
+  $('filter').addEventListener('input', (e) => {
+    state.filter = e.target.value.trim().toLowerCase();
+    for (const [id, tr] of state.rows) applyFilter(tr, state.conns.get(id));
+  });
+  setInterval(tick, 1000);
+  // Last activity is not an event: read the list again now and then.
+  setInterval(() => {
+    if (document.visibilityState === 'visible') list();
+  }, 30000);
+  loadTypes();
+  openStream();
+}
+
+start();
