@@ -89,6 +89,9 @@ connkit_connection_state{connection="a",state="disconnected",type="fake"} 0
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "connkit_connection_state"); err != nil {
 		t.Fatal(err)
 	}
+	// The drop set disconnected; the failed redial, counted before the
+	// attempt is, comes after a backoff.
+	connectortest.Eventually(t, "a failed redial", func() bool { in, _ := m.Get("a"); return in.Attempts >= 1 })
 	if _, err := m.Attach(ctx, "a", "r1"); err != nil {
 		t.Fatal(err)
 	}
