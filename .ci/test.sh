@@ -24,6 +24,10 @@ fi
 # The real peers: mosquitto and MariaDB on loopback, stopped on exit.
 start_services
 
+# The page's tests drive Debian's chromium, headless.
+apt_install chromium
+export CONNKIT_CHROMIUM=/usr/bin/chromium
+
 log "go vet"
 go vet $TAGS ./...
 

@@ -29,15 +29,19 @@ const (
 	CodeInternal         Code = "internal"
 	// CodeResourceExhausted: too much is in flight (checks); retry later.
 	CodeResourceExhausted Code = "resource_exhausted"
-	// CodeBodyTooLarge and CodeMethodNotAllowed are the HTTP layer's.
+	// CodeBodyTooLarge, CodeMethodNotAllowed and CodeCrossOrigin are the
+	// HTTP layer's.
 	CodeBodyTooLarge     Code = "body_too_large"
 	CodeMethodNotAllowed Code = "method_not_allowed"
+	// CodeCrossOrigin: a browser sent a request that changes something
+	// from a page of another origin.
+	CodeCrossOrigin Code = "cross_origin"
 )
 
 // Codes lists every Code, for documents and tables that must cover them.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeInUse, CodeVersionMismatch,
 	CodeLimitExceeded, CodeUnavailable, CodeDeadlineExceeded, CodeInternal, CodeResourceExhausted,
-	CodeBodyTooLarge, CodeMethodNotAllowed}
+	CodeBodyTooLarge, CodeMethodNotAllowed, CodeCrossOrigin}
 
 // Sentinels for errors.Is; every error the Manager returns is an *Error
 // that matches exactly one of them.

@@ -121,6 +121,13 @@ type Options struct {
 	KeepAlive time.Duration
 	// ReadyTimeout bounds the store's answer to GET /readyz; default 2s.
 	ReadyTimeout time.Duration
+	// CrossOrigin refuses (403, cross_origin) the requests that change
+	// something and that a browser sent from a page of another origin,
+	// so that a site an operator visits cannot drive the API through the
+	// operator's browser. Clients that are not browsers are not
+	// affected. Nil means http.NewCrossOriginProtection(); add the
+	// origins of other pages that call the API with AddTrustedOrigin.
+	CrossOrigin *http.CrossOriginProtection
 }
 
 // Handler serves the REST API of a Manager. It is an http.Handler.
@@ -134,6 +141,7 @@ type Handler struct {
 	keepAlive    time.Duration
 	readyTimeout time.Duration
 	streams      streams
+	crossOrigin  *http.CrossOriginProtection
 }
 
 // New returns a handler serving the REST API of m.
@@ -142,7 +150,11 @@ func New(m *connection.Manager, opts *Options) *Handler {
 		opts = &Options{}
 	}
 	h := &Handler{m: m, checker: opts.Checker, maxBody: opts.MaxBodyBytes, log: opts.Logger, mux: http.NewServeMux(),
-		keepAlive: opts.KeepAlive, readyTimeout: opts.ReadyTimeout, streams: streams{done: make(chan struct{})}}
+		keepAlive: opts.KeepAlive, readyTimeout: opts.ReadyTimeout, streams: streams{done: make(chan struct{})},
+		crossOrigin: opts.CrossOrigin}
+	if h.crossOrigin == nil {
+		h.crossOrigin = http.NewCrossOriginProtection()
+	}
 	if h.keepAlive <= 0 {
 		h.keepAlive = 15 * time.Second
 	}
@@ -204,6 +216,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := h.crossOrigin.Check(r); err != nil {
+		writeError(w, errBody{Code: string(connection.CodeCrossOrigin),
+			Error: fmt.Sprintf("%s %s from a page of another origin: refused (%v); call the API from its own page at /ui/ or from a program", r.Method, r.URL.Path, err)})
+		return
+	}
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -261,6 +278,7 @@ var problems = map[connection.Code]struct {
 	connection.CodeResourceExhausted: {http.StatusServiceUnavailable, "Resource exhausted"},
 	connection.CodeBodyTooLarge:      {http.StatusRequestEntityTooLarge, "Body too large"},
 	connection.CodeMethodNotAllowed:  {http.StatusMethodNotAllowed, "Method not allowed"},
+	connection.CodeCrossOrigin:       {http.StatusForbidden, "Cross-origin request"},
 }
 
 // ProblemType is the stable URI of the problem type of code, the "type"
