@@ -3,7 +3,6 @@
 // textContent and form values, never as HTML.
 
 const api = '../'; // the page is at <api>/ui/
-const MASK = '******';
 
 const $ = (id) => document.getElementById(id);
 
@@ -73,10 +72,13 @@ function problem(r) {
 
 // ---- times ----
 
-function ago(iso) {
+// ago says how long ago iso was ("12 s ago"), or how long until it is
+// ("in 3 s"); a due time that has passed is "now".
+function ago(iso, due) {
   const t = Date.parse(iso);
   if (!iso || isNaN(t) || t <= 0) return '';
   let s = Math.round((Date.now() - t) / 1000);
+  if (due && s >= 0) return 'now';
   const future = s < 0;
   s = Math.abs(s);
   let txt;
@@ -87,16 +89,16 @@ function ago(iso) {
   return future ? `in ${txt}` : `${txt} ago`;
 }
 
-function timeEl(iso, prefix) {
+function timeEl(iso, prefix, due) {
   if (!iso || Date.parse(iso) <= 0) return el('span', {class: 'none'}, '—');
-  const t = el('time', {datetime: iso, title: new Date(iso).toLocaleString(), 'data-prefix': prefix || ''});
-  t.textContent = (prefix || '') + ago(iso);
+  const t = el('time', {datetime: iso, title: new Date(iso).toLocaleString(), 'data-prefix': prefix || '', 'data-due': due ? '1' : null});
+  t.textContent = (prefix || '') + ago(iso, due);
   return t;
 }
 
 function tick() {
-  for (const t of document.querySelectorAll('time[datetime]')) {
-    t.textContent = (t.dataset.prefix || '') + ago(t.getAttribute('datetime'));
+  for (const t of document.querySelectorAll('time[data-prefix]')) {
+    t.textContent = (t.dataset.prefix || '') + ago(t.getAttribute('datetime'), !!t.dataset.due);
   }
 }
 
@@ -105,10 +107,13 @@ function tick() {
 function statusCell(c) {
   const td = el('td', {class: 'status', 'data-label': 'Status'});
   const st = c.status || 'unknown';
-  td.append(el('span', {class: `badge s-${st}`, 'data-status': st}, st), ' ', timeEl(c.statusSince, 'since '));
+  td.append(el('span', {class: `badge s-${st}`, 'data-status': st}, st), ' ', timeEl(c.statusSince));
   if (c.err) td.append(el('div', {class: 'err', title: c.err}, c.err));
   if (c.permanent) td.append(el('div', {class: 'hint'}, 'will not pass by retrying: fix the connection'));
-  else if (c.nextAttemptAt) td.append(el('div', {class: 'hint'}, `attempt ${(c.attempts || 0) + 1} `, timeEl(c.nextAttemptAt)));
+  else if (c.nextAttemptAt) {
+    const failed = c.attempts ? `${c.attempts} failed ${c.attempts === 1 ? 'dial' : 'dials'}; ` : '';
+    td.append(el('div', {class: 'hint'}, timeEl(c.nextAttemptAt, failed + 'next ', true)));
+  }
   return td;
 }
 
@@ -363,7 +368,9 @@ function secretToggle(input, name) {
 
 function propField(p, value) {
   const id = fieldId(p.name);
-  const help = [p.doc, p.default !== undefined ? `Default: ${JSON.stringify(p.default)}.` : '', p.secret ? 'Secret: the server shows it masked; leave the mask to keep it.' : '']
+  const sentence = (s) => (s && !/[.!?]$/.test(s) ? s + '.' : s);
+  const help = [sentence(p.doc), p.default !== undefined ? `Default: ${typeof p.default === 'string' ? p.default : JSON.stringify(p.default)}.` : '',
+    p.secret ? 'Secret: the server shows it masked; leave the mask to keep it.' : '']
     .filter(Boolean).join(' ');
   const errId = id + '-err';
   const helpId = id + '-help';

@@ -1,0 +1,291 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/httpapi"
+	"github.com/connkit/connkit/connection/httpapi/ui/uitest"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/memory"
+)
+
+// pageServer serves the API and its page over every built-in type, with
+// one MQTT connection m1 on a private real mosquitto, its password
+// secret, connected.
+func pageServer(t *testing.T) (*connection.Manager, string, *connectortest.Broker) {
+	t.Helper()
+	b := connectortest.NewBroker(t)
+	b.Start()
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: registry.Default, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpapi.New(m, nil)
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		h.CloseStreams()
+		ts.Close()
+		m.Close()
+	})
+	ctx := context.Background()
+	if _, err := m.Create(ctx, connection.Spec{ID: "m1", Type: "mqtt", Props: map[string]any{
+		"server": "tcp://" + b.Addr(), "password": pagePassword, "keepAlive": 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitConnected(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	return m, ts.URL, b
+}
+
+const pagePassword = "pw-7Hq-stays-on-the-server"
+
+// TestPageOperations drives the page in a real browser through what an
+// operator does beyond creating: a delete that rules hold shows their
+// refs, an edit that lost a race offers a reload, checks show their
+// steps and where one failed, a reconnect, the history, and map props
+// with secret keys. Values users stored stay text, never markup.
+func TestPageOperations(t *testing.T) {
+	m, url, b := pageServer(t)
+	ctx := context.Background()
+	// A ref name is free text from an engine: it must show as text.
+	const hostile = `<img src=x onerror="window.pwned=1">`
+	if _, err := m.Attach(ctx, "m1", "rule1/source"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Attach(ctx, "m1", hostile); err != nil {
+		t.Fatal(err)
+	}
+	br := uitest.New(t)
+	row := `tr[data-id="m1"] `
+	br.Do(15*time.Second, "open the page",
+		chromedp.Navigate(url+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`#stream[data-state="live"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row+`[data-status="connected"]`)),
+		chromedp.Click(chromedp.CSS(row+`.refs summary`)),
+		chromedp.WaitVisible(chromedp.CSS(row+`.refs li`)))
+	refs := uitest.Eval[string](br, `document.querySelector('tr[data-id="m1"] .refs ul').textContent`)
+	if !strings.Contains(refs, "rule1/source") || !strings.Contains(refs, hostile) {
+		t.Errorf("the refs show %q", refs)
+	}
+
+	// Delete: asks first; refused while held, it shows the refs.
+	br.Do(10*time.Second, "delete m1 while rules hold it",
+		chromedp.Click(chromedp.CSS(row+`button[data-action="delete"]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-body .refs-list`)))
+	if got := uitest.Eval[string](br, `document.getElementById('confirm-body').textContent`); !strings.Contains(got, "rule1/source") || !strings.Contains(got, hostile) {
+		t.Errorf("the refused delete says %q", got)
+	}
+	if _, err := m.Get("m1"); err != nil {
+		t.Fatalf("m1 after a refused delete: %v", err)
+	}
+	br.Do(5*time.Second, "close the refusal",
+		chromedp.Click(chromedp.ID("confirm-no")),
+		chromedp.WaitNotVisible(chromedp.ID("confirm")))
+	m.Detach("m1", "rule1/source")
+	m.Detach("m1", hostile)
+	br.Do(5*time.Second, "see the refs go, live",
+		chromedp.WaitVisible(chromedp.CSS(row+`.refs:not(:has(details))`)))
+
+	// Edit while another client changes it: a conflict, then a reload
+	// that shows the other change.
+	br.Do(10*time.Second, "open m1's form",
+		chromedp.Click(chromedp.CSS(row+`button[data-action="edit"]`)),
+		chromedp.WaitVisible(chromedp.ID("p-keepAlive")))
+	if v := uitest.Eval[string](br, `document.getElementById('p-keepAlive').value`); v != "20" {
+		t.Fatalf("keepAlive in the form: %q", v)
+	}
+	if _, err := m.Update(ctx, connection.Spec{ID: "m1", Type: "mqtt", Props: map[string]any{
+		"server": "tcp://" + b.Addr(), "password": pagePassword, "keepAlive": 45}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	br.Do(10*time.Second, "save over the other change",
+		uitest.SetValue("p-keepAlive", "60"),
+		chromedp.Click(chromedp.ID("f-save")),
+		chromedp.WaitVisible(chromedp.ID("f-reload")))
+	if got := uitest.Eval[string](br, `document.getElementById('form-error').textContent`); !strings.Contains(got, "Someone else changed") {
+		t.Errorf("the conflict says %q", got)
+	}
+	br.Do(10*time.Second, "reload it",
+		chromedp.Click(chromedp.ID("f-reload")),
+		chromedp.WaitNotVisible(chromedp.ID("form-error")))
+	if v := uitest.Eval[string](br, `document.getElementById('p-keepAlive').value`); v != "45" {
+		t.Errorf("keepAlive after the reload: %q, want the other client's 45", v)
+	}
+	// Check the form as it stands: the stored secret stands behind the
+	// mask, and the steps show.
+	br.Do(10*time.Second, "check the edit before saving",
+		chromedp.Click(chromedp.ID("f-check")),
+		chromedp.WaitVisible(chromedp.CSS(`#f-check-result .ok-line`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-check-result .steps li.ok`)))
+	br.Do(10*time.Second, "save the edit",
+		uitest.SetValue("p-keepAlive", "60"),
+		chromedp.Click(chromedp.ID("f-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit")),
+		chromedp.WaitVisible(chromedp.CSS(row+`[data-status="connected"]`)))
+	if in, _ := m.Get("m1"); fmt.Sprint(in.Props["keepAlive"]) != "60" {
+		t.Errorf("keepAlive stored: %v", in.Props["keepAlive"])
+	}
+
+	// A check of a new form that fails shows the step it failed at.
+	br.Do(10*time.Second, "check a form that cannot connect",
+		chromedp.Click(chromedp.ID("new")),
+		chromedp.WaitVisible(chromedp.ID("f-id")),
+		uitest.Choose("f-typ", "mqtt"),
+		chromedp.WaitVisible(chromedp.ID("p-server")),
+		uitest.SetValue("p-server", "tcp://127.0.0.1:1"),
+		chromedp.Click(chromedp.ID("f-check")),
+		chromedp.WaitVisible(chromedp.CSS(`#f-check-result .fail-line`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-check-result .steps li.fail`)))
+	if got := uitest.Eval[string](br, `document.querySelector('#f-check-result .steps li.fail').textContent`); !strings.Contains(got, "connect") || !strings.Contains(got, "refused") {
+		t.Errorf("the failed step says %q", got)
+	}
+	// A map prop: key and value rows; the value of a secret key is a
+	// password input.
+	br.Do(10*time.Second, "fill a map prop",
+		uitest.Choose("f-typ", "edgex"),
+		chromedp.WaitVisible(chromedp.CSS(`fieldset[data-field="optional"] button.add`)),
+		chromedp.Click(chromedp.CSS(`fieldset[data-field="optional"] button.add`)),
+		chromedp.SendKeys(chromedp.CSS(`fieldset[data-field="optional"] .map-key`), "Password"))
+	if typ := uitest.Eval[string](br, `document.querySelector('fieldset[data-field="optional"] .map-value').type`); typ != "password" {
+		t.Errorf("the value of optional.Password is a %q input", typ)
+	}
+	br.Do(5*time.Second, "cancel the form",
+		chromedp.Click(chromedp.ID("f-cancel")),
+		chromedp.WaitNotVisible(chromedp.ID("edit")))
+
+	// Check the stored connection, reconnect it, and read its history.
+	br.Do(10*time.Second, "check m1 as stored",
+		chromedp.Click(chromedp.CSS(row+`button[data-action="check"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#info-body .ok-line`)),
+		chromedp.WaitVisible(chromedp.CSS(`#info-body .steps li.ok`)),
+		chromedp.Click(chromedp.ID("info-close")),
+		chromedp.WaitNotVisible(chromedp.ID("info")))
+	history := func() int {
+		h, err := m.History("m1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(h)
+	}
+	before := history()
+	br.Do(10*time.Second, "reconnect m1",
+		chromedp.Click(chromedp.CSS(row+`button[data-action="reconnect"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#notice:not(.bad)`)))
+	connectortest.Eventually(t, "the reconnect in m1's history", func() bool { return history() > before })
+	br.Do(10*time.Second, "read m1's history",
+		chromedp.Click(chromedp.CSS(row+`button[data-action="history"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#info-body table.history`)))
+	rows := uitest.Eval[int](br, `document.querySelectorAll('#info-body table.history tbody tr').length`)
+	if want := history(); rows < want-1 || rows == 0 {
+		t.Errorf("the history shows %d changes; the Manager has %d", rows, want)
+	}
+	br.Do(5*time.Second, "close the history", chromedp.Click(chromedp.ID("info-close")))
+
+	if uitest.Eval[bool](br, `window.pwned === 1`) {
+		t.Fatal("a ref name ran as script")
+	}
+	if br.Has(pagePassword) {
+		t.Fatal("the secret is in the page")
+	}
+	// The delete goes through once nothing holds it.
+	br.Do(10*time.Second, "delete m1",
+		chromedp.Click(chromedp.CSS(row+`button[data-action="delete"]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
+		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-id="m1"]`)))
+	if _, err := m.Get("m1"); err == nil {
+		t.Fatal("m1 is still stored")
+	}
+}
+
+// TestPageAccessible: every input the form builds, for every type, has a
+// label; the page is driven by the keyboard alone (open the form, fill
+// it, save it, and get focus back); it has no horizontal scroll at
+// 1280x800 nor on a phone, where the rows become cards.
+func TestPageAccessible(t *testing.T) {
+	m, url, b := pageServer(t)
+	br := uitest.New(t)
+	br.Do(15*time.Second, "open the page",
+		chromedp.Navigate(url+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m1"] [data-status="connected"]`)))
+
+	unlabelled := `[...document.querySelectorAll('input,select,button')].filter(e =>
+		e.offsetParent !== null && !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML)`
+	br.Do(10*time.Second, "open the form", chromedp.Click(chromedp.ID("new")), chromedp.WaitVisible(chromedp.ID("f-id")))
+	types := uitest.Eval[[]string](br, `[...document.querySelectorAll('#f-typ option')].map(o => o.value).filter(Boolean)`)
+	if len(types) < 6 {
+		t.Fatalf("the form offers the types %v", types)
+	}
+	for _, typ := range types {
+		br.Do(5*time.Second, "show "+typ+"'s props",
+			uitest.Choose("f-typ", typ),
+			chromedp.WaitVisible(chromedp.CSS(`#props .field, #props fieldset`)))
+		// Give every map an entry, so that its inputs are there too.
+		uitest.Eval[chromedp.Void](br, `document.querySelectorAll('#props button.add').forEach(b => b.click())`)
+		if bad := uitest.Eval[[]string](br, unlabelled); len(bad) > 0 {
+			t.Errorf("%s: inputs without a label: %v", typ, bad)
+		}
+	}
+	br.Do(5*time.Second, "close with Escape",
+		chromedp.KeyEvent("\x1b"), // Escape
+		chromedp.WaitNotVisible(chromedp.ID("edit")))
+
+	// The keyboard alone: focus the button, Enter opens the form with the
+	// id focused, Tab moves on to the type, and Enter submits.
+	uitest.Eval[chromedp.Void](br, `document.getElementById('new').focus()`)
+	br.Do(10*time.Second, "open the form from the keyboard",
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.ID("f-id")))
+	if id := uitest.Eval[string](br, `document.activeElement.id`); id != "f-id" {
+		t.Fatalf("the form opened with %q focused, want f-id", id)
+	}
+	br.Do(10*time.Second, "fill the form from the keyboard",
+		chromedp.KeyEvent("m2\t"),
+		chromedp.KeyEvent("mqtt"),
+		chromedp.WaitVisible(chromedp.ID("p-server")))
+	if id := uitest.Eval[string](br, `document.activeElement.id`); id != "f-typ" {
+		t.Fatalf("Tab from the id went to %q, want f-typ", id)
+	}
+	uitest.Eval[chromedp.Void](br, `document.getElementById('p-server').focus()`)
+	br.Do(10*time.Second, "submit with Enter",
+		chromedp.KeyEvent("tcp://"+b.Addr()+"\r"),
+		chromedp.WaitNotVisible(chromedp.ID("edit")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m2"] [data-status="connected"]`)))
+	if in := uitest.Eval[string](br, `document.activeElement.closest('tr') ? document.activeElement.closest('tr').dataset.id : document.activeElement.id`); in != "m2" {
+		t.Errorf("after saving, focus is on %q, want m2's row", in)
+	}
+	if _, err := m.Get("m2"); err != nil {
+		t.Fatal(err)
+	}
+
+	noScroll := `document.documentElement.scrollWidth <= document.documentElement.clientWidth`
+	if !uitest.Eval[bool](br, noScroll) {
+		t.Error("the page scrolls sideways at 1280x800")
+	}
+	br.Do(5*time.Second, "a phone's screen", chromedp.EmulateViewport(375, 740))
+	if !uitest.Eval[bool](br, noScroll) {
+		t.Errorf("the page scrolls sideways at 375 px: %v wide", uitest.Eval[int](br, `document.documentElement.scrollWidth`))
+	}
+	if d := uitest.Eval[string](br, `getComputedStyle(document.querySelector('tr[data-id="m1"]')).display`); d != "block" {
+		t.Errorf("at 375 px a row is displayed %q, want a card (block)", d)
+	}
+	br.Do(10*time.Second, "open the form on a phone",
+		chromedp.Click(chromedp.CSS(`tr[data-id="m1"] button[data-action="edit"]`)),
+		chromedp.WaitVisible(chromedp.ID("p-server")))
+	if w := uitest.Eval[float64](br, `document.getElementById('edit').getBoundingClientRect().right`); w > 375 {
+		t.Errorf("the form reaches %v px on a 375 px screen", w)
+	}
+}
