@@ -18,6 +18,7 @@
 //	GET    /livez                200 while the process serves
 //	GET    /readyz               200 while the store answers (?connection=ID, repeatable; ?verbose)
 //	GET    /openapi.json         the OpenAPI 3.1 document of these routes and the registered types
+//	GET    /ui/                  the management page (package ui), driven by the routes above
 //
 // # Events
 //
@@ -71,6 +72,12 @@
 // version_mismatch 412, body_too_large 413, unavailable 502,
 // deadline_exceeded 504, internal 500. A wrong method gets 405
 // method_not_allowed with an Allow header.
+//
+// A request that changes something (not GET, HEAD or OPTIONS) and that a
+// browser sent from a page of another origin gets 403 cross_origin
+// (Options.CrossOrigin): a site an operator visits cannot use the
+// operator's browser to drive the API. Programs that are not browsers
+// send no Sec-Fetch-Site or Origin header and are not affected.
 //
 // The ETag of a connection is its version, a strong entity tag such as
 // "3". If-Match is honoured as RFC 9110 says: * or no header means any
