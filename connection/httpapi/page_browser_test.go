@@ -289,3 +289,22 @@ func TestPageAccessible(t *testing.T) {
 		t.Errorf("the form reaches %v px on a 375 px screen", w)
 	}
 }
+
+// TestPageListsEveryPage: the page follows the list's pages, whatever
+// their size, and shows every connection.
+func TestPageListsEveryPage(t *testing.T) {
+	s := newServer(t, nil)
+	s = newServerWith(t, s, &httpapi.Options{MaxPageSize: 2})
+	for i := range 5 {
+		if r := s.do("POST", "/connections", fmt.Sprintf(`{"id":"c%d","typ":"fake","props":{"addr":"p"}}`, i)); r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+	}
+	br := uitest.New(t)
+	br.Do(15*time.Second, "open the page",
+		chromedp.Navigate(s.url+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="c4"]`)))
+	if ids := uitest.Eval[[]string](br, `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.id)`); fmt.Sprint(ids) != "[c0 c1 c2 c3 c4]" {
+		t.Fatalf("the page lists %v", ids)
+	}
+}

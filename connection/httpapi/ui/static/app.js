@@ -55,7 +55,7 @@ async function call(method, path, {body, headers} = {}) {
       data = {detail: text.slice(0, 300)};
     }
   }
-  return {ok: res.ok, status: res.status, body: data, etag: res.headers.get('ETag')};
+  return {ok: res.ok, status: res.status, body: data, etag: res.headers.get('ETag'), link: res.headers.get('Link') || ''};
 }
 
 const enc = encodeURIComponent;
@@ -211,7 +211,8 @@ async function list() {
     const seen = new Set();
     let after = '';
     for (;;) {
-      const r = await call('GET', 'connections?limit=1000' + (after ? '&after=' + enc(after) : ''));
+      // Pages of the server's size; a Link rel="next" says there is more.
+      const r = await call('GET', 'connections' + (after ? '?after=' + enc(after) : ''));
       if (!r.ok) {
         notice(`Could not list the connections: ${problem(r)}`, true);
         return false;
@@ -220,7 +221,7 @@ async function list() {
         seen.add(c.id);
         upsert(c);
       }
-      if (r.body.length < 1000) break;
+      if (!/rel="next"/.test(r.link) || !r.body.length) break;
       after = r.body[r.body.length - 1].id;
     }
     for (const id of [...state.conns.keys()]) if (!seen.has(id)) remove(id);
