@@ -282,6 +282,12 @@ func TestPageAccessible(t *testing.T) {
 	if d := uitest.Eval[string](br, `getComputedStyle(document.querySelector('tr[data-id="m1"]')).display`); d != "block" {
 		t.Errorf("at 375 px a row is displayed %q, want a card (block)", d)
 	}
+	// The filter hides the cards that do not match.
+	br.Do(5*time.Second, "filter by id", chromedp.SendKeys(chromedp.ID("filter"), "m2"))
+	if shown := uitest.Eval[[]string](br, `[...document.querySelectorAll('#rows tr')].filter(r => getComputedStyle(r).display !== 'none').map(r => r.dataset.id)`); fmt.Sprint(shown) != "[m2]" {
+		t.Errorf("filtered by m2, the page shows %v", shown)
+	}
+	br.Do(5*time.Second, "clear the filter", uitest.SetValue("filter", ""))
 	br.Do(10*time.Second, "open the form on a phone",
 		chromedp.Click(chromedp.CSS(`tr[data-id="m1"] button[data-action="edit"]`)),
 		chromedp.WaitVisible(chromedp.ID("p-server")))
