@@ -192,7 +192,7 @@ func New(m *connection.Manager, opts *Options) *Handler {
 	h.mux.Handle("/livez", methods{"GET": h.livez})
 	h.mux.Handle("/readyz", methods{"GET": h.readyz})
 	h.mux.Handle("/openapi.json", methods{"GET": h.openAPI})
-	h.mux.Handle("/ui/", methods{"GET": h.page})
+	h.mux.Handle("/ui/", methods{"GET": h.page, "HEAD": h.page})
 	h.mux.Handle("/ui", methods{"GET": func(w http.ResponseWriter, r *http.Request) {
 		// Relative, so that it holds under any prefix the API is mounted at.
 		w.Header().Set("Location", "ui/")

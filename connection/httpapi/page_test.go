@@ -57,6 +57,9 @@ func TestPageFiles(t *testing.T) {
 	wantError(t, s.do("GET", "/ui/nothing.js", ""), 404, "not_found")
 	wantError(t, s.do("GET", "/ui/../connections", ""), 404, "not_found")
 	wantError(t, s.do("POST", "/ui/", ""), 405, "method_not_allowed")
+	if r := s.do("HEAD", "/ui/", ""); r.status != 200 || r.header.Get("ETag") == "" {
+		t.Errorf("HEAD /ui/: %d %v", r.status, r.header)
+	}
 }
 
 // TestPageIsSelfContained: nothing in the page's files loads from
