@@ -191,6 +191,7 @@ function upsert(c) {
 }
 
 function remove(id) {
+  reads.set(id, (reads.get(id) || 0) + 1); // a read in flight is stale now
   state.conns.delete(id);
   const tr = state.rows.get(id);
   if (tr) tr.remove();
@@ -239,16 +240,35 @@ async function list() {
 }
 
 // refetch reads one connection again, once for a burst of its events.
+// Only the answer to the latest read of an id counts, and none that a
+// delete overtook: answers can arrive out of order.
 const refetching = new Set();
+const reads = new Map(); // id -> number of the latest read
 function refetch(id) {
   if (refetching.has(id)) return;
   refetching.add(id);
   setTimeout(async () => {
     refetching.delete(id);
+    const n = (reads.get(id) || 0) + 1;
+    reads.set(id, n);
     const r = await call('GET', 'connections/' + enc(id));
-    if (r.ok) upsert(r.body);
+    if (reads.get(id) !== n) return;
+    if (r.ok) upsert(keepNewerStatus(r.body));
     else if (r.status === 404) remove(id);
   }, 50);
+}
+
+// keepNewerStatus keeps the status shown if a status event brought a
+// newer one than c, read before it.
+function keepNewerStatus(c) {
+  const cur = state.conns.get(c.id);
+  if (!cur || !(Date.parse(cur.statusSince) > Date.parse(c.statusSince))) return c;
+  const out = {...c};
+  for (const k of ['status', 'err', 'permanent', 'statusSince', 'attempts', 'nextAttemptAt']) {
+    if (k in cur) out[k] = cur[k];
+    else delete out[k];
+  }
+  return out;
 }
 
 // ---- live updates ----
