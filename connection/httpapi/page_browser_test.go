@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connection/httpapi"
 	"github.com/connkit/connkit/connection/httpapi/ui/uitest"
+	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
@@ -26,7 +28,24 @@ func pageServer(t *testing.T) (*connection.Manager, string, *connectortest.Broke
 	t.Helper()
 	b := connectortest.NewBroker(t)
 	b.Start()
-	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: registry.Default, Logger: slog.New(slog.DiscardHandler)})
+	m, url := servePage(t, registry.Default)
+	ctx := context.Background()
+	if _, err := m.Create(ctx, connection.Spec{ID: "m1", Type: "mqtt", Props: map[string]any{
+		"server": "tcp://" + b.Addr(), "password": pagePassword, "keepAlive": 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitConnected(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	return m, url, b
+}
+
+const pagePassword = "pw-7Hq-stays-on-the-server"
+
+// servePage serves the API and its page of a Manager over reg.
+func servePage(t *testing.T, reg *registry.Registry) (*connection.Manager, string) {
+	t.Helper()
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,18 +56,8 @@ func pageServer(t *testing.T) (*connection.Manager, string, *connectortest.Broke
 		ts.Close()
 		m.Close()
 	})
-	ctx := context.Background()
-	if _, err := m.Create(ctx, connection.Spec{ID: "m1", Type: "mqtt", Props: map[string]any{
-		"server": "tcp://" + b.Addr(), "password": pagePassword, "keepAlive": 20}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WaitConnected(ctx, "m1"); err != nil {
-		t.Fatal(err)
-	}
-	return m, ts.URL, b
+	return m, ts.URL
 }
-
-const pagePassword = "pw-7Hq-stays-on-the-server"
 
 // TestPageOperations drives the page in a real browser through what an
 // operator does beyond creating: a delete that rules hold shows their
@@ -312,5 +321,134 @@ func TestPageListsEveryPage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="c4"]`)))
 	if ids := uitest.Eval[[]string](br, `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.id)`); fmt.Sprint(ids) != "[c0 c1 c2 c3 c4]" {
 		t.Fatalf("the page lists %v", ids)
+	}
+}
+
+// TestPageCheckEditIsTheForm: a check before saving an edit checks the
+// form as it stands: a prop cleared in the form is not filled in from
+// the stored connection, secrets included.
+func TestPageCheckEditIsTheForm(t *testing.T) {
+	addr := connectortest.Env(t, "CONNKIT_MQTT_AUTH_ADDR")
+	user, pass := connectortest.Env(t, "CONNKIT_MQTT_USER"), connectortest.Env(t, "CONNKIT_MQTT_PASSWORD")
+	m, url := servePage(t, registry.Default)
+	if _, err := m.Create(context.Background(), connection.Spec{ID: "auth1", Type: "mqtt", Props: map[string]any{
+		"server": "tcp://" + addr, "username": user, "password": pass}}); err != nil {
+		t.Fatal(err)
+	}
+	br := uitest.New(t)
+	br.Do(15*time.Second, "open auth1's form",
+		chromedp.Navigate(url+"/ui/"),
+		chromedp.Click(chromedp.CSS(`tr[data-id="auth1"] button[data-action="edit"]`)),
+		chromedp.WaitVisible(chromedp.ID("p-username")),
+		chromedp.Click(chromedp.ID("f-check")),
+		chromedp.WaitVisible(chromedp.CSS(`#f-check-result .ok-line`)))
+	br.Do(15*time.Second, "check it without its credentials",
+		uitest.SetValue("p-username", ""),
+		uitest.SetValue("p-password", ""),
+		chromedp.Click(chromedp.ID("f-check")),
+		chromedp.WaitVisible(chromedp.CSS(`#f-check-result .fail-line`)))
+	if got := uitest.Eval[string](br, `document.getElementById('f-check-result').textContent`); !strings.Contains(got, "unauthorized") {
+		t.Errorf("the check says %q, want unauthorized", got)
+	}
+}
+
+// kinds is a type of every prop kind, for the form.
+type kinds struct{ *connectortest.Fake }
+
+func (kinds) Schema() *connector.Schema { return kindsSchema }
+
+var kindsSchema = &connector.Schema{Fields: []connector.Field{
+	{Name: "addr", Kind: connector.String, Required: true, Endpoint: true, Doc: "the simulated peer"},
+	{Name: "ratio", Kind: connector.Float, Default: 0.5, Doc: "a float"},
+	{Name: "tags", Kind: connector.StringList, Doc: "a list"},
+	{Name: "on", Kind: connector.Bool, Default: true, Doc: "a bool that is true unless said"},
+	{Name: "extra", Kind: connector.Map, Doc: "any values"},
+	{Name: "headers", Kind: connector.Map, SecretKeys: []string{"*"}, Doc: "every value secret"},
+}}
+
+// TestPageEveryKind: a connection with a prop of every kind, values that
+// are not strings in a map among them, survives an edit saved unchanged;
+// a map whose every key is secret has password inputs for its values.
+func TestPageEveryKind(t *testing.T) {
+	reg := &registry.Registry{}
+	reg.Register("kinds", kinds{connectortest.NewFake()})
+	m, url := servePage(t, reg)
+	props := map[string]any{"addr": "p", "ratio": 0.7, "tags": []any{"a", "b"}, "on": false,
+		"extra":   map[string]any{"n": 5, "s": "x", "nested": map[string]any{"a": 1}, "nul": nil, "  sp": "v"},
+		"headers": map[string]any{"X-Key": "hdr-secret-value"}}
+	if _, err := m.Create(context.Background(), connection.Spec{ID: "k1", Type: "kinds", Props: props}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := m.Get("k1")
+	br := uitest.New(t)
+	br.Do(15*time.Second, "open k1's form",
+		chromedp.Navigate(url+"/ui/"),
+		chromedp.Click(chromedp.CSS(`tr[data-id="k1"] button[data-action="edit"]`)),
+		chromedp.WaitVisible(chromedp.ID("p-addr")))
+	types := uitest.Eval[[]string](br, `[...document.querySelectorAll('fieldset[data-field="headers"] .map-value')].map(e => e.type + ' ' + e.value)`)
+	if fmt.Sprint(types) != "[password ******]" {
+		t.Errorf("the secret map's values: %v", types)
+	}
+	br.Do(10*time.Second, "add a header",
+		chromedp.Click(chromedp.CSS(`fieldset[data-field="headers"] button.add`)),
+		chromedp.SendKeys(chromedp.CSS(`fieldset[data-field="headers"] .map-row:last-child .map-key`), "X-Other"))
+	if typ := uitest.Eval[string](br, `document.querySelector('fieldset[data-field="headers"] .map-row:last-child .map-value').type`); typ != "password" {
+		t.Errorf("a new header's value is a %q input", typ)
+	}
+	br.Do(10*time.Second, "save unchanged",
+		chromedp.Click(chromedp.CSS(`fieldset[data-field="headers"] .map-row:last-child button`)),
+		chromedp.Click(chromedp.ID("f-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit")))
+	after, _ := m.Get("k1")
+	if diff := cmp.Diff(before.Props, after.Props); diff != "" {
+		t.Errorf("an unchanged edit changed the props (-before +after):\n%s", diff)
+	}
+	if br.Has("hdr-secret-value") {
+		t.Error("the secret header is in the page")
+	}
+}
+
+// TestPageLongValues: an id of 128 characters, a long ref name and a long
+// error wrap: nothing scrolls sideways, in the list or in a dialog, at
+// 1280x800 or at 375 px.
+func TestPageLongValues(t *testing.T) {
+	s := newServer(t, nil)
+	id := strings.Repeat("x", 128)
+	ref := "rule/" + strings.Repeat("r", 200)
+	if r := s.do("POST", "/connections", `{"id":"`+id+`","typ":"fake","props":{"addr":"`+strings.Repeat("a", 300)+`"}}`); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if _, err := s.m.Attach(context.Background(), id, ref); err != nil {
+		t.Fatal(err)
+	}
+	br := uitest.New(t)
+	row := `tr[data-id="` + id + `"] `
+	br.Do(15*time.Second, "open the page and the refs",
+		chromedp.Navigate(s.url+"/ui/"),
+		chromedp.Click(chromedp.CSS(row+`.refs summary`)),
+		chromedp.WaitVisible(chromedp.CSS(row+`.refs li`)))
+	wide := func(what string) {
+		t.Helper()
+		for _, sel := range []string{"document.documentElement", "document.querySelector('dialog[open]')"} {
+			if w := uitest.Eval[[]int](br, `(e => e ? [e.scrollWidth, e.clientWidth] : [0, 0])(`+sel+`)`); w[0] > w[1] {
+				t.Errorf("%s: %s is %d px wide in %d", what, sel, w[0], w[1])
+			}
+		}
+	}
+	for _, width := range []int64{1280, 375} {
+		br.Do(5*time.Second, "resize", chromedp.EmulateViewport(width, 800))
+		what := fmt.Sprintf("at %d px", width)
+		wide(what + ", the list")
+		br.Do(10*time.Second, "a refused delete",
+			chromedp.Click(chromedp.CSS(row+`button[data-action="delete"]`)),
+			chromedp.Click(chromedp.ID("confirm-yes")),
+			chromedp.WaitVisible(chromedp.CSS(`#confirm-body .refs-list`)))
+		wide(what + ", the refused delete")
+		br.Do(5*time.Second, "close it", chromedp.Click(chromedp.ID("confirm-no")), chromedp.WaitNotVisible(chromedp.ID("confirm")))
+		br.Do(10*time.Second, "the history",
+			chromedp.Click(chromedp.CSS(row+`button[data-action="history"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#info-body table.history`)))
+		wide(what + ", the history")
+		br.Do(5*time.Second, "close it", chromedp.Click(chromedp.ID("info-close")), chromedp.WaitNotVisible(chromedp.ID("info")))
 	}
 }

@@ -156,11 +156,11 @@ function fillRow(tr, c) {
 
 // A row's cells but the actions are rebuilt in place, so that keyboard
 // focus on its buttons survives a status change.
-function updateRow(tr, c) {
+function updateRow(tr, c, old) {
   if (!tr.firstChild) return fillRow(tr, c);
   const cells = tr.children;
   cells[2].replaceWith(statusCell(c));
-  cells[3].replaceWith(refsCell(c));
+  if (!old || old.refCount !== c.refCount || String(old.refs) !== String(c.refs)) cells[3].replaceWith(refsCell(c));
   cells[4].textContent = String(c.version);
   cells[5].replaceChildren(timeEl(c.lastActivityAt));
   tr.dataset.status = c.status;
@@ -173,19 +173,29 @@ function applyFilter(tr, c) {
 }
 
 function upsert(c) {
+  const old = state.conns.get(c.id);
   state.conns.set(c.id, c);
   let tr = state.rows.get(c.id);
   if (tr) {
-    updateRow(tr, c);
+    updateRow(tr, c, old);
   } else {
     tr = el('tr', {'data-id': c.id});
     fillRow(tr, c);
     state.rows.set(c.id, tr);
-    // Keep the rows sorted by id, as the API lists them.
+    // Keep the rows sorted by id, as the API lists them. A list comes in
+    // order, so a new row most often goes last.
     const body = $('rows');
+    const last = body.lastElementChild;
     let next = null;
-    for (const [id, row] of state.rows) if (id > c.id && (!next || id < next.dataset.id)) next = row;
-    body.insertBefore(tr, next && next.parentNode === body ? next : null);
+    if (last && last.dataset.id > c.id) {
+      for (const row of body.children) {
+        if (row.dataset.id > c.id) {
+          next = row;
+          break;
+        }
+      }
+    }
+    body.insertBefore(tr, next);
   }
   counted();
 }
@@ -353,7 +363,7 @@ function onEvent(ev, replayed) {
 
 // ---- the form ----
 
-const form = {mode: 'create', id: '', etag: '', original: null};
+const form = {mode: 'create', id: '', etag: '', original: null, checks: 0};
 
 function typeSchema(typ) {
   const t = state.types.find((t) => t.type === typ);
@@ -390,7 +400,7 @@ function secretToggle(input, name) {
 function propField(p, value) {
   const id = fieldId(p.name);
   const sentence = (s) => (s && !/[.!?]$/.test(s) ? s + '.' : s);
-  const help = [sentence(p.doc), p.default !== undefined ? `Default: ${typeof p.default === 'string' ? p.default : JSON.stringify(p.default)}.` : '',
+  const help = [sentence(p.doc), p.kind === 'stringList' ? 'One per line.' : '', p.default !== undefined ? `Default: ${typeof p.default === 'string' ? p.default : JSON.stringify(p.default)}.` : '',
     p.secret ? 'Secret: the server shows it masked; leave the mask to keep it.' : '']
     .filter(Boolean).join(' ');
   const errId = id + '-err';
@@ -412,10 +422,13 @@ function propField(p, value) {
     input = el('input', {id, type: 'checkbox', 'aria-describedby': described, 'data-field': p.name});
     input.checked = value === undefined ? p.default === true : value === true || value === 'true';
     wrap.classList.add('check');
+  } else if (p.kind === 'stringList') {
+    input = el('textarea', {id, rows: 3, spellcheck: 'false', 'aria-describedby': described, 'data-field': p.name});
+    input.value = Array.isArray(value) ? value.join('\n') : value === undefined || value === null ? '' : String(value);
   } else {
     input = el('input', {id, type: p.secret ? 'password' : 'text', autocomplete: p.secret ? 'new-password' : 'off',
       spellcheck: 'false', 'aria-describedby': described, 'data-field': p.name,
-      inputmode: p.kind === 'int' ? 'numeric' : p.kind === 'url' ? 'url' : null,
+      inputmode: {int: 'numeric', float: 'decimal', url: 'url'}[p.kind] || null,
       placeholder: p.default !== undefined ? String(p.default) : null});
     input.value = value === undefined || value === null ? '' : String(value);
   }
@@ -431,6 +444,7 @@ function propField(p, value) {
 // schema's secret keys are password inputs.
 function mapField(p, value, described, errId, helpId, help) {
   const secretKeys = (p.secretKeys || []).map((k) => k.toLowerCase());
+  const allSecret = secretKeys.includes('*');
   const fs = el('fieldset', {class: 'map', 'data-field': p.name, 'aria-describedby': described, 'data-kind': 'map'},
     el('legend', {}, p.name));
   const rows = el('div', {class: 'map-rows'});
@@ -442,10 +456,12 @@ function mapField(p, value, described, errId, helpId, help) {
     const key = el('input', {id: kid, class: 'map-key', autocomplete: 'off', spellcheck: 'false'});
     const val = el('input', {id: vid, class: 'map-value', autocomplete: 'off', spellcheck: 'false'});
     key.value = k;
-    val.value = v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    // A value that is not a string (null too) is shown as JSON and sent
+    // back as such.
+    val.value = v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
     val.dataset.json = typeof v !== 'string' && v !== undefined ? '1' : '';
     const secret = () => {
-      const s = secretKeys.includes(key.value.trim().toLowerCase());
+      const s = allSecret || secretKeys.includes(key.value.trim().toLowerCase());
       val.type = s ? 'password' : 'text';
       val.autocomplete = s ? 'new-password' : 'off';
     };
@@ -479,18 +495,24 @@ function renderProps(typ, props) {
 }
 
 // collect reads the form into props as the API takes them. A value that
-// does not parse is sent as typed, so that the API names the field.
-function collect() {
+// does not parse is sent as typed, so that the API names the field. With
+// nulls, a prop left empty is sent as null rather than left out: a check
+// of an edit lays the form over the stored props, and null says "not
+// this one" where leaving it out would let the stored value through.
+function collect(nulls) {
   const props = {};
+  const none = (name) => {
+    if (nulls) props[name] = null;
+  };
   for (const p of typeSchema($('f-typ').value)) {
     if (p.kind === 'map') {
       const fs = $('props').querySelector(`fieldset[data-field="${CSS.escape(p.name)}"]`);
       const m = {};
       let any = false;
       for (const row of fs.querySelectorAll('.map-row')) {
-        const k = row.querySelector('.map-key').value.trim();
+        const k = row.querySelector('.map-key').value;
         const vi = row.querySelector('.map-value');
-        if (!k) continue;
+        if (!k.trim()) continue;
         let v = vi.value;
         if (vi.dataset.json) {
           try {
@@ -503,17 +525,25 @@ function collect() {
         any = true;
       }
       if (any) props[p.name] = m;
+      else none(p.name);
       continue;
     }
     const input = $(fieldId(p.name));
     if (!input) continue;
     if (p.kind === 'bool' && !(p.allowed && p.allowed.length)) {
       if (input.checked !== (p.default === true)) props[p.name] = input.checked;
+      else none(p.name);
       continue;
     }
     const v = input.value;
-    if (v === '') continue;
-    if (p.kind === 'int') props[p.name] = /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+    if (v === '') {
+      none(p.name);
+      continue;
+    }
+    const t = v.trim();
+    if (p.kind === 'int') props[p.name] = /^-?\d+$/.test(t) ? Number(t) : v;
+    else if (p.kind === 'float') props[p.name] = t !== '' && isFinite(Number(t)) ? Number(t) : v;
+    else if (p.kind === 'stringList') props[p.name] = v.split('\n').filter((x) => x.trim() !== '');
     else props[p.name] = v;
   }
   return props;
@@ -566,10 +596,12 @@ function showConflict(r) {
   btn.focus();
 }
 
-function openForm(mode, c, etag) {
+function openForm(mode, c) {
   form.mode = mode;
   form.id = c ? c.id : '';
-  form.etag = etag || '';
+  // The version, not the ETag header as received: a proxy that
+  // compresses may have weakened it, and a weak tag never matches.
+  form.etag = c ? `"${c.version}"` : '';
   form.original = c;
   clearErrors();
   $('f-check-result').replaceChildren();
@@ -598,7 +630,7 @@ async function openEdit(id) {
     return;
   }
   upsert(r.body);
-  openForm('edit', r.body, r.etag);
+  openForm('edit', r.body);
 }
 
 async function save(e) {
@@ -654,19 +686,28 @@ async function checkForm() {
     $('f-typ').focus();
     return;
   }
-  const body = collect();
-  // On an edit, the stored secrets stand behind the masks.
+  // On an edit, the stored secrets stand behind the masks; every other
+  // prop is the form's, null where it is empty.
+  const body = collect(form.mode === 'edit');
   if (form.mode === 'edit') body.connectionSelector = form.id;
   out.replaceChildren(el('p', {}, 'Checking…'));
   const role = $('f-role').value;
+  const tok = ++form.checks;
   const r = await call('POST', `metadata/${role}s/connection/${enc(typ)}`, {body});
+  // The form was closed, or checked again, meanwhile.
+  if (tok !== form.checks) return;
   out.replaceChildren(...checkReport(r));
   if (r.status === 400 && r.body && r.body.fields) showErrors(r);
 }
 
 // ---- row actions ----
 
+// info.shown counts what the info dialog showed: an answer that comes
+// after the dialog moved on (or closed) is dropped.
+const info = {shown: 0};
+
 function showInfo(title, ...kids) {
+  info.shown++;
   $('info-title').textContent = title;
   $('info-body').replaceChildren(...kids);
   const d = $('info');
@@ -676,7 +717,9 @@ function showInfo(title, ...kids) {
 
 async function checkStored(id) {
   showInfo(`Check ${id}`, el('p', {}, 'Checking…'));
+  const tok = info.shown;
   const r = await call('POST', `connections/${enc(id)}/check`);
+  if (tok !== info.shown || !$('info').open) return;
   showInfo(`Check ${id}`, ...checkReport(r));
 }
 
@@ -687,7 +730,9 @@ async function reconnect(id) {
 }
 
 async function history(id) {
+  const tok = ++info.shown;
   const r = await call('GET', `connections/${enc(id)}/history`);
+  if (tok !== info.shown) return;
   if (!r.ok) return showInfo(`History of ${id}`, el('p', {class: 'fail-line'}, problem(r)));
   const items = [...r.body].reverse();
   if (!items.length) return showInfo(`History of ${id}`, el('p', {}, 'No status changes recorded yet.'));
@@ -741,6 +786,7 @@ function start() {
   $('f-cancel').addEventListener('click', () => $('edit').close());
   // What was typed into secret fields leaves the page with the form.
   $('edit').addEventListener('close', () => {
+    form.checks++;
     $('props').replaceChildren(el('legend', {}, 'Properties'));
     $('f-check-result').replaceChildren();
   });
@@ -752,6 +798,7 @@ function start() {
   $('confirm-yes').addEventListener('click', doDelete);
   $('confirm-no').addEventListener('click', () => $('confirm').close());
   $('info-close').addEventListener('click', () => $('info').close());
+  $('info').addEventListener('close', () => info.shown++);
   $('filter').addEventListener('input', (e) => {
     state.filter = e.target.value.trim().toLowerCase();
     for (const [id, tr] of state.rows) applyFilter(tr, state.conns.get(id));
