@@ -147,9 +147,10 @@ func TestPage(t *testing.T) {
 }
 
 // TestPageRecoversStream: the server restarts under an open page; the
-// stream comes back by itself, and the list is read again (the new
-// server cannot replay what the old one sent), so a status that changed
-// meanwhile shows without a reload.
+// stream comes back by itself with Last-Event-ID, the new server cannot
+// replay what the old one sent and answers reset, and the page lists
+// again: a connection deleted meanwhile goes, a status that changed
+// shows, all without a reload.
 func TestPageRecoversStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the server and drives a browser")
@@ -168,10 +169,23 @@ func TestPageRecoversStream(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#stream[data-state="live"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m1"] [data-status="connected"]`)))
 	uitest.Eval[bool](br, `window.notReloaded = true`)
+	// An event, so that the stream has an id to resume from.
+	if code, body := call(t, "POST", p.url+"/connections", `{"id":"m0","typ":"mqtt","props":{"server":"tcp://`+b.Addr()+`"}}`); code != 201 {
+		t.Fatalf("create m0: %d %v", code, body)
+	}
+	br.Do(10*time.Second, "see m0", chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m0"]`)))
 
 	stop(p)
 	br.Do(10*time.Second, "see the stream drop",
 		chromedp.WaitVisible(chromedp.CSS(`#stream:not([data-state="live"])`)))
+	// m0 goes while the page cannot hear of it: a server on another
+	// address deletes it. Only a list after the new server's reset can
+	// tell the page.
+	other := startWith(t, bin, "-db", db)
+	if code, body := call(t, "DELETE", other.url+"/connections/m0", ""); code != 204 {
+		t.Fatalf("delete m0: %d %v", code, body)
+	}
+	stop(other)
 	b.Stop()
 	// The same address, so that the page's stream finds it again.
 	addr := strings.TrimPrefix(p.url, "http://")
@@ -185,7 +199,8 @@ func TestPageRecoversStream(t *testing.T) {
 	br.Do(15*time.Second, "see the stream back and the list current",
 		chromedp.WaitVisible(chromedp.CSS(`#stream[data-state="live"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m1"] [data-status="disconnected"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m2"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="m2"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-id="m0"]`)))
 	if !uitest.Eval[bool](br, `window.notReloaded === true`) {
 		t.Fatal("the page reloaded")
 	}
