@@ -225,7 +225,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.crossOrigin.Check(r); err != nil {
 		writeError(w, errBody{Code: string(connection.CodeCrossOrigin),
-			Error: fmt.Sprintf("%s %s from a page of another origin: refused (%v); call the API from its own page at /ui/ or from a program", r.Method, r.URL.Path, err)})
+			Error: fmt.Sprintf("%s %s from a page of another origin: refused (%v); use the page at /ui/ or a program; "+
+				"if this is that page behind a proxy, have the proxy pass the Host header on, or trust the page's origin (Options.CrossOrigin)", r.Method, r.URL.Path, err)})
 		return
 	}
 	h.mux.ServeHTTP(w, r)

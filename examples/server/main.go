@@ -12,7 +12,8 @@
 // checks alike, -listen-allow the addresses listeners bind (never a port
 // below 1024), -file-root the directory of SQLite connections (the
 // database of the server itself is never one), -max-connections their
-// number.
+// number. -trusted-origin names the origins of pages other than /ui/ that
+// may change connections through a browser.
 //
 // It stops cleanly on SIGINT or SIGTERM: in-flight requests finish, every
 // live connection is closed, and the database is closed.
@@ -60,6 +61,7 @@ func main() {
 	instance := flag.String("instance", "", "this instance's name in the refs it publishes on etcd (default: host name and a random suffix)")
 	secretEnv := flag.String("secret-env", "CONNKIT_SECRET_", "comma-separated prefixes of the environment variables that ${env:NAME} secret references may read (\"\" for all)")
 	provisionFile := flag.String("provision", "", "JSON or YAML file of connections to apply at start, as PUT /connections does; secrets may be ${env:NAME} or ${file:PATH}")
+	trusted := flag.String("trusted-origin", "", "comma-separated origins (https://console.example.com) whose pages may change connections through a browser, beside the page at /ui/ itself; needed behind a proxy that rewrites Host")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -78,10 +80,29 @@ func main() {
 	if *secretEnv == "" {
 		policy.Env.Prefixes = []string{""}
 	}
-	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance, provision: *provisionFile}, &connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns}); err != nil {
+	crossOrigin, err := trustOrigins(*trusted)
+	if err != nil {
+		log.Error("trusted origins", "err", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance, provision: *provisionFile},
+		&connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns},
+		&httpapi.Options{Logger: log, CrossOrigin: crossOrigin}); err != nil {
 		log.Error("connkit server failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// trustOrigins is the cross-origin protection of the API, trusting the
+// origins of list.
+func trustOrigins(list string) (*http.CrossOriginProtection, error) {
+	co := http.NewCrossOriginProtection()
+	for _, o := range split(list) {
+		if err := co.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("-trusted-origin %q: give scheme://host[:port], such as https://console.example.com", o)
+		}
+	}
+	return co, nil
 }
 
 // readKey reads a base64 key from path; no path means no encryption.
@@ -189,7 +210,7 @@ func openStore(ctx context.Context, sc storeConfig, dbPath string, log *slog.Log
 	return st, sc.url + " as " + st.Instance(), nil
 }
 
-func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connection.Options) error {
+func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connection.Options, apiOpts *httpapi.Options) error {
 	log := opts.Logger
 	st, where, err := openStore(ctx, sc, dbPath, log)
 	if err != nil {
@@ -214,7 +235,7 @@ func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connect
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (use -addr to pick another)", addr, err)
 	}
-	api := httpapi.New(m, &httpapi.Options{Logger: log})
+	api := httpapi.New(m, apiOpts)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if _, err := metrics.Register(reg, m); err != nil {

@@ -4,9 +4,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +207,67 @@ func TestPageRecoversStream(t *testing.T) {
 		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-id="m0"]`)))
 	if !uitest.Eval[bool](br, `window.notReloaded === true`) {
 		t.Fatal("the page reloaded")
+	}
+}
+
+// TestPageBehindProxy: behind a proxy that sets Host to its upstream's
+// (nginx's default, Go's ReverseProxy with SetURL), a browser on plain
+// HTTP sends no Sec-Fetch-Site, and the Origin it sends is not the Host
+// the server sees: the page's changes are refused as cross-origin, with
+// a message that says what to do, until -trusted-origin names the page's
+// origin.
+func TestPageBehindProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the server and drives a browser")
+	}
+	bin := buildServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "http://edge.test:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
+	var upstream atomic.Pointer[url.URL]
+	proxy := &http.Server{Handler: &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(upstream.Load())
+	}}}
+	go proxy.Serve(ln)
+	t.Cleanup(func() { proxy.Close() })
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "c.db"), "-trusted-origin", "edge.test")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "give scheme://host") {
+		t.Errorf("-trusted-origin edge.test: %v\n%s", err, out)
+	}
+	br := uitest.New(t, chromedp.Flag("host-resolver-rules", "MAP edge.test 127.0.0.1"))
+
+	create := func(id string) {
+		t.Helper()
+		br.Do(15*time.Second, "open the page through the proxy and create "+id,
+			chromedp.Navigate(origin+"/ui/"),
+			chromedp.WaitVisible(chromedp.CSS(`#stream[data-state="live"]`)),
+			chromedp.Click(chromedp.ID("new")),
+			chromedp.WaitVisible(chromedp.ID("f-id")),
+			uitest.SetValue("f-id", id),
+			uitest.Choose("f-typ", "sql"),
+			chromedp.WaitVisible(chromedp.ID("p-url")),
+			uitest.SetValue("p-url", "sqlite:"+filepath.Join(t.TempDir(), id+".db")),
+			chromedp.Click(chromedp.ID("f-save")),
+			chromedp.WaitVisible(chromedp.CSS(`#form-error:not([hidden]), tr[data-id="`+id+`"]`)))
+	}
+	for _, trust := range []bool{false, true} {
+		args := []string{"-db", filepath.Join(t.TempDir(), "c.db")}
+		if trust {
+			args = append(args, "-trusted-origin", origin)
+		}
+		p := startWith(t, bin, args...)
+		u, _ := url.Parse(p.url)
+		upstream.Store(u)
+		create("c1")
+		msg := uitest.Eval[string](br, `document.getElementById('form-error').textContent`)
+		if !trust && !strings.Contains(msg, "proxy") {
+			t.Errorf("untrusted behind the proxy, the form says %q; want the refusal and what to do", msg)
+		}
+		if trust && msg != "" {
+			t.Errorf("trusted behind the proxy, the form says %q", msg)
+		}
+		stop(p)
 	}
 }

@@ -29,9 +29,9 @@ type Browser struct {
 	ctx context.Context
 }
 
-// New starts chromium with a 1280x800 viewport; it stops when the test
-// ends.
-func New(t testing.TB) *Browser {
+// New starts chromium with a 1280x800 viewport and the options given
+// (flags such as host-resolver-rules); it stops when the test ends.
+func New(t testing.TB, more ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	exe := connectortest.Binary(t, "chromium", "CONNKIT_CHROMIUM")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -44,6 +44,7 @@ func New(t testing.TB) *Browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
 	)
+	opts = append(opts, more...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
