@@ -9,6 +9,8 @@ if apt_install libsqlite3-dev; then
 	TAGS="-tags=libsqlite3"
 fi
 start_services
+apt_install chromium
+export CONNKIT_CHROMIUM=/usr/bin/chromium
 # The readings table the SQL benchmarks look up is made by the tests.
 go test $TAGS -count=1 -run 'TestConformance' ./connector/sql/ >/dev/null
 go test $TAGS -run '^$' -bench . -benchmem "$@" ./...

@@ -308,20 +308,36 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return // the Manager closed
 			}
-			data, err := json.Marshal(ev)
-			if err != nil {
-				return
-			}
+			// The events already waiting (a burst: a broker down drops
+			// every connection on it) go out in the same write and
+			// flush; one flush each would make the reader lag.
 			buf = buf[:0]
-			buf = append(buf, "id: "...)
-			buf = strconv.AppendUint(buf, ev.Seq, 10)
-			buf = append(buf, "\nevent: "...)
-			buf = append(buf, ev.Kind...)
-			buf = append(buf, "\ndata: "...)
-			buf = append(buf, data...)
-			buf = append(buf, "\n\n"...)
+			closed := false
+			for more := true; more; {
+				data, err := json.Marshal(ev)
+				if err != nil {
+					return
+				}
+				buf = append(buf, "id: "...)
+				buf = strconv.AppendUint(buf, ev.Seq, 10)
+				buf = append(buf, "\nevent: "...)
+				buf = append(buf, ev.Kind...)
+				buf = append(buf, "\ndata: "...)
+				buf = append(buf, data...)
+				buf = append(buf, "\n\n"...)
+				if len(buf) >= 64<<10 {
+					break
+				}
+				select {
+				case ev, more = <-evs:
+					closed = !more
+				default:
+					more = false
+				}
+			}
 			deadline()
-			if _, err := w.Write(buf); err != nil {
+			if _, err := w.Write(buf); err != nil || closed {
+				rc.Flush()
 				return
 			}
 		case <-tick.C:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,42 @@ func TestEventStream(t *testing.T) {
 	}
 	h.CloseStreams()
 	for range evs {
+	}
+}
+
+// TestEventStreamBurst: a burst of events, written in batches, arrives
+// whole and in order: each id is one more than the last, unless a lagged
+// event says what was dropped.
+func TestEventStreamBurst(t *testing.T) {
+	s := newServer(t, nil)
+	_, evs := s.stream("/events")
+	nextSSE(t, evs, func(e sse) bool { return e.comment == "connected" })
+	s.fake.SetUp("p", true)
+	const n = 300
+	for i := range n {
+		if _, err := s.m.Create(context.Background(), connection.Spec{ID: fmt.Sprintf("b%03d", i), Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var prev uint64
+	seen := 0
+	for seen < n {
+		e := nextSSE(t, evs, func(e sse) bool { return e.event != "" })
+		id, err := strconv.ParseUint(e.id, 10, 64)
+		if err != nil {
+			t.Fatalf("event id %q", e.id)
+		}
+		if prev != 0 && id != prev+1 && e.event != "lagged" {
+			t.Fatalf("event %d after %d, with no lagged between", id, prev)
+		}
+		if e.event == "lagged" {
+			t.Logf("lagged at %d", id)
+			return
+		}
+		prev = id
+		if e.event == "created" {
+			seen++
+		}
 	}
 }
 

@@ -13,6 +13,9 @@ const state = {
   listing: null, // the list in flight, if any
   pending: [], // events that came while listing
   filter: '',
+  inbox: [], // events not yet taken
+  flushing: 0, // the timer that takes them
+  deferred: null, // while taking them: id -> what its row showed
 };
 
 // el builds an element: el('td', {class: 'x'}, 'text', child...).
@@ -89,16 +92,21 @@ function ago(iso, due) {
   return future ? `in ${txt}` : `${txt} ago`;
 }
 
+// One formatter for every time shown: making one per call is slow.
+const dateFmt = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium'});
+
 function timeEl(iso, prefix, due) {
   if (!iso || Date.parse(iso) <= 0) return el('span', {class: 'none'}, '—');
-  const t = el('time', {datetime: iso, title: new Date(iso).toLocaleString(), 'data-prefix': prefix || '', 'data-due': due ? '1' : null});
+  const t = el('time', {datetime: iso, title: dateFmt.format(new Date(iso)), 'data-prefix': prefix || '', 'data-due': due ? '1' : null});
   t.textContent = (prefix || '') + ago(iso, due);
   return t;
 }
 
 function tick() {
+  // Only the texts that change: each change costs a layout of the table.
   for (const t of document.querySelectorAll('time[data-prefix]')) {
-    t.textContent = (t.dataset.prefix || '') + ago(t.getAttribute('datetime'), !!t.dataset.due);
+    const txt = (t.dataset.prefix || '') + ago(t.getAttribute('datetime'), !!t.dataset.due);
+    if (t.textContent !== txt) t.textContent = txt;
   }
 }
 
@@ -130,15 +138,26 @@ function refsCell(c) {
   return td;
 }
 
+// The row actions: one listener on the table (see start) serves the
+// buttons of every row, which are clones of one cell.
+const actions = {
+  edit: (id) => openEdit(id),
+  check: (id) => checkStored(id),
+  reconnect: (id) => reconnect(id),
+  history: (id) => history(id),
+  delete: (id) => askDelete(id),
+};
+let actionsProto = null;
+
 function actionsCell(c) {
-  const b = (label, what, fn, cls) =>
-    el('button', {type: 'button', class: cls, 'aria-label': `${label} ${c.id}`, 'data-action': what, onclick: () => fn(c.id)}, label);
-  return el('td', {class: 'actions-cell', 'data-label': 'Actions'},
-    b('Edit', 'edit', openEdit),
-    b('Check', 'check', checkStored),
-    b('Reconnect', 'reconnect', reconnect),
-    b('History', 'history', history),
-    b('Delete', 'delete', askDelete, 'danger'));
+  if (!actionsProto) {
+    const b = (label, what, cls) => el('button', {type: 'button', class: cls, 'data-action': what}, label);
+    actionsProto = el('td', {class: 'actions-cell', 'data-label': 'Actions'},
+      b('Edit', 'edit'), b('Check', 'check'), b('Reconnect', 'reconnect'), b('History', 'history'), b('Delete', 'delete', 'danger'));
+  }
+  const td = actionsProto.cloneNode(true);
+  for (const b of td.children) b.setAttribute('aria-label', `${b.textContent} ${c.id}`);
+  return td;
 }
 
 function fillRow(tr, c) {
@@ -175,29 +194,41 @@ function applyFilter(tr, c) {
 function upsert(c) {
   const old = state.conns.get(c.id);
   state.conns.set(c.id, c);
-  let tr = state.rows.get(c.id);
+  if (state.deferred) {
+    // In a batch of events: the row is drawn once, at its end.
+    if (!state.deferred.has(c.id)) state.deferred.set(c.id, old);
+    return;
+  }
+  render(c.id, old);
+  counted();
+}
+
+// render draws the row of id as it now is; old is what it showed.
+function render(id, old) {
+  const c = state.conns.get(id);
+  if (!c) return;
+  let tr = state.rows.get(id);
   if (tr) {
     updateRow(tr, c, old);
-  } else {
-    tr = el('tr', {'data-id': c.id});
-    fillRow(tr, c);
-    state.rows.set(c.id, tr);
-    // Keep the rows sorted by id, as the API lists them. A list comes in
-    // order, so a new row most often goes last.
-    const body = $('rows');
-    const last = body.lastElementChild;
-    let next = null;
-    if (last && last.dataset.id > c.id) {
-      for (const row of body.children) {
-        if (row.dataset.id > c.id) {
-          next = row;
-          break;
-        }
+    return;
+  }
+  tr = el('tr', {'data-id': id});
+  fillRow(tr, c);
+  state.rows.set(id, tr);
+  // Keep the rows sorted by id, as the API lists them. A list comes in
+  // order, so a new row most often goes last.
+  const body = $('rows');
+  const last = body.lastElementChild;
+  let next = null;
+  if (last && last.dataset.id > id) {
+    for (const row of body.children) {
+      if (row.dataset.id > id) {
+        next = row;
+        break;
       }
     }
-    body.insertBefore(tr, next);
   }
-  counted();
+  body.insertBefore(tr, next);
 }
 
 function remove(id) {
@@ -219,7 +250,9 @@ function counted() {
 async function list() {
   if (state.listing) return state.listing;
   state.listing = (async () => {
-    const seen = new Set();
+    // Every page first, then the table once: drawing between the pages
+    // would lay out a growing table again and again.
+    const all = [];
     let after = '';
     for (;;) {
       // Pages of the server's size; a Link rel="next" says there is more.
@@ -228,14 +261,17 @@ async function list() {
         notice(`Could not list the connections: ${problem(r)}`, true);
         return false;
       }
-      for (const c of r.body) {
-        seen.add(c.id);
-        upsert(c);
-      }
+      all.push(...r.body);
       if (!/rel="next"/.test(r.link) || !r.body.length) break;
       after = r.body[r.body.length - 1].id;
     }
+    const seen = new Set(all.map((c) => c.id));
     for (const id of [...state.conns.keys()]) if (!seen.has(id)) remove(id);
+    for (const c of all) {
+      const old = state.conns.get(c.id);
+      state.conns.set(c.id, c);
+      if (!old || JSON.stringify(old) !== JSON.stringify(c)) render(c.id, old);
+    }
     counted();
     return true;
   })();
@@ -326,8 +362,27 @@ function openStream() {
       } catch {
         return;
       }
-      onEvent(ev, false);
+      // Events come in bursts (a broker down drops every connection on
+      // it): take them in batches, so that the table is laid out once
+      // per batch rather than once per event.
+      state.inbox.push(ev);
+      if (!state.flushing) state.flushing = setTimeout(flush, 30);
     });
+  }
+}
+
+function flush() {
+  state.flushing = 0;
+  const evs = state.inbox;
+  state.inbox = [];
+  state.deferred = new Map();
+  try {
+    for (const ev of evs) onEvent(ev, false);
+  } finally {
+    const drawn = state.deferred;
+    state.deferred = null;
+    for (const [id, old] of drawn) render(id, old);
+    counted();
   }
 }
 
@@ -740,7 +795,7 @@ async function history(id) {
     el('caption', {}, `The last ${items.length} status changes, newest first`),
     el('thead', {}, el('tr', {}, el('th', {scope: 'col'}, 'Since'), el('th', {scope: 'col'}, 'Status'), el('th', {scope: 'col'}, 'Error'))),
     el('tbody', {}, ...items.map((h) => el('tr', {},
-      el('td', {}, el('time', {datetime: h.since}, new Date(h.since).toLocaleString())),
+      el('td', {}, el('time', {datetime: h.since}, dateFmt.format(new Date(h.since)))),
       el('td', {}, el('span', {class: `badge s-${h.state}`}, h.state)),
       el('td', {class: 'err'}, h.err || ''))))));
 }
@@ -781,6 +836,11 @@ async function doDelete() {
 
 function start() {
   $('new').addEventListener('click', openNew);
+  $('rows').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-action]');
+    const tr = b && b.closest('tr[data-id]');
+    if (tr) actions[b.dataset.action](tr.dataset.id);
+  });
   $('refresh').addEventListener('click', () => list());
   $('form').addEventListener('submit', save);
   $('f-cancel').addEventListener('click', () => $('edit').close());
