@@ -13,7 +13,9 @@
 // below 1024), -file-root the directory of SQLite connections (the
 // database of the server itself is never one), -max-connections their
 // number. -trusted-origin names the origins of pages other than /ui/ that
-// may change connections through a browser.
+// may change connections through a browser; -allowed-hosts the host names
+// the server answers to (on loopback: IP addresses and localhost only,
+// against DNS rebinding).
 //
 // It stops cleanly on SIGINT or SIGTERM: in-flight requests finish, every
 // live connection is closed, and the database is closed.
@@ -61,6 +63,7 @@ func main() {
 	instance := flag.String("instance", "", "this instance's name in the refs it publishes on etcd (default: host name and a random suffix)")
 	secretEnv := flag.String("secret-env", "CONNKIT_SECRET_", "comma-separated prefixes of the environment variables that ${env:NAME} secret references may read (\"\" for all)")
 	provisionFile := flag.String("provision", "", "JSON or YAML file of connections to apply at start, as PUT /connections does; secrets may be ${env:NAME} or ${file:PATH}")
+	allowedHosts := flag.String("allowed-hosts", "", "comma-separated host names the server answers to, beside IP addresses and localhost; on loopback (the default) no other, elsewhere any unless this names some")
 	trusted := flag.String("trusted-origin", "", "comma-separated origins (https://console.example.com) whose pages may change connections through a browser, beside the page at /ui/ itself; needed behind a proxy that rewrites Host")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -85,7 +88,7 @@ func main() {
 		log.Error("trusted origins", "err", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, *addr, *db, storeConfig{url: *storeURL, instance: *instance, provision: *provisionFile},
+	if err := run(ctx, *addr, *db, config{url: *storeURL, instance: *instance, provision: *provisionFile, hosts: split(*allowedHosts)},
 		&connection.Options{Logger: log, SecretKey: key, Policy: policy, MaxConnections: *maxConns},
 		&httpapi.Options{Logger: log, CrossOrigin: crossOrigin}); err != nil {
 		log.Error("connkit server failed", "err", err)
@@ -174,13 +177,18 @@ func prefixes(flag, s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// storeConfig says where the connections are kept (url "" is the SQLite
-// file) and which file, if any, declares them at start.
-type storeConfig struct{ url, instance, provision string }
+// config is what the flags say beside the Manager's and the handler's
+// options: where the connections are kept (url "" is the SQLite file),
+// which file, if any, declares them at start, and the host names the
+// server answers to.
+type config struct {
+	url, instance, provision string
+	hosts                    []string
+}
 
 // openStore opens the store sc names, or the SQLite file at dbPath, and
 // says which for the log.
-func openStore(ctx context.Context, sc storeConfig, dbPath string, log *slog.Logger) (store.Store, string, error) {
+func openStore(ctx context.Context, sc config, dbPath string, log *slog.Logger) (store.Store, string, error) {
 	if sc.url == "" {
 		st, err := sqlite.Open(ctx, dbPath)
 		return st, dbPath, err
@@ -210,7 +218,7 @@ func openStore(ctx context.Context, sc storeConfig, dbPath string, log *slog.Log
 	return st, sc.url + " as " + st.Instance(), nil
 }
 
-func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connection.Options, apiOpts *httpapi.Options) error {
+func run(ctx context.Context, addr, dbPath string, sc config, opts *connection.Options, apiOpts *httpapi.Options) error {
 	log := opts.Logger
 	st, where, err := openStore(ctx, sc, dbPath, log)
 	if err != nil {
@@ -245,7 +253,7 @@ func run(ctx context.Context, addr, dbPath string, sc storeConfig, opts *connect
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           guardHosts(mux, ln.Addr(), sc.hosts),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -271,3 +271,37 @@ func TestPageBehindProxy(t *testing.T) {
 		stop(p)
 	}
 }
+
+// TestHostNames: on loopback the server answers to IP addresses,
+// localhost and the names of -allowed-hosts only, so that a site whose
+// name was made to resolve to 127.0.0.1 (DNS rebinding) gets nothing from
+// it, not even the page.
+func TestHostNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the server")
+	}
+	bin := buildServer(t)
+	p := startWith(t, bin, "-db", filepath.Join(t.TempDir(), "c.db"), "-allowed-hosts", "edge.test")
+	port := strings.TrimPrefix(p.url, "http://127.0.0.1:")
+	for host, want := range map[string]int{
+		"127.0.0.1:" + port: 200, "localhost:" + port: 200, "[::1]:" + port: 200, "LOCALHOST.": 200,
+		"edge.test:" + port: 200, "evil.example:" + port: 403, "127.0.0.1.evil.example": 403,
+	} {
+		for _, path := range []string{"/connections", "/ui/"} {
+			req, _ := http.NewRequest("GET", p.url+path, nil)
+			req.Host = host
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != want {
+				t.Errorf("GET %s with Host %q: %d, want %d", path, host, res.StatusCode, want)
+			}
+			if want == 403 && (!strings.Contains(string(b), `"code":"cross_origin"`) || !strings.Contains(string(b), "-allowed-hosts")) {
+				t.Errorf("Host %q refused with %s", host, b)
+			}
+		}
+	}
+}
