@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,5 +452,134 @@ func TestPageLongValues(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`#info-body table.history`)))
 		wide(what + ", the history")
 		br.Do(5*time.Second, "close it", chromedp.Click(chromedp.ID("info-close")), chromedp.WaitNotVisible(chromedp.ID("info")))
+		br.Do(5*time.Second, "reconnect, which the notice names",
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('notice').textContent = '', undefined`),
+			chromedp.Click(chromedp.CSS(row+`button[data-action="reconnect"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#notice:not(:empty)`)))
+		wide(what + ", the notice")
+	}
+	// A ref attached while the list is open: it stays open.
+	br.Do(5*time.Second, "open the refs", chromedp.Click(chromedp.CSS(row+`.refs summary`)), chromedp.WaitVisible(chromedp.CSS(row+`.refs li`)))
+	if _, err := s.m.Attach(context.Background(), id, "rule/second"); err != nil {
+		t.Fatal(err)
+	}
+	br.Do(5*time.Second, "see the second ref", chromedp.WaitVisible(chromedp.CSS(row+`.refs li:nth-child(2)`)))
+}
+
+// gate holds the requests of one method and path until released.
+type gate struct {
+	next http.Handler
+	mu   sync.Mutex
+	key  string
+	open chan struct{}
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	key, open := g.key, g.open
+	g.mu.Unlock()
+	if r.Method+" "+r.URL.Path == key {
+		<-open
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// hold makes the requests of method and path wait until the returned
+// function is called, or the test ends.
+func (g *gate) hold(t *testing.T, method, path string) func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.key, g.open = method+" "+path, make(chan struct{})
+	open := g.open
+	release := sync.OnceFunc(func() { close(open) })
+	t.Cleanup(release)
+	return release
+}
+
+// TestPageLateAnswers: an answer that comes after the user moved on to
+// another dialog changes the list and the notice, never that dialog: a
+// slow history does not cover a form opened since, a slow save does not
+// close the form of another connection, a slow refused delete does not
+// take over the question about another.
+func TestPageLateAnswers(t *testing.T) {
+	s := newServer(t, nil)
+	g := &gate{next: httpapi.New(s.m, nil)}
+	ts := httptest.NewServer(g)
+	t.Cleanup(ts.Close)
+	s.fake.SetUp("p", true)
+	for _, id := range []string{"a1", "b1"} {
+		if _, err := s.m.Create(context.Background(), connection.Spec{ID: id, Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.m.Attach(context.Background(), "a1", "rule/holds-a1"); err != nil {
+		t.Fatal(err)
+	}
+	br := uitest.New(t)
+	br.Do(15*time.Second, "open the page",
+		chromedp.Navigate(ts.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="b1"]`)))
+	// answered waits until the page has the answer to path (resource
+	// timing lists a fetch once it is done); the page's handling of it
+	// runs before the next evaluation.
+	answered := func(path string) {
+		t.Helper()
+		js := fmt.Sprintf(`performance.getEntriesByType('resource').some(e => e.name.endsWith(%q) && e.responseEnd > 0)`, path)
+		connectortest.Eventually(t, "the answer to "+path, func() bool { return uitest.Eval[bool](br, js) })
+	}
+	dialogs := func() string {
+		return uitest.Eval[string](br, `[...document.querySelectorAll('dialog[open]')].map(d => d.querySelector('h2').textContent).join(', ')`)
+	}
+	row := func(id, action string) chromedp.Action[chromedp.Void] {
+		return chromedp.Click(chromedp.CSS(`tr[data-id="` + id + `"] button[data-action="` + action + `"]`))
+	}
+
+	// Each answer is looked for among the page's fetches since the hold.
+	fetches := func() { uitest.Eval[chromedp.Void](br, `performance.clearResourceTimings()`) }
+	fetches()
+	release := g.hold(t, "GET", "/connections/a1/history")
+	br.Do(10*time.Second, "a1's history, then b1's form", row("a1", "history"), row("b1", "edit"), chromedp.WaitVisible(chromedp.ID("p-addr")))
+	release()
+	answered("/connections/a1/history")
+	if got := dialogs(); got != "Edit b1" {
+		t.Errorf("after a late history, the dialogs open are %q, want Edit b1", got)
+	}
+	br.Do(5*time.Second, "close b1's form", chromedp.Click(chromedp.ID("f-cancel")), chromedp.WaitNotVisible(chromedp.ID("edit")))
+
+	fetches()
+	release = g.hold(t, "PUT", "/connections/b1")
+	br.Do(10*time.Second, "save b1, cancel, open a1's form",
+		row("b1", "edit"), chromedp.WaitVisible(chromedp.ID("p-addr")),
+		chromedp.Click(chromedp.ID("f-save")), chromedp.Click(chromedp.ID("f-cancel")),
+		row("a1", "edit"), chromedp.WaitVisible(chromedp.ID("p-addr")),
+		uitest.SetValue("p-addr", "typed"))
+	release()
+	answered("/connections/b1")
+	if got := dialogs(); got != "Edit a1" {
+		t.Errorf("after b1's late save, the dialogs open are %q, want Edit a1", got)
+	}
+	if v := uitest.Eval[string](br, `document.getElementById('p-addr').value`); v != "typed" {
+		t.Errorf("a1's form holds %q after b1's late save, want what was typed", v)
+	}
+	if n := uitest.Eval[string](br, `document.getElementById('notice').textContent`); n != "Saved b1." {
+		t.Errorf("the notice says %q", n)
+	}
+	br.Do(5*time.Second, "close a1's form", chromedp.Click(chromedp.ID("f-cancel")), chromedp.WaitNotVisible(chromedp.ID("edit")))
+
+	fetches()
+	release = g.hold(t, "DELETE", "/connections/a1")
+	br.Do(10*time.Second, "delete a1, cancel, ask about b1",
+		row("a1", "delete"), chromedp.Click(chromedp.ID("confirm-yes")), chromedp.Click(chromedp.ID("confirm-no")),
+		row("b1", "delete"), chromedp.WaitVisible(chromedp.ID("confirm-yes")))
+	release()
+	answered("/connections/a1")
+	if got := uitest.Eval[string](br, `document.getElementById('confirm-body').textContent`); !strings.Contains(got, "b1") || strings.Contains(got, "a1") {
+		t.Errorf("the question about b1 says %q after a1's late refusal", got)
+	}
+	if hidden := uitest.Eval[bool](br, `document.getElementById('confirm-yes').hidden`); hidden {
+		t.Error("the question about b1 lost its Delete button")
+	}
+	if n := uitest.Eval[string](br, `document.getElementById('notice').textContent`); !strings.Contains(n, "a1 was not deleted") {
+		t.Errorf("the notice says %q", n)
 	}
 }

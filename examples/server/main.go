@@ -101,7 +101,8 @@ func main() {
 func trustOrigins(list string) (*http.CrossOriginProtection, error) {
 	co := http.NewCrossOriginProtection()
 	for _, o := range split(list) {
-		if err := co.AddTrustedOrigin(o); err != nil {
+		// As copied from an address bar.
+		if err := co.AddTrustedOrigin(strings.TrimSuffix(o, "/")); err != nil {
 			return nil, fmt.Errorf("-trusted-origin %q: give scheme://host[:port], such as https://console.example.com", o)
 		}
 	}

@@ -255,7 +255,7 @@ func TestPageBehindProxy(t *testing.T) {
 	for _, trust := range []bool{false, true} {
 		args := []string{"-db", filepath.Join(t.TempDir(), "c.db")}
 		if trust {
-			args = append(args, "-trusted-origin", origin)
+			args = append(args, "-trusted-origin", origin+"/") // as copied from an address bar
 		}
 		p := startWith(t, bin, args...)
 		u, _ := url.Parse(p.url)

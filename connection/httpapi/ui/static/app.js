@@ -179,7 +179,17 @@ function updateRow(tr, c, old) {
   if (!tr.firstChild) return fillRow(tr, c);
   const cells = tr.children;
   cells[2].replaceWith(statusCell(c));
-  if (!old || old.refCount !== c.refCount || String(old.refs) !== String(c.refs)) cells[3].replaceWith(refsCell(c));
+  if (!old || old.refCount !== c.refCount || String(old.refs) !== String(c.refs)) {
+    // An open list stays open, and focus in it stays in the cell.
+    const prev = cells[3];
+    const open = !!prev.querySelector('details[open]');
+    const focused = prev.contains(document.activeElement);
+    const cell = refsCell(c);
+    prev.replaceWith(cell);
+    const d = cell.querySelector('details');
+    if (d && open) d.open = true;
+    if (focused) (cell.querySelector('summary') || tr.querySelector('button')).focus();
+  }
   cells[4].textContent = String(c.version);
   cells[5].replaceChildren(timeEl(c.lastActivityAt));
   tr.dataset.status = c.status;
@@ -377,7 +387,13 @@ function flush() {
   state.inbox = [];
   state.deferred = new Map();
   try {
-    for (const ev of evs) onEvent(ev, false);
+    for (const ev of evs) {
+      try {
+        onEvent(ev, false);
+      } catch (e) {
+        notice(`An event could not be shown (${e.message}); Refresh reads the list again.`, true);
+      }
+    }
   } finally {
     const drawn = state.deferred;
     state.deferred = null;
@@ -419,6 +435,28 @@ function onEvent(ev, replayed) {
 // ---- the form ----
 
 const form = {mode: 'create', id: '', etag: '', original: null, checks: 0};
+
+// ui.gen changes when a dialog opens, closes or shows something else, and
+// when an action that will open one starts: the answer to an action of
+// before updates the list and the notice, never a dialog the user has
+// moved on to.
+const ui = {gen: 0};
+
+// closeDialog closes the dialog id at once: the close event comes later,
+// maybe after the user opened another.
+function closeDialog(id) {
+  ui.gen++;
+  if (id === 'edit') formClosed();
+  $(id).close();
+}
+
+// formClosed forgets the form: what was typed into secret fields leaves
+// the page with it.
+function formClosed() {
+  form.checks++;
+  $('props').replaceChildren(el('legend', {}, 'Properties'));
+  $('f-check-result').replaceChildren();
+}
 
 function typeSchema(typ) {
   const t = state.types.find((t) => t.type === typ);
@@ -597,8 +635,9 @@ function collect(nulls) {
     }
     const t = v.trim();
     if (p.kind === 'int') props[p.name] = /^-?\d+$/.test(t) ? Number(t) : v;
-    else if (p.kind === 'float') props[p.name] = t !== '' && isFinite(Number(t)) ? Number(t) : v;
-    else if (p.kind === 'stringList') props[p.name] = v.split('\n').filter((x) => x.trim() !== '');
+    else if (p.kind === 'float') props[p.name] = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t) ? Number(t) : v;
+    // One per line, as typed; a textarea's last newline is no entry.
+    else if (p.kind === 'stringList') props[p.name] = v.replace(/\n$/, '').split('\n');
     else props[p.name] = v;
   }
   return props;
@@ -666,17 +705,20 @@ function openForm(mode, c) {
   $('f-typ').value = c ? c.typ : '';
   $('f-typ').disabled = mode === 'edit';
   renderProps($('f-typ').value, c ? c.props : null);
+  ui.gen++;
   const d = $('edit');
   if (!d.open) d.showModal();
   (mode === 'create' ? $('f-id') : $('props').querySelector('input,select') || $('f-save')).focus();
 }
 
 async function openNew() {
+  const tok = ++ui.gen;
   if (!state.types.length && !(await loadTypes())) return;
-  openForm('create', null);
+  if (tok === ui.gen) openForm('create', null);
 }
 
 async function openEdit(id) {
+  const tok = ++ui.gen;
   if (!state.types.length && !(await loadTypes())) return;
   const r = await call('GET', 'connections/' + enc(id));
   if (!r.ok) {
@@ -685,13 +727,15 @@ async function openEdit(id) {
     return;
   }
   upsert(r.body);
-  openForm('edit', r.body);
+  if (tok === ui.gen) openForm('edit', r.body);
 }
 
 async function save(e) {
   e.preventDefault();
   clearErrors();
   const body = {id: $('f-id').value, typ: $('f-typ').value, props: collect()};
+  const tok = ui.gen;
+  const id = form.mode === 'create' ? body.id : form.id;
   const btn = $('f-save');
   btn.disabled = true;
   let r;
@@ -704,9 +748,15 @@ async function save(e) {
   } finally {
     btn.disabled = false;
   }
+  if (tok !== ui.gen) {
+    // The form was closed, or is another one now.
+    if (r.ok) upsert(r.body);
+    notice(r.ok ? `Saved ${id}.` : `${id} was not saved: ${problem(r)}`, !r.ok);
+    return;
+  }
   if (r.ok) {
     upsert(r.body);
-    $('edit').close();
+    closeDialog('edit');
     notice(`${form.mode === 'create' ? 'Created' : 'Saved'} ${r.body.id}.`);
     state.rows.get(r.body.id)?.querySelector('button')?.focus();
     return;
@@ -748,21 +798,18 @@ async function checkForm() {
   out.replaceChildren(el('p', {}, 'Checking…'));
   const role = $('f-role').value;
   const tok = ++form.checks;
+  const gen = ui.gen;
   const r = await call('POST', `metadata/${role}s/connection/${enc(typ)}`, {body});
   // The form was closed, or checked again, meanwhile.
-  if (tok !== form.checks) return;
+  if (tok !== form.checks || gen !== ui.gen) return;
   out.replaceChildren(...checkReport(r));
   if (r.status === 400 && r.body && r.body.fields) showErrors(r);
 }
 
 // ---- row actions ----
 
-// info.shown counts what the info dialog showed: an answer that comes
-// after the dialog moved on (or closed) is dropped.
-const info = {shown: 0};
-
 function showInfo(title, ...kids) {
-  info.shown++;
+  ui.gen++;
   $('info-title').textContent = title;
   $('info-body').replaceChildren(...kids);
   const d = $('info');
@@ -772,9 +819,9 @@ function showInfo(title, ...kids) {
 
 async function checkStored(id) {
   showInfo(`Check ${id}`, el('p', {}, 'Checking…'));
-  const tok = info.shown;
+  const tok = ui.gen;
   const r = await call('POST', `connections/${enc(id)}/check`);
-  if (tok !== info.shown || !$('info').open) return;
+  if (tok !== ui.gen) return;
   showInfo(`Check ${id}`, ...checkReport(r));
 }
 
@@ -785,9 +832,9 @@ async function reconnect(id) {
 }
 
 async function history(id) {
-  const tok = ++info.shown;
+  const tok = ++ui.gen;
   const r = await call('GET', `connections/${enc(id)}/history`);
-  if (tok !== info.shown) return;
+  if (tok !== ui.gen) return;
   if (!r.ok) return showInfo(`History of ${id}`, el('p', {class: 'fail-line'}, problem(r)));
   const items = [...r.body].reverse();
   if (!items.length) return showInfo(`History of ${id}`, el('p', {}, 'No status changes recorded yet.'));
@@ -809,16 +856,30 @@ function askDelete(id) {
   $('confirm-body').replaceChildren(el('p', {}, `The connection ${id}${c ? ` (${c.typ})` : ''} is removed and its live client closed.`));
   $('confirm-yes').hidden = false;
   $('confirm-no').textContent = 'Cancel';
+  ui.gen++;
   $('confirm').showModal();
   $('confirm-no').focus();
 }
 
 async function doDelete() {
   const id = deleting;
-  const r = await call('DELETE', 'connections/' + enc(id));
+  const tok = ui.gen;
+  $('confirm-yes').disabled = true;
+  let r;
+  try {
+    r = await call('DELETE', 'connections/' + enc(id));
+  } finally {
+    $('confirm-yes').disabled = false;
+  }
+  if (tok !== ui.gen) {
+    // The dialog was closed, or asks about another one now.
+    if (r.ok || r.status === 404) remove(id);
+    notice(r.ok || r.status === 404 ? `Deleted ${id}.` : `${id} was not deleted: ${problem(r)}`, !(r.ok || r.status === 404));
+    return;
+  }
   if (r.ok || r.status === 404) {
     remove(id);
-    $('confirm').close();
+    closeDialog('confirm');
     notice(`Deleted ${id}.`);
     $('new').focus();
     return;
@@ -843,22 +904,19 @@ function start() {
   });
   $('refresh').addEventListener('click', () => list());
   $('form').addEventListener('submit', save);
-  $('f-cancel').addEventListener('click', () => $('edit').close());
-  // What was typed into secret fields leaves the page with the form.
-  $('edit').addEventListener('close', () => {
-    form.checks++;
-    $('props').replaceChildren(el('legend', {}, 'Properties'));
-    $('f-check-result').replaceChildren();
-  });
+  $('f-cancel').addEventListener('click', () => closeDialog('edit'));
+  // Escape: its cancel event comes at once, the close event later, maybe
+  // after the user started something else.
+  for (const d of ['edit', 'confirm', 'info']) $(d).addEventListener('cancel', () => ui.gen++);
+  $('edit').addEventListener('cancel', formClosed);
   $('f-check').addEventListener('click', checkForm);
   $('f-typ').addEventListener('change', () => {
     clearErrors();
     renderProps($('f-typ').value, null);
   });
   $('confirm-yes').addEventListener('click', doDelete);
-  $('confirm-no').addEventListener('click', () => $('confirm').close());
-  $('info-close').addEventListener('click', () => $('info').close());
-  $('info').addEventListener('close', () => info.shown++);
+  $('confirm-no').addEventListener('click', () => closeDialog('confirm'));
+  $('info-close').addEventListener('click', () => closeDialog('info'));
   $('filter').addEventListener('input', (e) => {
     state.filter = e.target.value.trim().toLowerCase();
     for (const [id, tr] of state.rows) applyFilter(tr, state.conns.get(id));
