@@ -35,7 +35,7 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
-// call does one API request and returns {ok, status, body, etag}; a
+// call does one API request and returns {ok, status, body, etag, link}; a
 // network failure becomes status 0 with a problem-shaped body.
 async function call(method, path, {body, headers} = {}) {
   const init = {method, headers: {Accept: 'application/json', ...headers}};
