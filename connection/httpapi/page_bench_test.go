@@ -3,19 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/connkit/connkit/connection"
-	"github.com/connkit/connkit/connection/httpapi"
 	"github.com/connkit/connkit/connection/httpapi/ui/uitest"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
-	"github.com/connkit/connkit/store/memory"
 )
 
 // BenchmarkPageList measures, in chromium, the page with n connections:
@@ -31,17 +27,7 @@ func BenchmarkPageList(b *testing.B) {
 			fake := connectortest.NewFake()
 			reg := &registry.Registry{}
 			reg.Register("fake", fake)
-			m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := httpapi.New(m, nil)
-			ts := httptest.NewServer(h)
-			b.Cleanup(func() {
-				h.CloseStreams()
-				ts.Close()
-				m.Close()
-			})
+			m, url := servePage(b, reg)
 			fake.SetUp("p", true)
 			ctx := context.Background()
 			for i := range n {
@@ -51,7 +37,7 @@ func BenchmarkPageList(b *testing.B) {
 			}
 			br := uitest.New(b)
 			// A page of the same origin, to open and watch the page from.
-			br.Do(10*time.Second, "open a watcher", chromedp.Navigate(ts.URL+"/livez"))
+			br.Do(10*time.Second, "open a watcher", chromedp.Navigate(url+"/livez"))
 			// until waits in the watcher for the page's rows to match sel
 			// (all of them, or none with none), and returns the ms it took.
 			until := func(sel string, none bool) float64 {

@@ -45,7 +45,7 @@ func pageServer(t *testing.T) (*connection.Manager, string, *connectortest.Broke
 const pagePassword = "pw-7Hq-stays-on-the-server"
 
 // servePage serves the API and its page of a Manager over reg.
-func servePage(t *testing.T, reg *registry.Registry) (*connection.Manager, string) {
+func servePage(t testing.TB, reg *registry.Registry) (*connection.Manager, string) {
 	t.Helper()
 	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
