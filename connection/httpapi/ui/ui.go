@@ -90,8 +90,6 @@ func contentType(name string) string {
 		return "text/javascript; charset=utf-8"
 	case ".css":
 		return "text/css; charset=utf-8"
-	case ".png":
-		return "image/png"
 	}
 	return "application/octet-stream"
 }

@@ -25,7 +25,6 @@ function el(tag, attrs, ...kids) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'class') e.className = v;
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (k === 'text') e.textContent = v;
     else e.setAttribute(k, v === true ? '' : String(v));
   }
   for (const k of kids) {
@@ -434,7 +433,7 @@ function onEvent(ev, replayed) {
 
 // ---- the form ----
 
-const form = {mode: 'create', id: '', etag: '', original: null, checks: 0};
+const form = {mode: 'create', id: '', etag: '', checks: 0};
 
 // ui.gen changes when a dialog opens, closes or shows something else, and
 // when an action that will open one starts: the answer to an action of
@@ -696,7 +695,6 @@ function openForm(mode, c) {
   // The version, not the ETag header as received: a proxy that
   // compresses may have weakened it, and a weak tag never matches.
   form.etag = c ? `"${c.version}"` : '';
-  form.original = c;
   clearErrors();
   $('f-check-result').replaceChildren();
   $('edit-title').textContent = mode === 'create' ? 'New connection' : `Edit ${c.id}`;
