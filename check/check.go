@@ -188,16 +188,21 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 	schema := t.Schema()
 	props := r.Props
 	if r.Base != nil {
+		// The request's own props first: their errors quote the request
+		// alone, masked by its own secrets only.
+		if err := schema.DecodeGiven(r.Props); err != nil {
+			return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Props))
+		}
 		var err error
 		if props, err = secret.Overlay(schema, r.Base, r.Props); err != nil {
-			return Result{}, classify(err, ctx, c.timeout, secret.Scrubber(schema, r.Base))
+			return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Base))
 		}
 	}
 
 	// Secret references are read as the connection would read them.
 	resolved, _, rerr := secret.Resolve(schema, props, c.policy)
 	if rerr != nil {
-		return Result{}, classify(rerr, ctx, c.timeout, secret.Scrubber(schema, props))
+		return Result{}, classify(rerr, ctx, c.timeout, secret.Sanitizer(schema, props))
 	}
 	props = resolved
 	select {
@@ -229,7 +234,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		}
 	}
 	res := Result{Took: time.Since(start), Steps: steps.List()}
-	scrub := secret.Scrubber(schema, props)
+	scrub := secret.Sanitizer(schema, props)
 	for i := range res.Steps {
 		res.Steps[i].Error = scrub(res.Steps[i].Error)
 	}

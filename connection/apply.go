@@ -93,7 +93,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		plan[i].spec = spec
 		entry := fmt.Sprintf("[%d]", i)
 		if j, dup := seen[spec.ID]; dup {
-			bad = append(bad, connector.FieldError{Field: entry + ".id", Message: fmt.Sprintf("%q is also entry %d; give each connection once", spec.ID, j)})
+			bad = append(bad, connector.FieldError{Field: entry + ".id", Message: fmt.Sprintf("%s is also entry %d; give each connection once", quote(spec.ID), j)})
 			continue
 		}
 		seen[spec.ID] = i

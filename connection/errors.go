@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/connkit/connkit/connector"
@@ -124,12 +125,12 @@ func CodeOf(err error) Code {
 }
 
 func notFound(id string) error {
-	return &Error{Code: CodeNotFound, ID: id, Message: fmt.Sprintf("connection %q not found", id)}
+	return &Error{Code: CodeNotFound, ID: id, Message: fmt.Sprintf("connection %s not found", quote(id))}
 }
 
 func inUse(id, op string, refs []string) error {
 	return &Error{Code: CodeInUse, ID: id, Refs: refs,
-		Message: fmt.Sprintf("connection %q cannot be %s: it is used by %s; detach them first", id, op, strings.Join(refs, ", "))}
+		Message: fmt.Sprintf("connection %s cannot be %s: it is used by %s; detach them first", quote(id), op, strings.Join(refs, ", "))}
 }
 
 func invalid(id string, fields connector.FieldErrors) error {
@@ -141,6 +142,16 @@ func invalid(id string, fields connector.FieldErrors) error {
 		Message: "invalid connection: " + strings.Join(parts, "; ")}
 }
 
+// invalidClean is invalid, with each message passed through clean
+// (secret.Sanitizer of the props it may quote).
+func invalidClean(id string, fields connector.FieldErrors, clean func(string) string) error {
+	out := make(connector.FieldErrors, len(fields))
+	for i, f := range fields {
+		out[i] = connector.FieldError{Field: f.Field, Message: clean(f.Message)}
+	}
+	return invalid(id, out)
+}
+
 func invalidField(id, field, msg string) error {
 	return invalid(id, connector.FieldErrors{{Field: field, Message: msg}})
 }
@@ -150,7 +161,7 @@ var errClosed = &Error{Code: CodeUnavailable, Message: "the connection manager i
 // ctxError turns a context error into a deadline error naming the step.
 func ctxError(id, step string, err error) error {
 	return &Error{Code: CodeDeadlineExceeded, ID: id, Err: err,
-		Message: fmt.Sprintf("connection %q: %s: %v", id, step, err)}
+		Message: fmt.Sprintf("connection %s: %s: %v", quote(id), step, err)}
 }
 
 // storeError classifies an error from the Store.
@@ -159,9 +170,9 @@ func storeError(id, op string, err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return notFound(id)
 	case errors.Is(err, store.ErrExists):
-		return &Error{Code: CodeAlreadyExists, ID: id, Err: err, Message: fmt.Sprintf("connection %q already exists; choose another id or update it", id)}
+		return &Error{Code: CodeAlreadyExists, ID: id, Err: err, Message: fmt.Sprintf("connection %s already exists; choose another id or update it", quote(id))}
 	case errors.Is(err, store.ErrVersionMismatch):
-		return &Error{Code: CodeVersionMismatch, ID: id, Err: err, Message: fmt.Sprintf("connection %q was changed by someone else; read it again and retry", id)}
+		return &Error{Code: CodeVersionMismatch, ID: id, Err: err, Message: fmt.Sprintf("connection %s was changed by someone else; read it again and retry", quote(id))}
 	case errors.Is(err, store.ErrInUse):
 		var refs []string
 		if iu := (*store.InUseError)(nil); errors.As(err, &iu) {
@@ -170,15 +181,15 @@ func storeError(id, op string, err error) error {
 			}
 		}
 		return &Error{Code: CodeInUse, ID: id, Refs: refs, Err: err,
-			Message: fmt.Sprintf("connection %q cannot be %s: it is used on other instances by %s; detach them first", id, pastOf(op), strings.Join(refs, ", "))}
+			Message: fmt.Sprintf("connection %s cannot be %s: it is used on other instances by %s; detach them first", quote(id), pastOf(op), strings.Join(refs, ", "))}
 	case errors.Is(err, store.ErrUnavailable):
 		return &Error{Code: CodeUnavailable, ID: id, Err: err,
-			Message: fmt.Sprintf("connection %q: %s: the store did not answer; it may or may not have been applied, read it again and retry", id, op)}
+			Message: fmt.Sprintf("connection %s: %s: the store did not answer; it may or may not have been applied, read it again and retry", quote(id), op)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return ctxError(id, op, err)
 	}
 	return &Error{Code: CodeInternal, ID: id, Err: err,
-		Message: fmt.Sprintf("connection %q: %s failed in the store, nothing was changed: %v", id, op, err)}
+		Message: fmt.Sprintf("connection %s: %s failed in the store, nothing was changed: %v", quote(id), op, err)}
 }
 
 // pastOf is the participle of a store operation, for messages.
@@ -191,3 +202,7 @@ func pastOf(op string) string {
 	}
 	return op + "ed"
 }
+
+// quote quotes at most 64 bytes of s, such as an id from a request, for
+// a message.
+func quote(s string) string { return strconv.Quote(connector.Short(s)) }

@@ -322,7 +322,7 @@ func (m *Manager) WaitConnected(ctx context.Context, id string) error {
 }
 
 func waitError(id string, st Status, err error) error {
-	msg := fmt.Sprintf("connection %q is not connected: %s", id, st.State)
+	msg := fmt.Sprintf("connection %s is not connected: %s", quote(id), st.State)
 	if st.Err != "" {
 		msg += ": " + st.Err
 	}

@@ -22,10 +22,11 @@ type live struct {
 	conn     connector.Conn
 	ev       *events
 	lost     chan error
-	policy   *connector.Policy // in the context of every Connect and Ping
-	watchers *watchers         // of the peer's address, while it refuses
-	addr     string            // the peer's host:port (connector.Peer)
-	scrub    func(string) string
+	policy   *connector.Policy   // in the context of every Connect and Ping
+	watchers *watchers           // of the peer's address, while it refuses
+	addr     string              // the peer's host:port (connector.Peer)
+	scrub    func(string) string // of log lines
+	clean    func(string) string // of the status: secret.Sanitizer
 	log      *slog.Logger
 	cfg      dialConfig
 
@@ -89,9 +90,9 @@ func (e *events) Lost(err error) {
 
 func (e *events) Policy() *connector.Policy { return e.policy }
 
-func newLive(conn connector.Conn, ev *events, ws *watchers, scrub func(string) string, log *slog.Logger, cfg dialConfig) *live {
+func newLive(conn connector.Conn, ev *events, ws *watchers, scrub, clean func(string) string, log *slog.Logger, cfg dialConfig) *live {
 	l := &live{
-		conn: conn, ev: ev, lost: ev.lost, policy: ev.policy, watchers: ws, scrub: scrub, log: log, cfg: cfg,
+		conn: conn, ev: ev, lost: ev.lost, policy: ev.policy, watchers: ws, scrub: scrub, clean: clean, log: log, cfg: cfg,
 		st:   Status{State: StateConnecting, Since: time.Now().UTC()},
 		kick: make(chan struct{}, 1),
 	}
@@ -162,6 +163,9 @@ func (l *live) lastActivity() time.Time {
 
 func (l *live) status() Status { return *l.cur.Load() }
 
+// maxStatusErr bounds the error of a status, in bytes.
+const maxStatusErr = 1024
+
 // retryLogEvery bounds how often a link that keeps failing the same way
 // is logged: not a line per attempt, not silence for minutes.
 var retryLogEvery = 30 * time.Second
@@ -171,7 +175,8 @@ var retryLogEvery = 30 * time.Second
 func (l *live) set(state State, err error, failed bool, next time.Time) {
 	msg := ""
 	if err != nil {
-		msg = l.scrub(err.Error())
+		// Bounded: a peer's error may quote what the peer sent.
+		msg = connector.Truncate(l.clean(err.Error()), maxStatusErr)
 	}
 	now := time.Now().UTC()
 	l.mu.Lock()

@@ -186,7 +186,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 			continue // prepare reports it
 		}
 		if err := m.seal.Open(props[i]); err != nil {
-			return nil, fmt.Errorf("connection: stored connection %q: %w", rec.ID, err)
+			return nil, fmt.Errorf("connection: stored connection %s: %w", quote(rec.ID), err)
 		}
 	}
 	m.mu.Lock()
@@ -237,7 +237,9 @@ func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
 	if err != nil {
 		msg := err.Error()
 		if e.schema != nil {
-			msg = secret.Scrub(e.schema, props, msg)
+			msg = secret.Sanitizer(e.schema, props)(msg)
+		} else {
+			msg = connector.QuoteLimiter(props)(msg)
 		}
 		e.broken = Status{State: StateDisconnected, Err: msg, Permanent: true, Since: time.Now().UTC()}
 	}
@@ -290,21 +292,18 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
-			l := newLive(conn, ev, m.watchers, scrub, log, m.cfg)
+			l := newLive(conn, ev, m.watchers, scrub, secret.Sanitizer(schema, props), log, m.cfg)
 			l.notify = func(st Status) { m.bus.publish(Event{Kind: EventStatus, ID: id, Type: typ, Status: &st}) }
 			l.dialed = func(err error) { m.obs.each(func(o Observer) { o.Dialed(id, typ, err) }) }
 			return l, nil
 		}
 	}
+	clean := secret.Sanitizer(schema, props)
 	if fe, ok := err.(connector.FieldErrors); ok {
 		// A connector may quote what it was given, secrets included.
-		scrubbed := make(connector.FieldErrors, len(fe))
-		for i, f := range fe {
-			scrubbed[i] = connector.FieldError{Field: f.Field, Message: secret.Scrub(schema, props, f.Message)}
-		}
-		return nil, invalid(id, scrubbed)
+		return nil, invalidClean(id, fe, clean)
 	}
-	return nil, invalidField(id, "props", secret.Scrub(schema, props, err.Error()))
+	return nil, invalidField(id, "props", clean(err.Error()))
 }
 
 // unresolved is the error of props whose secret references cannot be
@@ -345,6 +344,13 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	}
 	if prevType != spec.Type {
 		prev = nil // a secret is never carried to another type
+	}
+	if prev != nil {
+		// The props as given first: their errors quote the request alone,
+		// masked by its own secrets only, never by the stored ones.
+		if err := t.Schema().DecodeGiven(props); err != nil {
+			return nil, invalidClean(spec.ID, err.(connector.FieldErrors), secret.Sanitizer(t.Schema(), props))
+		}
 	}
 	props, err = secret.Restore(t.Schema(), props, prev)
 	if err != nil {
@@ -409,8 +415,8 @@ func (m *Manager) claimed(ident, self string) string {
 
 func identityTaken(id, other, field string) error {
 	return &Error{Code: CodeAlreadyExists, ID: id,
-		Fields:  connector.FieldErrors{{Field: field, Message: fmt.Sprintf("connection %q has the same one on the same peer", other)}},
-		Message: fmt.Sprintf("connection %q: its %s is the one of connection %q on the same peer; the peer would drop each for the other: give another %s", id, field, other, field)}
+		Fields:  connector.FieldErrors{{Field: field, Message: fmt.Sprintf("connection %s has the same one on the same peer", quote(other))}},
+		Message: fmt.Sprintf("connection %s: its %s is the one of connection %s on the same peer; the peer would drop each for the other: give another %s", quote(id), field, quote(other), field)}
 }
 
 // toStore returns the props JSON to store: with its secrets encrypted when
@@ -505,7 +511,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		m.mu.Unlock()
 		l.stop()
 		return Info{}, &Error{Code: CodeLimitExceeded, ID: spec.ID,
-			Message: fmt.Sprintf("connection %q cannot be created: there are %d connections, the most allowed; delete some first", spec.ID, m.maxConns)}
+			Message: fmt.Sprintf("connection %s cannot be created: there are %d connections, the most allowed; delete some first", quote(spec.ID), m.maxConns)}
 	}
 	if other := m.claimed(p.identity, spec.ID); other != "" {
 		m.mu.Unlock()
@@ -650,7 +656,7 @@ func (m *Manager) writable(e *entry, op string, ifVersion int64) error {
 	}
 	if ifVersion != 0 && ifVersion != e.rec.Version {
 		return &Error{Code: CodeVersionMismatch, ID: e.rec.ID,
-			Message: fmt.Sprintf("connection %q is at version %d, not %d; read it again and retry", e.rec.ID, e.rec.Version, ifVersion)}
+			Message: fmt.Sprintf("connection %s is at version %d, not %d; read it again and retry", quote(e.rec.ID), e.rec.Version, ifVersion)}
 	}
 	return nil
 }
@@ -1076,7 +1082,7 @@ func (m *Manager) reopen(ctx context.Context, id string) error {
 	m.mu.Unlock()
 	if err != nil {
 		return &Error{Code: CodeInvalidArgument, ID: id, Err: err,
-			Message: fmt.Sprintf("connection %q cannot run, so it cannot reconnect: %s; update it", id, ne.broken.Err)}
+			Message: fmt.Sprintf("connection %s cannot run, so it cannot reconnect: %s; update it", quote(id), ne.broken.Err)}
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func checkRef(id, ref string) error {
 	bad := func(msg string) error {
 		return &Error{Code: CodeInvalidArgument, ID: id,
 			Fields:  connector.FieldErrors{{Field: "ref", Message: msg}},
-			Message: fmt.Sprintf("attach to connection %q: ref %q: %s", id, connector.Short(ref), msg)}
+			Message: fmt.Sprintf("attach to connection %s: ref %q: %s", quote(id), connector.Short(ref), msg)}
 	}
 	switch {
 	case !strings.ContainsFunc(ref, visible):
@@ -208,7 +208,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 		}
 		if e.live == nil {
 			err := &Error{Code: CodeUnavailable, ID: id,
-				Message: fmt.Sprintf("connection %q cannot run: %s; update it", id, e.broken.Err)}
+				Message: fmt.Sprintf("connection %s cannot run: %s; update it", quote(id), e.broken.Err)}
 			m.mu.Unlock()
 			return nil, err
 		}
@@ -240,7 +240,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 				h.stop()
 				return nil, &Error{Code: CodeInvalidArgument, ID: id, Err: err,
 					Fields:  connector.FieldErrors{{Field: "id", Message: err.Error()}},
-					Message: fmt.Sprintf("connection %q (type %s) cannot be attached here: %v", id, typ, err)}
+					Message: fmt.Sprintf("connection %s (type %s) cannot be attached here: %v", quote(id), typ, err)}
 			}
 		}
 		// In a shared store the attach is published first, so that no

@@ -184,7 +184,7 @@ func (s *Schema) Decode(raw map[string]any) (Props, error) {
 			continue
 		}
 		if len(f.Allowed) > 0 && !slices.ContainsFunc(f.Allowed, func(a any) bool { return fmt.Sprint(a) == fmt.Sprint(nv) }) {
-			errs = append(errs, FieldError{f.Name, fmt.Sprintf("%v is not allowed; use one of %s", nv, f.allowedList())})
+			errs = append(errs, FieldError{f.Name, fmt.Sprintf("%s is not allowed; use one of %s", Short(fmt.Sprint(nv)), f.allowedList())})
 			continue
 		}
 		out[f.Name] = nv
@@ -221,11 +221,16 @@ const MaxFieldErrors = 20
 
 // Short returns s, or its first 64 bytes and an ellipsis: for quoting what
 // a user gave in a message without echoing all of it.
-func Short(s string) string {
-	if len(s) <= 64 {
+func Short(s string) string { return Truncate(s, 64) }
+
+// Truncate returns s, or its first n bytes (cut at a character's start)
+// and an ellipsis: for bounding a message, such as a peer's error, that
+// may quote what a peer sent.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	i := 64
+	i := n
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
@@ -268,7 +273,7 @@ func (f Field) normalize(v any) (any, error) {
 		}
 		if f.Kind == URL {
 			if _, err := url.Parse(s); err != nil {
-				return nil, fmt.Errorf("not a valid URL: %v", stripURL(err))
+				return nil, fmt.Errorf("not a valid URL: %s", Short(stripURL(err).Error()))
 			}
 			if msg := UnmaskableURL(s); f.Secret && msg != "" {
 				return nil, errors.New(msg)
@@ -433,6 +438,23 @@ func (s *Schema) DecodeCheck(raw map[string]any, own *Schema) (conn, side Props,
 		return nil, nil, fe
 	}
 	return conn, side, nil
+}
+
+// DecodeGiven checks the props raw gives, and only those, as Decode
+// would: none is required. A request whose props are laid over stored
+// ones (a check naming a connection, an update that keeps a secret by its
+// mask) is checked so first, so that what its errors quote is the
+// request's alone, never bent by the stored secrets.
+func (s *Schema) DecodeGiven(raw map[string]any) error {
+	given := &Schema{}
+	for _, f := range s.Fields {
+		if _, ok := raw[f.Name]; ok {
+			f.Required = false
+			given.Fields = append(given.Fields, f)
+		}
+	}
+	_, err := given.Decode(given.Pick(raw))
+	return err
 }
 
 // Pick returns the props of raw that the schema knows, leaving out the

@@ -99,7 +99,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,7 +198,7 @@ func New(m *connection.Manager, opts *Options) *Handler {
 		w.WriteHeader(http.StatusMovedPermanently)
 	}})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", r.Method, r.URL.Path)})
+		writeError(w, errBody{Code: "not_found", Error: fmt.Sprintf("no route %s %s; see the package documentation for the routes", connector.Short(r.Method), quote(r.URL.Path))})
 	})
 	return h
 }
@@ -219,14 +218,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p != "" {
 		if c := path.Clean(p); c != p && c+"/" != p {
 			writeError(w, errBody{Code: string(connection.CodeNotFound),
-				Error: fmt.Sprintf("no route %s %s; the path is not in canonical form", r.Method, p)})
+				Error: fmt.Sprintf("no route %s %s; the path is not in canonical form", connector.Short(r.Method), quote(p))})
 			return
 		}
 	}
 	if err := h.crossOrigin.Check(r); err != nil {
 		writeError(w, errBody{Code: string(connection.CodeCrossOrigin),
 			Error: fmt.Sprintf("%s %s from a page of another origin: refused (%v); use the page at /ui/ or a program; "+
-				"if this is that page behind a proxy, have the proxy pass the Host header on, or trust the page's origin (Options.CrossOrigin)", r.Method, r.URL.Path, err)})
+				"if this is that page behind a proxy, have the proxy pass the Host header on, or trust the page's origin (Options.CrossOrigin)", connector.Short(r.Method), quote(r.URL.Path), err)})
 		return
 	}
 	h.mux.ServeHTTP(w, r)
@@ -248,7 +247,7 @@ func (ms methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeError(w, errBody{Code: "method_not_allowed",
-		Error: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))})
+		Error: fmt.Sprintf("%s is not allowed on %s; use %s", connector.Short(r.Method), quote(r.URL.Path), strings.Join(allow, ", "))})
 }
 
 // errBody is every error's body: a problem (RFC 9457, served as
@@ -313,11 +312,35 @@ func writeError(w http.ResponseWriter, body errBody) {
 	if !ok {
 		body.Code, p = string(connection.CodeInternal), problems[connection.CodeInternal]
 	}
+	bound(&body)
 	body.Type, body.Title, body.Status, body.Detail = ProblemType(connection.Code(body.Code)), p.title, p.status, body.Error
 	if body.Code == string(connection.CodeResourceExhausted) {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeBody(w, p.status, "application/problem+json", body)
+}
+
+// Bounds of an error body, whatever went wrong and whatever a peer said:
+// every quote of an input is 64 bytes at most already, these keep the
+// whole answer small.
+const (
+	maxDetail       = 2048
+	maxFieldMessage = 512
+)
+
+// bound caps the texts and lists of an error body.
+func bound(b *errBody) {
+	b.Error = connector.Truncate(b.Error, maxDetail)
+	if n := len(b.Fields); n > connector.MaxFieldErrors+1 {
+		b.Fields = append(b.Fields[:connector.MaxFieldErrors:connector.MaxFieldErrors],
+			connector.FieldError{Field: "props", Message: fmt.Sprintf("%d more errors", n-connector.MaxFieldErrors)})
+	}
+	for i, f := range b.Fields {
+		b.Fields[i] = connector.FieldError{Field: connector.Truncate(f.Field, 128), Message: connector.Truncate(f.Message, maxFieldMessage)}
+	}
+	for i := range b.Steps {
+		b.Steps[i].Error = connector.Truncate(b.Steps[i].Error, maxFieldMessage)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -378,14 +401,14 @@ func ifMatch(r *http.Request) (precondition, error) {
 		if !ok {
 			return pc, &connection.Error{Code: connection.CodeInvalidArgument,
 				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "not an entity tag list; give the ETag returned, such as \"3\""}},
-				Message: fmt.Sprintf("If-Match %q is malformed; give the ETag returned, such as \"3\"", field)}
+				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"3\"", quote(field))}
 		}
 		n++
 		rest = strings.TrimLeft(after, " \t")
 		if rest != "" && rest[0] != ',' {
 			return pc, &connection.Error{Code: connection.CodeInvalidArgument,
 				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "entity tags must be separated by commas"}},
-				Message: fmt.Sprintf("If-Match %q is malformed; give the ETag returned, such as \"3\"", field)}
+				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"3\"", quote(field))}
 		}
 		if v, err := strconv.ParseInt(tag, 10, 64); !weak && err == nil && v > 0 && strconv.FormatInt(v, 10) == tag {
 			pc.versions = append(pc.versions, v)
@@ -428,7 +451,7 @@ func (h *Handler) version(id string, pc precondition) (int64, error) {
 	}
 	if len(pc.versions) == 0 {
 		return 0, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
-			Message: fmt.Sprintf("connection %q is at version %d, which If-Match does not name (a weak tag never matches); read it again and retry", id, in.Version)}
+			Message: fmt.Sprintf("connection %s is at version %d, which If-Match does not name (a weak tag never matches); read it again and retry", quote(id), in.Version)}
 	}
 	if slices.Contains(pc.versions, in.Version) {
 		return in.Version, nil // the write still compares it, atomically
@@ -436,171 +459,29 @@ func (h *Handler) version(id string, pc precondition) (int64, error) {
 	return pc.versions[0], nil // no match: the write answers 412
 }
 
-// specBody is the request body of create and update.
-type specBody struct {
-	ID    string         `json:"id"`
-	Typ   string         `json:"typ"`
-	Props map[string]any `json:"props"`
-}
-
-// decode reads one JSON object strictly into v: unknown fields, keys
-// that match a field only without regard to case, a key repeated in any
-// object, trailing data and oversized bodies are errors that name what is
-// wrong. An auth layer that reads the body sees what is used.
-func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// body reads the request body, up to MaxBodyBytes, and parses it with
+// parse (one of connection.ParseSpec, ParseSpecs and ParseProps: the one
+// decoder of every body, linear in cost and bounded in depth). On failure
+// it answers and returns false.
+func body[T any](h *Handler, w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error)) (T, bool) {
+	var zero T
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
-	var keyErr *keyError
-	if err == nil {
-		err = checkKeys(data, v)
-		errors.As(err, &keyErr)
-	}
-	if keyErr != nil {
-		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument, Message: "invalid request body: " + keyErr.Error(),
-			Fields: connector.FieldErrors{{Field: keyErr.field, Message: keyErr.msg}}})
-		return false
-	}
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	d.UseNumber()
-	if err == nil {
-		err = d.Decode(v)
-	}
-	if err == nil {
-		if _, terr := d.Token(); terr != io.EOF {
-			err = errors.New("data after the JSON object")
-			if terr != nil && !errors.Is(terr, io.ErrUnexpectedEOF) {
-				err = terr
-			}
-		}
-	}
-	if err == nil {
-		return true
-	}
-	var (
-		tooLarge *http.MaxBytesError
-		syntax   *json.SyntaxError
-		typeErr  *json.UnmarshalTypeError
-	)
-	bad := func(field, msg string) {
-		e := &connection.Error{Code: connection.CodeInvalidArgument, Message: "invalid request body: " + msg}
-		if field != "" {
-			e.Fields = connector.FieldErrors{{Field: field, Message: msg}}
-		}
-		h.fail(w, r, e)
-	}
+	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		writeError(w, errBody{Code: "body_too_large",
+		writeError(w, errBody{Code: string(connection.CodeBodyTooLarge),
 			Error: fmt.Sprintf("request body is over %d bytes; send less", h.maxBody)})
-	case errors.Is(err, io.EOF):
-		bad("", "the body is empty; send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		bad("", "the JSON ends too early")
-	case errors.As(err, &syntax):
-		bad("", fmt.Sprintf("not valid JSON at byte %d: %v", syntax.Offset, syntax))
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			want := "a JSON object"
-			if reflect.TypeOf(v).Elem().Kind() == reflect.Slice {
-				want = "a JSON array"
-			}
-			bad("", fmt.Sprintf("want %s, got %s", want, typeErr.Value))
-		} else {
-			bad(field, fmt.Sprintf("want %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
-		}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		bad(field, fmt.Sprintf("unknown field %q; the fields are id, typ and props", field))
-	default:
-		bad("", err.Error())
+		return zero, false
+	case err != nil:
+		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument, Message: "the request body could not be read; send it again"})
+		return zero, false
 	}
-	return false
-}
-
-// keyError is a key of the body that is repeated or not exactly a field.
-type keyError struct{ field, msg string }
-
-func (e *keyError) Error() string { return e.field + ": " + e.msg }
-
-// checkKeys walks data and refuses a key repeated in any object and, when
-// v is a struct, a top-level key that is not exactly one of its JSON
-// fields (encoding/json would match "ID" to "id"). Syntax errors are left
-// to the decoder.
-func checkKeys(data []byte, v any) error {
-	var fields []string
-	fieldDepth := 0 // of the objects whose keys are the struct's fields
-	t := reflect.TypeOf(v)
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	v, err := parse(data)
+	if err != nil {
+		h.fail(w, r, err)
+		return zero, false
 	}
-	if t.Kind() == reflect.Slice {
-		t, fieldDepth = t.Elem(), 1
-	}
-	if t.Kind() == reflect.Struct {
-		for i := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-			fields = append(fields, name)
-		}
-	}
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var walk func(path string, depth int) error
-	walk = func(path string, depth int) error {
-		tok, err := d.Token()
-		if err != nil {
-			return nil // the decoder reports it
-		}
-		switch tok {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for d.More() {
-				kt, err := d.Token()
-				if err != nil {
-					return nil
-				}
-				k, _ := kt.(string)
-				name := k
-				if path != "" {
-					name = path + "." + k
-				}
-				if seen[k] {
-					return &keyError{connector.Short(name), "the key is given twice; give it once"}
-				}
-				seen[k] = true
-				if depth == fieldDepth && fields != nil && !slices.Contains(fields, k) {
-					msg := fmt.Sprintf("unknown field %q; the fields are %s", connector.Short(k), strings.Join(fields, ", "))
-					if i := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(f, k) }); i >= 0 {
-						msg = fmt.Sprintf("unknown field %q; field names are exact: use %q", k, fields[i])
-					}
-					return &keyError{connector.Short(name), msg}
-				}
-				if err := walk(name, depth+1); err != nil {
-					return err
-				}
-			}
-			d.Token()
-		case json.Delim('['):
-			for i := 0; d.More(); i++ {
-				if err := walk(fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
-					return err
-				}
-			}
-			d.Token()
-		}
-		return nil
-	}
-	return walk("", 0)
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "map", "struct":
-		return "an object"
-	case "string":
-		return "a string"
-	}
-	return goKind
+	return v, true
 }
 
 // list answers a page of connections: ?limit= (1 to MaxPageSize, default
@@ -614,7 +495,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		if err != nil || n < 1 || n > h.maxPage {
 			h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument,
 				Fields:  connector.FieldErrors{{Field: "limit", Message: fmt.Sprintf("give 1 to %d", h.maxPage)}},
-				Message: fmt.Sprintf("limit %q: give 1 to %d", s, h.maxPage)})
+				Message: fmt.Sprintf("limit %s: give 1 to %d", quote(s), h.maxPage)})
 			return
 		}
 		limit = n
@@ -641,11 +522,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	var b specBody
-	if !h.decode(w, r, &b) {
+	spec, ok := body(h, w, r, connection.ParseSpec)
+	if !ok {
 		return
 	}
-	in, err := h.m.Create(r.Context(), connection.Spec{ID: b.ID, Type: b.Typ, Props: b.Props})
+	in, err := h.m.Create(r.Context(), spec)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -660,14 +541,14 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var b specBody
-	if !h.decode(w, r, &b) {
+	spec, ok := body(h, w, r, connection.ParseSpec)
+	if !ok {
 		return
 	}
-	if b.ID != "" && b.ID != id {
+	if spec.ID != "" && spec.ID != id {
 		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument, ID: id,
-			Fields:  connector.FieldErrors{{Field: "id", Message: fmt.Sprintf("%q differs from the id %q in the URL; leave it empty or make them equal", b.ID, id)}},
-			Message: fmt.Sprintf("the body's id %q differs from the id %q in the URL; an id cannot be changed", b.ID, id)})
+			Fields:  connector.FieldErrors{{Field: "id", Message: fmt.Sprintf("%s differs from the id %s in the URL; leave it empty or make them equal", quote(spec.ID), quote(id))}},
+			Message: fmt.Sprintf("the body's id %s differs from the id %s in the URL; an id cannot be changed", quote(spec.ID), quote(id))})
 		return
 	}
 	version, err := h.version(id, pc)
@@ -675,7 +556,8 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	in, err := h.m.Update(r.Context(), connection.Spec{ID: id, Type: b.Typ, Props: b.Props}, version)
+	spec.ID = id
+	in, err := h.m.Update(r.Context(), spec, version)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -703,3 +585,6 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) types(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.m.Types())
 }
+
+// quote quotes at most 64 bytes of s, an input, for a message.
+func quote(s string) string { return strconv.Quote(connector.Short(s)) }

@@ -39,8 +39,8 @@ type checkResult struct {
 // check serves a check route of role sink or source.
 func (h *Handler) check(role string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var props map[string]any
-		if !h.decode(w, r, &props) {
+		props, ok := body(h, w, r, connection.ParseProps)
+		if !ok {
 			return
 		}
 		req := check.Request{Type: r.PathValue("type"), Props: props}
@@ -52,7 +52,7 @@ func (h *Handler) check(role string) func(http.ResponseWriter, *http.Request) {
 				return
 			}
 			if spec.Type != req.Type {
-				h.fail(w, r, selectorError(id, fmt.Errorf("connection %q is of type %q, not %q", id, spec.Type, req.Type)))
+				h.fail(w, r, selectorError(id, fmt.Errorf("connection %s is of type %q, not %s", quote(id), spec.Type, quote(req.Type))))
 				return
 			}
 			req.Base = spec.Props
@@ -77,7 +77,8 @@ func (h *Handler) checkStored(w http.ResponseWriter, r *http.Request) {
 	br := bufio.NewReader(r.Body)
 	if _, err := br.Peek(1); err == nil {
 		r.Body = io.NopCloser(br)
-		if !h.decode(w, r, &props) {
+		var ok bool
+		if props, ok = body(h, w, r, connection.ParseProps); !ok {
 			return
 		}
 	}
@@ -204,18 +205,28 @@ type healthCheck struct {
 	Error string `json:"error,omitempty"`
 }
 
+// maxReadyConnections bounds the connections one GET /readyz names, so
+// that its answer stays small whatever the query.
+const maxReadyConnections = 100
+
 // readyz answers 200 while the store answers (and the connections named
 // by ?connection= are connected), 503 otherwise; ?verbose lists each
 // check.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if n := len(q["connection"]); n > maxReadyConnections {
+		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument,
+			Fields:  connector.FieldErrors{{Field: "connection", Message: fmt.Sprintf("%d given; name at most %d", n, maxReadyConnections)}},
+			Message: fmt.Sprintf("readyz: %d connections named; name at most %d", n, maxReadyConnections)})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.readyTimeout)
 	defer cancel()
 	var checks []healthCheck
 	err := h.m.Ready(ctx)
 	checks = append(checks, healthCheck{Name: "store", OK: err == nil, Error: errString(err)})
 	for _, id := range q["connection"] {
-		c := healthCheck{Name: "connection:" + id}
+		c := healthCheck{Name: "connection:" + connector.Short(id)}
 		in, err := h.m.Get(id)
 		switch {
 		case err != nil:
@@ -375,18 +386,9 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request) {
 			*dst = b
 		}
 	}
-	var body []specBody
-	if !h.decode(w, r, &body) {
+	specs, ok := body(h, w, r, connection.ParseSpecs)
+	if !ok {
 		return
-	}
-	if body == nil {
-		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument,
-			Message: "invalid request body: give a JSON array of connections, [] for none"})
-		return
-	}
-	specs := make([]connection.Spec, len(body))
-	for i, b := range body {
-		specs[i] = connection.Spec{ID: b.ID, Type: b.Typ, Props: b.Props}
 	}
 	res, err := h.m.Apply(r.Context(), specs, &opts)
 	if err != nil {

@@ -383,7 +383,7 @@ func TestApplyRoute(t *testing.T) {
 	}
 	wantError(t, s.do("PUT", "/connections", `[{"ID":"a"}]`), 400, "invalid_argument")
 	wantError(t, s.do("PUT", "/connections", `null`), 400, "invalid_argument")
-	if e := wantError(t, s.do("PUT", "/connections", `{"id":"a"}`), 400, "invalid_argument"); !strings.Contains(e.Error, "want a JSON array, got object") {
+	if e := wantError(t, s.do("PUT", "/connections", `{"id":"a"}`), 400, "invalid_argument"); !strings.Contains(e.Error, "want a JSON array of connections, [] for none, got an object") {
 		t.Errorf("an object for a set: %s", e.Error)
 	}
 	wantError(t, s.do("PUT", "/connections?prune=yes", `[]`), 400, "invalid_argument")

@@ -13,6 +13,6 @@ import (
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	if !ui.Serve(w, r, strings.TrimPrefix(r.URL.Path, "/ui/")) {
 		writeError(w, errBody{Code: string(connection.CodeNotFound),
-			Error: fmt.Sprintf("no file %s; the page is at /ui/", r.URL.Path)})
+			Error: fmt.Sprintf("no file %s; the page is at /ui/", quote(r.URL.Path))})
 	}
 }

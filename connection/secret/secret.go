@@ -117,6 +117,78 @@ func Scrubber(s *connector.Schema, p map[string]any) func(string) string {
 	}
 }
 
+// Withheld is what an answer says in place of a message that quoted a
+// secret inside another value: masking it in place would show where the
+// secret occurs in a value the asker chose.
+const Withheld = "message withheld: it quoted a value that holds a secret of the connection"
+
+// Sanitizer returns a function for every message an answer or a status
+// may show that can quote p. Secrets are masked, as Scrubber does, and
+// every quote of a long prop is cut to 64 bytes (connector.QuoteLimiter);
+// but if a prop other than a secret holds one of the secrets (as a guess
+// laid over a stored connection would), a message that holds a secret is
+// Withheld whole. Logs, seen by operators only, take Scrubber instead.
+func Sanitizer(s *connector.Schema, p map[string]any) func(string) string {
+	scrub, limit := Scrubber(s, p), connector.QuoteLimiter(p)
+	tainted := holdsSecret(s, p, Values(s, p))
+	return func(msg string) string {
+		m := scrub(msg)
+		if m != msg && tainted {
+			return Withheld
+		}
+		return limit(m)
+	}
+}
+
+// holdsSecret reports whether a string of p that is not in a secret's
+// place (a value, a map key, a list item) holds one of secrets.
+func holdsSecret(s *connector.Schema, p map[string]any, secrets []string) bool {
+	if len(secrets) == 0 {
+		return false
+	}
+	found := false
+	var walk func(v any, secretKeys func(string) bool)
+	check := func(str string) {
+		for _, sec := range secrets {
+			if strings.Contains(str, sec) {
+				found = true
+			}
+		}
+	}
+	walk = func(v any, secretKeys func(string) bool) {
+		switch x := v.(type) {
+		case string:
+			check(x)
+		case []string:
+			for _, e := range x {
+				check(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, nil)
+			}
+		case map[string]any:
+			for k, e := range x {
+				check(k)
+				if secretKeys == nil || !secretKeys(k) {
+					walk(e, nil)
+				}
+			}
+		}
+	}
+	for k, v := range p {
+		f, ok := s.Field(k)
+		switch {
+		case ok && f.Secret:
+		case ok && len(f.SecretKeys) > 0:
+			walk(v, f.SecretKey)
+		default:
+			walk(v, nil)
+		}
+	}
+	return found
+}
+
 // Scrub replaces every secret of p in msg with Mask.
 func Scrub(s *connector.Schema, p map[string]any, msg string) string {
 	return Scrubber(s, p)(msg)
