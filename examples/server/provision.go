@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,14 +12,6 @@ import (
 
 	"github.com/connkit/connkit/connection"
 )
-
-// entry is one connection of a provisioning file: the body of PUT
-// /connections.
-type entry struct {
-	ID    string         `json:"id"`
-	Typ   string         `json:"typ"`
-	Props map[string]any `json:"props"`
-}
 
 // provision applies the file at path (JSON or YAML: an array of {id, typ,
 // props}) with the rules of PUT /connections, and logs one line per
@@ -36,23 +26,10 @@ func provision(ctx context.Context, m *connection.Manager, path string, log *slo
 	if err != nil {
 		return fmt.Errorf("-provision %s: not JSON or YAML: %v", path, err)
 	}
-	d := json.NewDecoder(bytes.NewReader(js))
-	d.DisallowUnknownFields()
-	d.UseNumber()
-	var entries []entry
-	if err := d.Decode(&entries); err != nil {
-		msg := err.Error()
-		if strings.HasPrefix(msg, "json: unknown field ") {
-			msg = strings.TrimPrefix(msg, "json: ") + "; an entry has id, typ and props"
-		}
-		return fmt.Errorf("-provision %s: give an array of {id, typ, props}: %s", path, msg)
-	}
-	if entries == nil {
-		return fmt.Errorf("-provision %s: empty; give an array of {id, typ, props} ([] for none)", path)
-	}
-	specs := make([]connection.Spec, len(entries))
-	for i, e := range entries {
-		specs[i] = connection.Spec{ID: e.ID, Type: e.Typ, Props: e.Props}
+	// The decoder of the REST API's bodies: strict, bounded in depth.
+	specs, err := connection.ParseSpecs(js)
+	if err != nil {
+		return fmt.Errorf("-provision %s: give an array of {id, typ, props}: %s", path, strings.TrimPrefix(err.Error(), "invalid request body: "))
 	}
 	res, err := m.Apply(ctx, specs, nil)
 	if err != nil {
@@ -60,7 +37,7 @@ func provision(ctx context.Context, m *connection.Manager, path string, log *slo
 		if errors.As(err, &ce) && len(ce.Fields) > 0 {
 			var parts []string
 			for _, f := range ce.Fields {
-				parts = append(parts, describe(f.Field, entries)+": "+f.Message)
+				parts = append(parts, describe(f.Field, specs)+": "+f.Message)
 			}
 			return fmt.Errorf("-provision %s: nothing applied: %s", path, strings.Join(parts, "; "))
 		}
@@ -83,7 +60,7 @@ func provision(ctx context.Context, m *connection.Manager, path string, log *slo
 
 // describe names the entry of a field such as "[2].server": its number
 // and id.
-func describe(field string, entries []entry) string {
+func describe(field string, entries []connection.Spec) string {
 	var i int
 	var rest string
 	if _, err := fmt.Sscanf(field, "[%d]%s", &i, &rest); err != nil || i < 0 || i >= len(entries) {
