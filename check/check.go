@@ -186,14 +186,21 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		return Result{}, &Error{Kind: ErrInvalid, Fields: connector.FieldErrors{{Field: "props", Message: msg}}, Message: "invalid configuration: props: " + msg}
 	}
 	schema := t.Schema()
-	props := r.Props
+	// Secrets by their place, whatever their JSON type: strings from here.
+	props, err := secret.Normalize(schema, r.Props)
+	if err != nil {
+		return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Props))
+	}
+	r.Props = props
 	if r.Base != nil {
+		if r.Base, err = secret.Normalize(schema, r.Base); err != nil {
+			r.Base = secret.Strip(schema, r.Base)
+		}
 		// The request's own props first: their errors quote the request
 		// alone, masked by its own secrets only.
 		if err := schema.DecodeGiven(r.Props); err != nil {
 			return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Props))
 		}
-		var err error
 		if props, err = secret.Overlay(schema, r.Base, r.Props); err != nil {
 			return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Base))
 		}
@@ -222,7 +229,6 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		defer func() { <-c.slots }()
 		done <- fn(ctx, props)
 	}()
-	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():

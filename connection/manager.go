@@ -1,11 +1,11 @@
 package connection
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/connkit/connkit/connection/internal/jsonbody"
 	"log/slog"
 	"maps"
 	"net"
@@ -34,9 +34,10 @@ type Options struct {
 	DialTimeout time.Duration
 	// SecretKey, if set, encrypts secret props at rest with AES-GCM (16,
 	// 24 or 32 bytes: AES-128, -192 or -256). Records stored before are
-	// read as they are and sealed at their next write. Once secrets are
-	// sealed, New fails without the key or with another one: they are
-	// never read as blanks.
+	// read as they are and sealed at their next write. A record whose
+	// secrets are sealed and cannot be opened (no key, or another one) is
+	// loaded as a connection that cannot run, saying why, without its
+	// secrets: they are never read as blanks, and the rest runs.
 	SecretKey []byte
 	// HealthInterval is how often a connected connection whose type can
 	// ping (connector.Pinger) is pinged; a failed ping counts as a lost
@@ -176,30 +177,28 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection: loading stored connections: %w", err)
 	}
-	// Every secret is opened before anything dials: a missing or wrong key
-	// stops the start, and nothing runs on blank secrets.
-	props := make([]map[string]any, len(recs))
-	parseErrs := make([]error, len(recs))
+	// One bad record never stops the house: a record that cannot be read,
+	// unsealed or opened is loaded as a connection that cannot run, with
+	// the reason; the others run. Nothing runs on blank secrets.
+	entries := make([]*entry, len(recs))
 	for i, rec := range recs {
-		props[i], parseErrs[i] = parseProps(rec.Props)
-		if parseErrs[i] != nil {
-			continue // prepare reports it
+		e := &entry{rec: rec, refs: map[string]*refState{}, stored: true}
+		props, err := m.load(rec)
+		if err := m.prepare(e, props, err); err != nil {
+			m.log.Error("stored connection cannot run; fix it with an update, or delete it", "connection", rec.ID, "type", connector.Short(rec.Type), "err", e.broken.Err)
 		}
-		if err := m.seal.Open(props[i]); err != nil {
-			return nil, fmt.Errorf("connection: stored connection %s: %w", quote(rec.ID), err)
-		}
+		entries[i] = e
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i, rec := range recs {
-		e := &entry{rec: rec, refs: map[string]*refState{}, stored: true}
-		if err := m.prepare(e, props[i], parseErrs[i]); err != nil {
-			m.log.Error("stored connection cannot run", "connection", rec.ID, "type", rec.Type, "err", err)
-		}
-		m.conns[rec.ID] = e
-		m.bus.seed(rec.ID, e.status())
+	for _, e := range entries {
+		m.conns[e.rec.ID] = e
+		st := e.status()
+		m.bus.seed(e.rec.ID, st)
 		if e.live != nil {
 			e.live.start(&m.wg)
+		} else {
+			m.bus.publish(Event{Kind: EventStatus, ID: e.rec.ID, Type: e.rec.Type, Status: &st})
 		}
 	}
 	m.ids = slices.Sorted(maps.Keys(m.conns))
@@ -224,16 +223,21 @@ func orDefault(d, def time.Duration) time.Duration {
 // error of reading them). On failure e gets a broken status with the
 // reason instead of a live.
 func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
-	if err == nil {
-		var t connector.Type
-		t, err = m.lookup(e.rec.Type)
-		if err == nil {
-			e.schema = t.Schema()
-			e.live, err = m.open(e.rec.ID, e.rec.Type, t, props)
-			e.identity, _ = identity(e.rec.Type, t, props)
-		}
-		e.setProps(props)
+	t, terr := m.lookup(e.rec.Type)
+	if terr == nil {
+		e.schema = t.Schema()
 	}
+	if err == nil {
+		err = terr
+	}
+	if err == nil {
+		e.live, err = m.open(e.rec.ID, e.rec.Type, t, props)
+		e.identity, _ = identity(e.rec.Type, t, props)
+	}
+	if props == nil {
+		props = map[string]any{}
+	}
+	e.setProps(props)
 	if err != nil {
 		msg := err.Error()
 		if e.schema != nil {
@@ -247,16 +251,46 @@ func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
 }
 
 func parseProps(raw []byte) (map[string]any, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var p map[string]any
-	if err := d.Decode(&p); err != nil {
+	// The decoder of request bodies: a record is read as warily.
+	v, err := jsonbody.Parse(raw)
+	if err != nil {
 		return nil, fmt.Errorf("stored props are not a JSON object: %v", err)
 	}
-	if p == nil {
-		p = map[string]any{}
+	if v == nil {
+		return map[string]any{}, nil
+	}
+	p, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("stored props are not a JSON object, but %s", jsonbody.Kind(v))
 	}
 	return p, nil
+}
+
+// load reads a stored record's props as they run: parsed, their secrets
+// unsealed, each secret a string. On failure it returns what can be
+// shown, without secrets (a sealed one is no secret to use), and why.
+func (m *Manager) load(rec store.Record) (map[string]any, error) {
+	if rec.Err != nil {
+		return map[string]any{}, fmt.Errorf("the store cannot read the record: %w", rec.Err)
+	}
+	props, err := parseProps(rec.Props)
+	if err != nil {
+		return map[string]any{}, err
+	}
+	t, ok := m.reg.Lookup(rec.Type)
+	if !ok {
+		return props, nil // prepare says why it cannot run
+	}
+	if err := m.seal.Open(t.Schema(), props); err != nil {
+		return secret.Strip(t.Schema(), props), err
+	}
+	// Written before every secret was a string (a number in edgex's
+	// optional, say): read as new ones are.
+	norm, err := secret.Normalize(t.Schema(), props)
+	if err != nil {
+		return secret.Strip(t.Schema(), props), err
+	}
+	return norm, nil
 }
 
 func (m *Manager) lookup(typ string) (connector.Type, error) {
@@ -341,6 +375,12 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	props := spec.Props
 	if props == nil {
 		props = map[string]any{}
+	}
+	// A secret is a secret by its place, whatever its JSON type: from
+	// here on every one is a string.
+	props, err = secret.Normalize(t.Schema(), props)
+	if err != nil {
+		return nil, invalid(spec.ID, err.(connector.FieldErrors))
 	}
 	if prevType != spec.Type {
 		prev = nil // a secret is never carried to another type

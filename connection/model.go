@@ -1,8 +1,9 @@
 package connection
 
 import (
-	"regexp"
 	"time"
+
+	"github.com/connkit/connkit/store"
 )
 
 // Spec is what a user gives to create or update a connection.
@@ -61,10 +62,8 @@ type Info struct {
 	UpdatedAt      time.Time `json:"updatedAt"`
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 // ValidID reports whether id is a valid connection id.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+func ValidID(id string) bool { return store.ValidID(id) }
 
 func checkID(id string) error {
 	if !ValidID(id) {

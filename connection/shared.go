@@ -107,10 +107,7 @@ func (m *Manager) apply(c store.Change) {
 
 		// The new state is made without the lock: opening dials nothing.
 		ne := &entry{rec: r, refs: map[string]*refState{}, stored: true}
-		props, err := parseProps(r.Props)
-		if err == nil {
-			err = m.seal.Open(props)
-		}
+		props, err := m.load(r)
 		if err := m.prepare(ne, props, err); err != nil {
 			m.log.Error("connection from another instance cannot run", "connection", r.ID, "type", r.Type, "err", ne.broken.Err)
 		}

@@ -18,8 +18,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"time"
 )
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether id is a valid connection id: 1 to 128
+// characters of A-Z, a-z, 0-9, _ and -. A store that finds a key whose
+// id is not valid (another application's, or a store under a nested
+// prefix) ignores it.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 // Errors a Store returns; check with errors.Is.
 var (
@@ -66,6 +75,11 @@ type Record struct {
 	Revision  int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Err, if not nil, says why the store could not read the record
+	// whole (its value is damaged): a Manager loads it as a connection
+	// that cannot run, with the reason, so that it can be fixed or
+	// deleted, and everything else runs.
+	Err error
 }
 
 // Store keeps records. Implementations are safe for concurrent use.
@@ -107,6 +121,15 @@ type Watcher interface {
 	// may see a write it already saw and must compare revisions. Calls
 	// are made from one goroutine, one at a time.
 	Watch(ctx context.Context, sync func(recs []Record, rev int64), change func(Change)) error
+}
+
+// RefReader is a RefHolder that lists the refs every instance holds on a
+// record, so that a plan (a dry run) can tell which writes would be
+// refused.
+type RefReader interface {
+	// Refs returns the refs held on the record id, by any instance (at
+	// most 50).
+	Refs(ctx context.Context, id string) ([]Ref, error)
 }
 
 // RefHolder is a shared store in which each instance publishes the refs

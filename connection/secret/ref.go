@@ -35,46 +35,24 @@ const maxRefFile = 64 << 10
 func Resolve(s *connector.Schema, p map[string]any, pol *connector.Policy) (map[string]any, bool, error) {
 	var out map[string]any
 	var fe connector.FieldErrors
-	resolve := func(field, key string, v any) (string, bool) {
+	for _, pl := range places(s, p) {
+		if pl.url {
+			continue // a URL holds no reference
+		}
+		v, _ := pl.get(p)
 		str, _ := v.(string)
 		m := refPattern.FindStringSubmatch(str)
 		if m == nil {
-			return "", false
+			continue
 		}
 		if out == nil {
 			out = clone(p)
 		}
 		val, err := read(m[1], m[2], pol)
 		if err != nil {
-			msg := str + ": " + err.Error()
-			if key != "" {
-				msg = key + ": " + msg
-			}
-			fe = append(fe, connector.FieldError{Field: field, Message: msg})
+			fe = append(fe, pl.fail(str+": "+err.Error()))
 		}
-		return val, true
-	}
-	for _, f := range s.Fields {
-		v, ok := p[f.Name]
-		if !ok {
-			continue
-		}
-		switch {
-		case f.Secret && f.Kind != connector.URL:
-			if val, ok := resolve(f.Name, "", v); ok {
-				out[f.Name] = val
-			}
-		case len(f.SecretKeys) > 0:
-			m, _ := v.(map[string]any)
-			for k, kv := range m {
-				if !f.SecretKey(k) {
-					continue
-				}
-				if val, ok := resolve(f.Name, k, kv); ok {
-					out[f.Name].(map[string]any)[k] = val
-				}
-			}
-		}
+		pl.set(out, val)
 	}
 	if len(fe) > 0 {
 		return nil, true, connector.Permanent(sorted(fe))

@@ -12,8 +12,14 @@ import (
 	"github.com/connkit/connkit/connector"
 )
 
-// sealedPrefix marks a secret encrypted at rest.
-const sealedPrefix = "connkit:sealed:v1:"
+// sealedMark begins every secret encrypted at rest, and sealedPrefix
+// those of this version. No secret given through the API may begin so
+// (Normalize), and only a secret's place is ever opened: no user value
+// can be taken for a sealed one.
+const (
+	sealedMark   = "connkit:sealed:"
+	sealedPrefix = sealedMark + "v1:"
+)
 
 // Sealer encrypts secret props at rest with AES-GCM. A nil *Sealer
 // stores secrets as given.
@@ -36,40 +42,31 @@ func NewSealer(key []byte) (*Sealer, error) {
 	return &Sealer{aead}, nil
 }
 
-// Seal returns a copy of p in which every secret string is encrypted: the
-// whole value of a Secret field (a URL included), and the SecretKeys
-// values of a map field.
+// Seal returns a copy of p in which every secret is encrypted, found by
+// its place in the schema: the whole value of a Secret field (a URL
+// included), and the SecretKeys values of a map field. A secret that is
+// not a string (Normalize makes every one a string) is refused, never
+// stored in clear.
 func (s *Sealer) Seal(schema *connector.Schema, p map[string]any) (map[string]any, error) {
 	out := clone(p)
 	if s == nil {
 		return out, nil
 	}
-	for _, f := range schema.Fields {
-		v, ok := out[f.Name]
+	for _, pl := range places(schema, out) {
+		pl.url = false // sealed whole
+		v, _ := pl.get(out)
+		str, ok := v.(string)
 		if !ok {
+			return nil, fmt.Errorf("secret %s is %s, not a string: it cannot be sealed", pl.name(), kindOf(v))
+		}
+		if str == "" {
 			continue
 		}
-		switch {
-		case f.Secret:
-			if str, ok := v.(string); ok && str != "" {
-				sv, err := s.seal(str)
-				if err != nil {
-					return nil, err
-				}
-				out[f.Name] = sv
-			}
-		case len(f.SecretKeys) > 0:
-			m, _ := v.(map[string]any)
-			for k, kv := range m {
-				if str, ok := kv.(string); ok && str != "" && f.SecretKey(k) {
-					sv, err := s.seal(str)
-					if err != nil {
-						return nil, err
-					}
-					m[k] = sv
-				}
-			}
+		sv, err := s.seal(str)
+		if err != nil {
+			return nil, err
 		}
+		pl.set(out, sv)
 	}
 	return out, nil
 }
@@ -104,23 +101,23 @@ func (s *Sealer) open(v string) (string, error) {
 	return string(plain), nil
 }
 
-// Open decrypts, in place, every sealed string in p, found by its prefix,
-// so that a record whose type is not registered is opened too. A nil
-// Sealer fails on a sealed value: secrets are never read as blanks.
-func (s *Sealer) Open(p map[string]any) error {
-	for k, v := range p {
-		switch x := v.(type) {
-		case string:
-			plain, err := s.open(x)
-			if err != nil {
-				return fmt.Errorf("prop %s: %w", k, err)
-			}
-			p[k] = plain
-		case map[string]any:
-			if err := s.Open(x); err != nil {
-				return fmt.Errorf("prop %s.%w", k, err)
-			}
+// Open decrypts, in place, every sealed secret of p, found by its place
+// in the schema: a value elsewhere is never opened, whatever it looks
+// like. A nil Sealer fails on a sealed value: secrets are never read as
+// blanks.
+func (s *Sealer) Open(schema *connector.Schema, p map[string]any) error {
+	for _, pl := range places(schema, p) {
+		pl.url = false // sealed whole
+		v, _ := pl.get(p)
+		str, ok := v.(string)
+		if !ok {
+			continue
 		}
+		plain, err := s.open(str)
+		if err != nil {
+			return fmt.Errorf("secret %s: %w", pl.name(), err)
+		}
+		pl.set(p, plain)
 	}
 	return nil
 }

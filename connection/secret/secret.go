@@ -34,31 +34,16 @@ import (
 // map that carries Mask back in place of a secret keeps the stored one.
 const Mask = "******"
 
-// MaskProps returns a copy of p with every secret replaced by Mask.
+// MaskProps returns a copy of p with every secret replaced by Mask,
+// whatever its JSON type; a URL keeps all but its password.
 func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
 	out := clone(p)
-	for _, f := range s.Fields {
-		v, ok := out[f.Name]
-		if !ok || v == nil {
-			continue
-		}
-		switch {
-		case f.Secret && f.Kind == connector.URL:
-			if str, ok := v.(string); ok {
-				out[f.Name] = maskURL(str)
-			}
-		case f.Secret:
-			if !IsRef(v) { // a reference is shown: it is no secret
-				out[f.Name] = Mask
-			}
-		case len(f.SecretKeys) > 0:
-			if m, ok := v.(map[string]any); ok {
-				for k, kv := range m {
-					if f.SecretKey(k) && !IsRef(kv) {
-						m[k] = Mask
-					}
-				}
-			}
+	for _, pl := range places(s, out) {
+		switch v, _ := pl.get(out); {
+		case pl.url:
+			out[pl.field] = maskURL(str(out[pl.field]))
+		case !IsRef(v): // a reference is shown: it is no secret
+			pl.set(out, Mask)
 		}
 	}
 	return out
@@ -68,38 +53,19 @@ func MaskProps(s *connector.Schema, p map[string]any) map[string]any {
 // that messages can be scrubbed of them.
 func Values(s *connector.Schema, p map[string]any) []string {
 	var out []string
-	add := func(v string) {
-		if v == "" || v == Mask || IsRef(v) {
-			return
-		}
-		// The forms a message may quote it in: as it is, URL-escaped,
-		// Go-quoted.
-		q := strconv.Quote(v)
-		out = append(out, v, url.QueryEscape(v), url.PathEscape(v), q[1:len(q)-1])
-	}
-	for _, f := range s.Fields {
-		v, ok := p[f.Name]
+	for _, pl := range places(s, p) {
+		v, ok := pl.get(p)
 		if !ok {
 			continue
 		}
-		switch {
-		case f.Secret && f.Kind == connector.URL:
-			if str, ok := v.(string); ok {
-				if pw, ok := urlPassword(str); ok {
-					add(pw)
-				}
-			}
-		case f.Secret:
-			add(fmt.Sprint(v))
-		case len(f.SecretKeys) > 0:
-			if m, ok := v.(map[string]any); ok {
-				for k, kv := range m {
-					if f.SecretKey(k) {
-						add(fmt.Sprint(kv))
-					}
-				}
-			}
+		sv := fmt.Sprint(v)
+		if sv == "" || sv == Mask || IsRef(sv) {
+			continue
 		}
+		// The forms a message may quote it in: as it is, URL-escaped,
+		// Go-quoted.
+		q := strconv.Quote(sv)
+		out = append(out, sv, url.QueryEscape(sv), url.PathEscape(sv), q[1:len(q)-1])
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return slices.Compact(out)
@@ -201,28 +167,10 @@ func Scrub(s *connector.Schema, p map[string]any, msg string) string {
 // for which nothing is stored (prev may be nil, as on a create).
 func Restore(s *connector.Schema, next, prev map[string]any) (map[string]any, error) {
 	out := clone(next)
-	var masked []secretRef
-	for _, f := range s.Fields {
-		v, ok := out[f.Name]
-		if !ok {
-			continue
-		}
-		switch {
-		case f.Secret && f.Kind == connector.URL:
-			if pw, ok := urlPassword(str(v)); ok && pw == Mask {
-				masked = append(masked, secretRef{field: f.Name, name: "the password in " + f.Name})
-			}
-		case f.Secret:
-			if v == Mask {
-				masked = append(masked, secretRef{field: f.Name, name: f.Name})
-			}
-		case len(f.SecretKeys) > 0:
-			m, _ := v.(map[string]any)
-			for k, kv := range m {
-				if f.SecretKey(k) && kv == Mask {
-					masked = append(masked, secretRef{field: f.Name, key: k, name: k})
-				}
-			}
+	var masked []place
+	for _, pl := range places(s, out) {
+		if v, ok := pl.get(out); ok && v == Mask {
+			masked = append(masked, pl)
 		}
 	}
 	if len(masked) == 0 {
@@ -230,21 +178,33 @@ func Restore(s *connector.Schema, next, prev map[string]any) (map[string]any, er
 	}
 	var fe connector.FieldErrors
 	changed := changedEndpoint(s, next, prev)
-	for _, r := range masked {
-		pv, ok := r.stored(s, prev)
+	for _, pl := range masked {
+		pv, ok := stored(pl, prev)
 		switch {
 		case !ok:
-			fe = append(fe, r.fail(Mask+" stands for a stored secret, and none is stored: give "+r.name))
+			fe = append(fe, pl.fail(Mask+" stands for a stored secret, and none is stored: give "+pl.name()))
 		case changed != "":
-			fe = append(fe, r.fail(changed+" changed: give "+r.name+" again"))
+			fe = append(fe, pl.fail(changed+" changed: give "+pl.name()+" again"))
 		default:
-			r.set(out, pv)
+			pl.set(out, pv)
 		}
 	}
 	if len(fe) > 0 {
 		return nil, sorted(fe)
 	}
 	return out, nil
+}
+
+// stored returns the secret of place pl in prev, if one is stored there
+// (a map's key matched without regard to case, as SecretKeys are).
+func stored(pl place, prev map[string]any) (any, bool) {
+	if pl.key != "" {
+		m, _ := prev[pl.field].(map[string]any)
+		v, ok := lookup(m, pl.key)
+		return v, ok && v != nil && v != Mask
+	}
+	v, ok := pl.get(prev)
+	return v, ok && v != Mask
 }
 
 // Overlay lays props over base, the props of a stored connection with its
@@ -262,8 +222,8 @@ func Overlay(s *connector.Schema, base, props map[string]any) (map[string]any, e
 	}
 	if changed := changedEndpoint(s, out, base); changed != "" {
 		var fe connector.FieldErrors
-		for _, r := range inherited(s, base, props) {
-			fe = append(fe, r.fail(changed+" differs from the stored connection's: give "+r.name+" again"))
+		for _, pl := range inherited(s, base, props) {
+			fe = append(fe, pl.fail(changed+" differs from the stored connection's: give "+pl.name()+" again"))
 		}
 		if len(fe) > 0 {
 			return nil, sorted(fe)
@@ -272,87 +232,31 @@ func Overlay(s *connector.Schema, base, props map[string]any) (map[string]any, e
 	return Restore(s, out, base)
 }
 
-// inherited lists the secrets of base that props leave to it.
-func inherited(s *connector.Schema, base, props map[string]any) []secretRef {
-	var refs []secretRef
-	for _, f := range s.Fields {
-		bv, ok := base[f.Name]
-		if !ok {
+// inherited lists the places of the secrets of base that props leave to
+// it: not given, or given as Mask.
+func inherited(s *connector.Schema, base, props map[string]any) []place {
+	var out []place
+	for _, pl := range places(s, base) {
+		bv, ok := pl.get(base)
+		if !ok || fmt.Sprint(bv) == "" {
 			continue
 		}
-		pv, given := props[f.Name]
+		// Given as null is no secret at all: none is inherited.
+		var given any
 		switch {
-		case f.Secret && f.Kind == connector.URL:
-			if _, ok := urlPassword(str(bv)); !ok {
-				continue
-			}
-			if pw, ok := urlPassword(str(pv)); !given || !ok || pw == Mask {
-				refs = append(refs, secretRef{field: f.Name, name: "the password in " + f.Name})
-			}
-		case f.Secret:
-			if str(bv) != "" && (!given || pv == Mask) {
-				refs = append(refs, secretRef{field: f.Name, name: f.Name})
-			}
-		case len(f.SecretKeys) > 0:
-			bm, _ := bv.(map[string]any)
-			pm, _ := pv.(map[string]any)
-			for k, kv := range bm {
-				if !f.SecretKey(k) || str(kv) == "" {
-					continue
-				}
-				if v, ok := lookup(pm, k); !given || !ok || v == Mask {
-					refs = append(refs, secretRef{field: f.Name, key: k, name: k})
-				}
-			}
+		case pl.key != "":
+			m, _ := props[pl.field].(map[string]any)
+			given, ok = lookup(m, pl.key)
+		case pl.url:
+			given, ok = pl.get(props)
+		default:
+			given, ok = props[pl.field]
+		}
+		if !ok || given == Mask {
+			out = append(out, pl)
 		}
 	}
-	return refs
-}
-
-// secretRef is one secret of a props map: a field, or a key of a map
-// field.
-type secretRef struct {
-	field, key, name string
-}
-
-func (r secretRef) fail(msg string) connector.FieldError {
-	if r.key != "" {
-		msg = r.key + ": " + msg
-	}
-	return connector.FieldError{Field: r.field, Message: msg}
-}
-
-// stored returns the secret's value in prev.
-func (r secretRef) stored(s *connector.Schema, prev map[string]any) (any, bool) {
-	pv, ok := prev[r.field]
-	if !ok || pv == nil {
-		return nil, false
-	}
-	f, _ := s.Field(r.field)
-	switch {
-	case r.key != "":
-		m, _ := pv.(map[string]any)
-		v, ok := lookup(m, r.key)
-		return v, ok && v != Mask
-	case f.Kind == connector.URL:
-		pw, ok := urlPassword(str(pv))
-		return pw, ok && pw != Mask
-	}
-	return pv, pv != Mask
-}
-
-// set puts the stored value v in place of the mask in out.
-func (r secretRef) set(out map[string]any, v any) {
-	switch {
-	case r.key != "":
-		out[r.field].(map[string]any)[r.key] = v
-	case strings.HasPrefix(r.name, "the password in "):
-		u, _ := url.Parse(str(out[r.field]))
-		u.User = url.UserPassword(u.User.Username(), str(v))
-		out[r.field] = u.String()
-	default:
-		out[r.field] = v
-	}
+	return out
 }
 
 // changedEndpoint names the endpoint props whose value differs between
