@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/store"
 )
 
 // ApplyOptions tune Apply. A nil *ApplyOptions means the zero value.
@@ -165,7 +166,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		case p.action == ActionUnchanged:
 		case opts.DryRun:
 			if p.action == ActionUpdate {
-				a.Refs, a.Err = m.heldBy(p.spec.ID, "updated")
+				a.Refs, a.Err = m.heldBy(ctx, p.spec.ID, "update")
 			}
 		case p.action == ActionCreate:
 			var in Info
@@ -184,7 +185,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 	for _, id := range prune {
 		a := Applied{ID: id, Action: ActionDelete}
 		if opts.DryRun {
-			a.Refs, a.Err = m.heldBy(id, "deleted")
+			a.Refs, a.Err = m.heldBy(ctx, id, "delete")
 		} else {
 			a.Err = m.Delete(ctx, id, 0)
 		}
@@ -207,16 +208,38 @@ func refuse(a Applied) Applied {
 }
 
 // heldBy returns, for a dry run, the refs that would refuse a write of id
-// here, and the error the write would get.
-func (m *Manager) heldBy(id, op string) ([]string, error) {
+// and the error the write would get: refs held here, or, in a store
+// that several instances share, refs other instances hold.
+func (m *Manager) heldBy(ctx context.Context, id, op string) ([]string, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e := m.conns[id]
-	if e == nil || len(e.refs) == 0 {
+	var refs []string
+	if e != nil {
+		refs = e.refNames()
+	}
+	m.mu.Unlock()
+	if e == nil {
 		return nil, nil
 	}
-	refs := e.refNames()
-	return refs, inUse(id, op, refs)
+	if len(refs) > 0 {
+		return refs, inUse(id, pastOf(op), refs)
+	}
+	rr, ok := m.store.(store.RefReader)
+	if !ok {
+		return nil, nil
+	}
+	var held []store.Ref
+	err := guard(func() (err error) { held, err = rr.Refs(ctx, id); return err })
+	if err != nil {
+		return nil, storeError(id, op, err)
+	}
+	if len(held) == 0 {
+		return nil, nil
+	}
+	err = storeError(id, op, &store.InUseError{ID: id, Refs: held})
+	var ce *Error
+	errors.As(err, &ce)
+	return ce.Refs, err
 }
 
 // sameDecoded reports whether a and b are the same props once decoded

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -76,6 +77,9 @@ type Store struct {
 	grants int              // leases granted and refs published under them
 	refs   map[string]*held // by key
 	stale  map[string]int64 // released refs not yet withdrawn: key to revision
+	// ignored holds the keys under c/ that are no record of this Store,
+	// so that each is logged once.
+	ignored map[string]bool
 }
 
 // held is one ref this instance publishes.
@@ -90,6 +94,7 @@ var (
 	_ store.Store     = (*Store)(nil)
 	_ store.Watcher   = (*Store)(nil)
 	_ store.RefHolder = (*Store)(nil)
+	_ store.RefReader = (*Store)(nil)
 )
 
 // Open connects to the etcd members at endpoints (host:port) and returns
@@ -99,7 +104,7 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{prefix: opts.Prefix, instance: opts.Instance, timeout: opts.Timeout, ttl: opts.RefTTL, log: opts.Logger, refs: map[string]*held{}, stale: map[string]int64{}}
+	s := &Store{prefix: opts.Prefix, instance: opts.Instance, timeout: opts.Timeout, ttl: opts.RefTTL, log: opts.Logger, refs: map[string]*held{}, stale: map[string]int64{}, ignored: map[string]bool{}}
 	if s.prefix == "" {
 		s.prefix = "/connkit/"
 	}
@@ -173,13 +178,38 @@ type value struct {
 	UpdatedAt time.Time       `json:"updatedAt"`
 }
 
-func (s *Store) decode(key, val []byte, version, rev int64) (store.Record, error) {
+// decode reads a record from its key and value. A key whose id is not
+// valid is no record of this Store (a Store under a nested prefix has
+// its keys below this one's): ok is false, and it is logged once. A value
+// that is not a record is one, damaged: its Err says so.
+func (s *Store) decode(key, val []byte, version, rev int64) (rec store.Record, ok bool) {
+	id := strings.TrimPrefix(string(key), s.prefix+"c/")
+	if !store.ValidID(id) {
+		s.mu.Lock()
+		first := !s.ignored[string(key)]
+		if first && len(s.ignored) < 1000 {
+			s.ignored[string(key)] = true
+		}
+		s.mu.Unlock()
+		if first {
+			s.log.Warn("etcd store: ignoring a key that is no connection of this prefix (another application's, or a store under a nested prefix)", "key", truncate(string(key)))
+		}
+		return store.Record{}, false
+	}
 	var v value
 	if err := json.Unmarshal(val, &v); err != nil {
-		return store.Record{}, fmt.Errorf("etcd store: key %s: %w", key, err)
+		return store.Record{ID: id, Version: version, Revision: rev, Err: fmt.Errorf("etcd store: the value of key %s is not a record: %v", truncate(string(key)), err)}, true
 	}
-	return store.Record{ID: strings.TrimPrefix(string(key), s.prefix+"c/"), Type: v.Type, Props: v.Props,
-		Version: version, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}, nil
+	return store.Record{ID: id, Type: v.Type, Props: v.Props,
+		Version: version, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}, true
+}
+
+// truncate bounds a key in a message.
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
 }
 
 // call runs fn within the Store's timeout, in attempts of at most half of
@@ -235,11 +265,9 @@ func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err e
 		rev = res.Header.Revision
 		recs = make([]store.Record, 0, len(res.Kvs))
 		for _, kv := range res.Kvs {
-			r, err := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
-			if err != nil {
-				return err
+			if r, ok := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision); ok {
+				recs = append(recs, r)
 			}
-			recs = append(recs, r)
 		}
 		return nil
 	})
@@ -258,8 +286,11 @@ func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error
 			return store.ErrNotFound
 		}
 		kv := res.Kvs[0]
-		rec, err = s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
-		return err
+		var ok bool
+		if rec, ok = s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision); !ok {
+			return store.ErrNotFound
+		}
+		return nil
 	})
 	return rec, err
 }
@@ -315,11 +346,12 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (ou
 				Revision: cur.Kvs[0].ModRevision, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
 			return nil
 		}
+		now := time.Now().UTC()
 		var v value
 		if err := json.Unmarshal(cur.Kvs[0].Value, &v); err != nil {
-			return err
+			// A damaged record is mended by the update.
+			v = value{CreatedAt: now}
 		}
-		now := time.Now().UTC()
 		v.Type, v.Props, v.UpdatedAt = rec.Type, rec.Props, now
 		if b, err = json.Marshal(v); err != nil {
 			return err
@@ -380,19 +412,37 @@ func (s *Store) refused(id string, version int64, res *clientv3.TxnResponse) err
 	if len(refs) == 0 {
 		return store.ErrVersionMismatch // written between our read and the transaction
 	}
-	e := &store.InUseError{ID: id}
-	for _, kv := range refs {
+	return &store.InUseError{ID: id, Refs: s.parseRefs(id, refs)}
+}
+
+// parseRefs reads the refs of the record id from their keys, each once.
+func (s *Store) parseRefs(id string, kvs []*mvccpb.KeyValue) []store.Ref {
+	var out []store.Ref
+	for _, kv := range kvs {
 		// INSTANCE/TOKEN/REF
 		inst, rest, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.refsOf(id)), "/")
 		_, ref, _ := strings.Cut(rest, "/")
 		if r, err := url.PathUnescape(ref); err == nil {
 			ref = r
 		}
-		if r := (store.Ref{Instance: inst, Name: ref}); !slices.Contains(e.Refs, r) {
-			e.Refs = append(e.Refs, r)
+		if r := (store.Ref{Instance: inst, Name: ref}); !slices.Contains(out, r) {
+			out = append(out, r)
 		}
 	}
-	return e
+	return out
+}
+
+// Refs implements store.RefReader.
+func (s *Store) Refs(ctx context.Context, id string) (refs []store.Ref, err error) {
+	err = s.call(ctx, func(ctx context.Context, _ bool) error {
+		res, err := s.cli.Get(ctx, s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50))
+		if err != nil {
+			return err
+		}
+		refs = s.parseRefs(id, res.Kvs)
+		return nil
+	})
+	return refs, err
 }
 
 // Close implements store.Store: it withdraws this instance's refs and

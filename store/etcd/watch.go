@@ -49,9 +49,8 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 					c.Deleted = true
 					kv = ev.PrevKv
 				}
-				r, err := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
-				if err != nil {
-					s.log.Error("etcd store: a stored connection cannot be read", "key", string(kv.Key), "err", err)
+				r, ok := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
+				if !ok {
 					continue
 				}
 				c.Record = r
