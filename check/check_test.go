@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -159,6 +160,26 @@ func TestBaseMerge(t *testing.T) {
 	}
 	if _, err := c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok", "password": "mine"}}); err != nil {
 		t.Errorf("body addr and password over the base: %v", err)
+	}
+}
+
+// TestSecretOfAnyTypeStaysHome: a stored secret that is a number (an
+// older record, or unquoted YAML) is bound to its endpoint as a string
+// is: a check at another addr that names the stored connection is
+// refused naming it, and nothing is dialed.
+func TestSecretOfAnyTypeStaysHome(t *testing.T) {
+	c, fake := setup(check.Options{})
+	for name, base := range map[string]map[string]any{
+		"password": {"addr": "auth", "password": json.Number("73105291")},
+		"map key":  {"addr": "auth", "header": map[string]any{"Authorization": 73105291.0}},
+	} {
+		ce := wantKind(t, mustFail(c.Source(context.Background(), check.Request{Type: "fake", Base: base, Props: map[string]any{"addr": "ok"}})), check.ErrInvalid, "")
+		if len(ce.Fields) != 1 || strings.Contains(ce.Message, "73105291") {
+			t.Errorf("%s: %+v", name, ce)
+		}
+	}
+	if n := fake.Checks("ok"); n != 0 {
+		t.Errorf("the other addr was checked %d times with the stored secret", n)
 	}
 }
 
