@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/mqttdial"
 )
 
 // CheckSource implements connector.SourceChecker: it connects to the
@@ -27,10 +28,10 @@ func probe(ctx context.Context, raw map[string]any) error {
 	if s.clientID != "" {
 		id = randomID(s.clientID + "-probe-")
 	}
-	cl, err := s.dial(ctx, id, nil)
+	cl, err := s.Dial(ctx, id, nil)
 	connector.StepNext(ctx, "handshake", err)
 	if err != nil {
-		return connector.CheckFailed(reason(err), err)
+		return connector.CheckFailed(mqttdial.Reason(err), err)
 	}
 	cl.Disconnect(0)
 	return nil

@@ -9,6 +9,8 @@
 //	clientid            the session's client id; default connkit-<random>
 //	username, password  credentials; the password is secret
 //	keepAlive           seconds between keep-alive pings; default 30
+//	maxMessageBytes     the largest packet the broker may send (its remaining
+//	                    length); default 1 MiB
 //	insecureSkipVerify, certificationPath, privateKeyPath, rootCaPath: TLS
 //
 // An engine gets a paho mqtt.Client with Attach:
@@ -33,6 +35,12 @@
 // a disconnect is unsafe), with the same client id; a dial is cancelled by
 // closing its socket when its context ends, so a broker that accepts and
 // never answers cannot hold it.
+//
+// No broker can make a dial read more than connector.HandshakeBudget
+// before its CONNACK, whatever its packets claim; after it, a packet over
+// maxMessageBytes closes the session with an error that names the prop
+// (status shows it) and the Manager dials again. MQTT over WebSocket
+// follows no redirect: a password never goes to another host.
 package mqtt
 
 import (
@@ -48,10 +56,10 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/fanout"
+	"github.com/connkit/connkit/connector/internal/mqttdial"
 	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
@@ -72,12 +80,11 @@ var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "username", Kind: connector.String, Endpoint: true, Doc: "user name"},
 	{Name: "password", Kind: connector.String, Secret: true, Doc: "password"},
 	{Name: "keepAlive", Kind: connector.Int, Default: 30, Doc: "seconds between keep-alive pings"},
+	connector.MaxMessageField(connector.DefaultMaxMessageBytes, "the largest packet the broker may send, as its remaining length (topic, properties and payload); a larger one closes the session, which the Manager redials"),
 }, connector.TLSFields()...)}
 
 // Schema implements connector.Type.
 func (Connector) Schema() *connector.Schema { return schema }
-
-var defaultPorts = map[string]string{"tcp": "1883", "mqtt": "1883", "ssl": "8883", "tls": "8883", "mqtts": "8883", "tcps": "8883", "ws": "80", "wss": "443"}
 
 // Identity implements connector.Identifier: a clientid on one broker
 // belongs to one connection (a random default belongs to none).
@@ -88,27 +95,24 @@ func (Connector) Identity(p connector.Props) (string, string) {
 	}
 	port := u.Port()
 	if port == "" {
-		port = defaultPorts[u.Scheme]
+		port = mqttdial.DefaultPorts[u.Scheme]
 	}
 	return connector.MQTTIdentity(u.Hostname(), port, p.String("clientid")), "clientid"
 }
 
+// schemes are those of server: the ones paho speaks, but mqtt+ssl.
+var schemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "tcps": true, "ws": true, "wss": true}
+
 // settings are decoded and checked props.
 type settings struct {
-	server   *url.URL
-	version  uint
+	mqttdial.Config
 	clientID string
-	username string
-	password string
-	keep     time.Duration
-	tls      *tls.Config
 }
-
-var schemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "tcps": true, "ws": true, "wss": true}
 
 func parse(p connector.Props) (*settings, error) {
 	var fe connector.FieldErrors
-	s := &settings{username: p.String("username"), password: p.String("password"), clientID: p.String("clientid")}
+	s := &settings{clientID: p.String("clientid")}
+	s.Username, s.Password, s.CleanSession = p.String("username"), p.String("password"), true
 	u, err := url.Parse(p.String("server"))
 	switch {
 	case err != nil:
@@ -118,30 +122,33 @@ func parse(p connector.Props) (*settings, error) {
 	case u.Host == "":
 		fe = append(fe, connector.FieldError{Field: "server", Message: "no host; use tcp://host:1883"})
 	default:
-		s.server = u
+		s.Server = u
 	}
-	s.version = 4
+	s.Version = 4
 	if p.String("protocolVersion") == "3.1" {
-		s.version = 3
+		s.Version = 3
 	}
 	if ka := p.Int("keepAlive"); ka < 0 {
 		fe = append(fe, connector.FieldError{Field: "keepAlive", Message: "must not be negative"})
 	} else {
-		s.keep = time.Duration(ka) * time.Second
+		s.KeepAlive = time.Duration(ka) * time.Second
 	}
+	max, mfe := connector.MaxMessage(p)
+	fe = append(fe, mfe...)
+	s.MaxMessage = max
 	host := ""
-	if s.server != nil {
-		host = s.server.Hostname()
+	if s.Server != nil {
+		host = s.Server.Hostname()
 	}
 	tc, tfe := connector.LoadTLS(p, host)
 	fe = append(fe, tfe...)
-	if u := s.server; u != nil && (tc != nil || u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" || u.Scheme == "tcps" || u.Scheme == "wss") {
+	if u := s.Server; u != nil && (tc != nil || mqttdial.Schemes[u.Scheme]) {
 		if tc == nil {
 			tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		tc.ServerName = u.Hostname()
 	}
-	s.tls = tc
+	s.TLS = tc
 	if len(fe) > 0 {
 		return nil, fe
 	}
@@ -164,101 +171,6 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 		s.clientID = randomID("connkit-")
 	}
 	return &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), qos: map[string]byte{}}, nil
-}
-
-// attempt lets a dial's socket be closed when its context ends, until the
-// dial has succeeded.
-type attempt struct {
-	mu   sync.Mutex
-	stop func() bool
-}
-
-func (a *attempt) keep() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.stop != nil {
-		a.stop()
-	}
-}
-
-// options builds paho options for one dial under ctx.
-func (s *settings) options(ctx context.Context, clientID string, a *attempt) *paho.ClientOptions {
-	o := paho.NewClientOptions()
-	o.AddBroker(s.server.String())
-	o.SetClientID(clientID)
-	o.SetUsername(s.username)
-	o.SetPassword(s.password)
-	o.SetProtocolVersion(s.version) // explicit: no silent fallback to 3.1
-	o.SetKeepAlive(s.keep)
-	o.SetAutoReconnect(false) // the Manager owns retries
-	o.SetConnectRetry(false)
-	o.SetCleanSession(true)
-	if s.tls != nil {
-		o.SetTLSConfig(s.tls)
-	}
-	timeout := 30 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	o.SetConnectTimeout(timeout)
-	o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-		var c net.Conn
-		var err error
-		switch u.Scheme {
-		case "ws", "wss":
-			c, err = dialWebsocket(ctx, u, s.tls)
-		case "ssl", "tls", "mqtts", "tcps":
-			c, err = connector.Dial(ctx, "tcp", u.Host, s.tls)
-		default:
-			c, err = connector.Dial(ctx, "tcp", u.Host, nil)
-		}
-		if err != nil {
-			return nil, err
-		}
-		a.mu.Lock()
-		a.stop = context.AfterFunc(ctx, func() { c.Close() })
-		a.mu.Unlock()
-		return c, nil
-	})
-	return o
-}
-
-// dial connects a new paho client under ctx.
-func (s *settings) dial(ctx context.Context, clientID string, lost func(paho.Client, error)) (paho.Client, error) {
-	a := &attempt{}
-	o := s.options(ctx, clientID, a)
-	if lost != nil {
-		o.SetConnectionLostHandler(lost)
-	}
-	cl := paho.NewClient(o)
-	tok := cl.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		// The socket is closed by now, so paho gives up promptly.
-		select {
-		case <-tok.Done():
-		case <-time.After(5 * time.Second):
-			return nil, fmt.Errorf("connect to %s: %w", s.server.Redacted(), ctx.Err())
-		}
-	}
-	if err := tok.Error(); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		return nil, fmt.Errorf("connect to %s: %w", s.server.Redacted(), err)
-	}
-	a.keep()
-	return cl, nil
-}
-
-// reason classifies a dial error for checks and for permanence.
-func reason(err error) string {
-	switch {
-	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
-		return connector.ReasonUnauthorized
-	}
-	return connector.NetReason(err)
 }
 
 type conn struct {
@@ -289,7 +201,7 @@ func (c *conn) Connect(ctx context.Context) error {
 		stale.Disconnect(0)
 	}
 	var cl paho.Client
-	cl, err := c.s.dial(ctx, c.s.clientID, func(lostCl paho.Client, err error) {
+	cl, err := c.s.Dial(ctx, c.s.clientID, func(lostCl paho.Client, err error) {
 		c.mu.Lock()
 		current := c.cur == lostCl
 		if current {
@@ -301,7 +213,7 @@ func (c *conn) Connect(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		if reason(err) == connector.ReasonUnauthorized {
+		if mqttdial.Reason(err) == connector.ReasonUnauthorized {
 			return connector.Permanent(err)
 		}
 		return err
@@ -356,11 +268,11 @@ type handler struct {
 
 // PeerAddr implements connector.Peer: the broker's host:port.
 func (c *conn) PeerAddr() string {
-	port := c.s.server.Port()
+	port := c.s.Server.Port()
 	if port == "" {
-		port = defaultPorts[c.s.server.Scheme]
+		port = mqttdial.DefaultPorts[c.s.Server.Scheme]
 	}
-	return net.JoinHostPort(c.s.server.Hostname(), port)
+	return net.JoinHostPort(c.s.Server.Hostname(), port)
 }
 
 // Client implements connector.Conn; the Manager calls View instead.

@@ -114,11 +114,11 @@ func (v *view) AddRoute(topic string, h paho.MessageHandler) {
 
 func (v *view) OptionsReader() paho.ClientOptionsReader {
 	o := paho.NewClientOptions()
-	o.AddBroker(v.c.s.server.String())
+	o.AddBroker(v.c.s.Server.String())
 	o.SetClientID(v.c.s.clientID)
-	o.SetUsername(v.c.s.username)
-	o.SetProtocolVersion(v.c.s.version)
-	o.SetKeepAlive(v.c.s.keep)
+	o.SetUsername(v.c.s.Username)
+	o.SetProtocolVersion(v.c.s.Version)
+	o.SetKeepAlive(v.c.s.KeepAlive)
 	return paho.NewOptionsReader(o)
 }
 
