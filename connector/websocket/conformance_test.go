@@ -26,7 +26,7 @@ func TestConformance(t *testing.T) {
 			{Name: "addr", Props: map[string]any{"addr": "nope"}, Fields: []string{"addr"}},
 			{Name: "scheme", Props: map[string]any{"addr": addr, "scheme": "http"}, Fields: []string{"scheme"}},
 			{Name: "path", Props: map[string]any{"addr": addr, "path": "ws"}, Fields: []string{"path"}},
-			{Name: "header kind", Props: map[string]any{"addr": addr, "requestHeader": map[string]any{"X": 1}}, Fields: []string{"requestHeader"}},
+			{Name: "header kind", Props: map[string]any{"addr": addr, "requestHeader": map[string]any{"X": map[string]any{"a": "b"}}}, Fields: []string{"requestHeader"}},
 			{Name: "listenAddr", Props: map[string]any{"listenAddr": "x"}, Fields: []string{"listenAddr"}},
 		},
 		StartLate: func(t *testing.T) (string, func()) {

@@ -4,12 +4,13 @@
 //
 // Props:
 //
-//	addr           host:port of the peer; empty means server mode
-//	path           the peer's path, or the path served; default /
-//	scheme         ws (default) or wss
-//	requestHeader  headers of the handshake; Authorization and Cookie are secret
+//	addr             host:port of the peer; empty means server mode
+//	path             the peer's path, or the path served; default /
+//	scheme           ws (default) or wss
+//	requestHeader    headers of the handshake; every value is secret
 //	insecureSkipVerify, certificationPath, privateKeyPath, rootCaPath: TLS
-//	listenAddr     server mode: the address served; default 127.0.0.1:10081
+//	listenAddr       server mode: the address served; default 127.0.0.1:10081
+//	maxMessageBytes  the largest message a peer may send; default 1 MiB
 //
 // In client mode the connection dials the peer and, unlike eKuiper, dials
 // again with backoff after the peer drops it. In server mode it serves path
@@ -20,6 +21,11 @@
 //	c, err := websocket.Attach(ctx, m, "ws", "rule1/sink")
 //	err = c.Write(ctx, []byte(`{"t":1}`))
 //	for msg := range c.Receive() { ... }
+//
+// The handshake follows no redirect (a 3xx fails, naming the status and
+// the Location's host), so a secret header never reaches another host; its
+// response head is bounded, and so is every frame a peer sends: a frame or
+// message over maxMessageBytes closes the link, saying so.
 //
 // Each attach gets a Client of its own. Once the attach is released,
 // Write fails with an error that matches connector.ErrDetached and its
@@ -43,6 +49,7 @@ import (
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/httpserver"
+	"github.com/connkit/connkit/connector/internal/wsdial"
 	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
@@ -55,15 +62,13 @@ func init() { registry.Register(Type, Connector{}) }
 // Connector is the websocket connector.Type.
 type Connector struct{}
 
-// ReadLimit caps one received message.
-const ReadLimit = 1 << 20
-
 var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "addr", Kind: connector.String, Endpoint: true, Doc: "host:port of the peer; empty means server mode"},
 	{Name: "path", Kind: connector.String, Default: "/", Endpoint: true, Doc: "the peer's path, or the path served"},
 	{Name: "scheme", Kind: connector.String, Default: "ws", Allowed: []any{"ws", "wss"}, Endpoint: true, Doc: "ws or wss"},
 	{Name: "requestHeader", Kind: connector.Map, SecretKeys: []string{"*"}, Doc: "headers of the handshake; every value is secret (an X-Api-Key as much as an Authorization)"},
 	{Name: "listenAddr", Kind: connector.String, Default: "127.0.0.1:10081", Doc: "server mode: the address served"},
+	connector.MaxMessageField(connector.DefaultMaxMessageBytes, "the largest message a peer may send; a larger one closes its link"),
 }, connector.TLSFields()...)}
 
 // Schema implements connector.Type.
@@ -75,6 +80,7 @@ type settings struct {
 	path   string
 	header http.Header
 	tls    *tls.Config
+	max    int64 // maxMessageBytes
 }
 
 func (s *settings) server() bool { return s.url == "" }
@@ -109,6 +115,9 @@ func parse(p connector.Props) (*settings, error) {
 			fe = append(fe, connector.FieldError{Field: "listenAddr", Message: "want host:port"})
 		}
 	}
+	max, mfe := connector.MaxMessage(p)
+	fe = append(fe, mfe...)
+	s.max = max
 	host, _, _ := net.SplitHostPort(p.String("addr"))
 	tc, tfe := connector.LoadTLS(p, host)
 	fe = append(fe, tfe...)
@@ -142,22 +151,20 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 }
 
 // dial performs the handshake with the peer.
-func (s *settings) dial(ctx context.Context) (*ws.Conn, *http.Transport, error) {
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return connector.Dial(ctx, network, addr, nil)
-	}, TLSClientConfig: s.tls, DisableKeepAlives: true}
-	c, res, err := ws.Dial(ctx, s.url, &ws.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: s.header})
+func (s *settings) dial(ctx context.Context) (*ws.Conn, error) {
+	c, res, err := wsdial.Dial(ctx, s.url, &wsdial.Options{Header: s.header, TLS: s.tls, Max: s.max})
 	connector.StepNext(ctx, "handshake", err)
 	if err != nil {
-		tr.CloseIdleConnections()
 		reason := connector.NetReason(err)
-		if res != nil && (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden) {
+		switch {
+		case res != nil && (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden):
 			reason = connector.ReasonUnauthorized
+		case errors.Is(err, connector.ErrTooLarge), errors.Is(err, wsdial.ErrRedirect):
+			reason = connector.ReasonUnreachable
 		}
-		return nil, nil, connector.CheckFailed(reason, fmt.Errorf("handshake with %s: %w", s.url, err))
+		return nil, connector.CheckFailed(reason, fmt.Errorf("handshake with %s: %w", s.url, err))
 	}
-	c.SetReadLimit(ReadLimit)
-	return c, tr, nil
+	return c, nil
 }
 
 type conn struct {
@@ -171,7 +178,6 @@ type conn struct {
 
 	mu     sync.Mutex
 	cur    *ws.Conn // client mode: the live link
-	tr     *http.Transport
 	srv    *httpserver.Server
 	peers  map[*ws.Conn]struct{} // server mode
 	subs   []*subscriber
@@ -192,14 +198,13 @@ func (c *conn) Connect(ctx context.Context) error {
 	// A redial (a loss, or the Manager's Reconnect) replaces the link:
 	// the old one is closed first, and its reader ends without a loss.
 	c.mu.Lock()
-	stale, staleTr := c.cur, c.tr
-	c.cur, c.tr = nil, nil
+	stale := c.cur
+	c.cur = nil
 	c.mu.Unlock()
 	if stale != nil {
 		stale.CloseNow()
-		staleTr.CloseIdleConnections()
 	}
-	link, tr, err := c.s.dial(ctx)
+	link, err := c.s.dial(ctx)
 	if err != nil {
 		var ce *connector.CheckError
 		if errors.As(err, &ce) && ce.Reason == connector.ReasonUnauthorized {
@@ -211,10 +216,9 @@ func (c *conn) Connect(ctx context.Context) error {
 	if c.closed {
 		c.mu.Unlock()
 		link.CloseNow()
-		tr.CloseIdleConnections()
 		return errors.New("websocket: connection closed")
 	}
-	c.cur, c.tr = link, tr
+	c.cur = link
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go c.read(link, true)
@@ -247,7 +251,7 @@ func (c *conn) accept(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	link.SetReadLimit(ReadLimit)
+	link.SetReadLimit(c.s.max)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -275,7 +279,7 @@ func (c *conn) read(link *ws.Conn, client bool) {
 			}
 			c.mu.Unlock()
 			if lost {
-				c.ev.Lost(fmt.Errorf("the peer dropped the link: %w", err))
+				c.ev.Lost(c.s.lostErr(err))
 			}
 			return
 		}
@@ -287,6 +291,19 @@ func (c *conn) read(link *ws.Conn, client bool) {
 			scope.Send(s.s, s.ch, data, c.ctx.Done(), nil)
 		}
 	}
+}
+
+// lostErr says why a link ended: a message over the limit is named so,
+// with the prop to raise.
+func (s *settings) lostErr(err error) error {
+	switch {
+	case errors.Is(err, connector.ErrTooLarge):
+		return fmt.Errorf("closed the link: %w", err)
+	case errors.Is(err, ws.ErrMessageTooBig):
+		return fmt.Errorf("closed the link: the peer sent a message over %s (%d); raise %s to accept it: %w",
+			connector.MaxMessageProp, s.max, connector.MaxMessageProp, err)
+	}
+	return fmt.Errorf("the peer dropped the link: %w", err)
 }
 
 // PeerAddr implements connector.Peer: the peer's host:port in client
@@ -331,7 +348,7 @@ func (c *conn) Close() error {
 	for p := range c.peers {
 		links = append(links, p)
 	}
-	srv, tr := c.srv, c.tr
+	srv := c.srv
 	c.mu.Unlock()
 	if srv != nil {
 		srv.Remove(c.s.path, "")
@@ -346,9 +363,6 @@ func (c *conn) Close() error {
 	c.wg.Wait()
 	if srv != nil {
 		srv.Release()
-	}
-	if tr != nil {
-		tr.CloseIdleConnections()
 	}
 	return nil
 }
@@ -473,12 +487,11 @@ func check(ctx context.Context, raw map[string]any) error {
 		}
 		return ln.Close()
 	}
-	link, tr, err := s.dial(ctx)
+	link, err := s.dial(ctx)
 	if err != nil {
 		return err
 	}
 	link.Close(ws.StatusNormalClosure, "check done")
-	tr.CloseIdleConnections()
 	return nil
 }
 
