@@ -3,8 +3,9 @@
 //
 // Props:
 //
-//	url       tcp://host:port or ipc:///path (required)
-//	protocol  pair (default), push, pull, pub, sub, req or rep
+//	url              tcp://host:port or ipc:///path (required)
+//	protocol         pair (default), push, pull, pub, sub, req or rep
+//	maxMessageBytes  the largest message the peer may send; default 1 MiB
 //
 // An engine gets the socket with Attach:
 //
@@ -25,6 +26,12 @@
 // So before mangos dials, Connect exchanges the SP header with the peer
 // itself, under the dial's deadline; a silent peer fails that probe and
 // mangos never meets it. The check is the same probe.
+//
+// mangos dials and redials by itself; every socket it opens comes from the
+// Manager's policy dialer (a transport of connkit's own), and is guarded:
+// a message over maxMessageBytes closes the pipe before mangos allocates
+// it, and the status says why. mangos' own OptionMaxRecvSize is set to it
+// as well.
 package nng
 
 import (
@@ -33,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"sync"
@@ -46,8 +54,6 @@ import (
 	"go.nanomsg.org/mangos/v3/protocol/rep"
 	"go.nanomsg.org/mangos/v3/protocol/req"
 	"go.nanomsg.org/mangos/v3/protocol/sub"
-	_ "go.nanomsg.org/mangos/v3/transport/ipc" // ipc://
-	_ "go.nanomsg.org/mangos/v3/transport/tcp" // tcp://
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/scope"
@@ -81,6 +87,7 @@ var schema = &connector.Schema{Fields: []connector.Field{
 	{Name: "url", Kind: connector.URL, Required: true, Secret: true, Endpoint: true, Doc: "tcp://host:port or ipc:///path of the peer; user info in it is masked"},
 	{Name: "protocol", Kind: connector.String, Default: "pair",
 		Allowed: []any{"pair", "push", "pull", "pub", "sub", "req", "rep"}, Doc: "the socket's protocol"},
+	connector.MaxMessageField(connector.DefaultMaxMessageBytes, "the largest message the peer may send, with its protocol header; a larger one closes the pipe, which mangos redials"),
 }}
 
 // Schema implements connector.Type.
@@ -92,6 +99,7 @@ type target struct {
 	network  string
 	addr     string
 	protocol protocol
+	max      int64 // maxMessageBytes
 }
 
 func parse(p connector.Props) (*target, error) {
@@ -99,7 +107,11 @@ func parse(p connector.Props) (*target, error) {
 	if err != nil {
 		return nil, connector.FieldErrors{{Field: "url", Message: "not a URL; use tcp://host:port or ipc:///path"}}
 	}
-	t := &target{url: u.String(), protocol: protocols[p.String("protocol")]}
+	max, fe := connector.MaxMessage(p)
+	if fe != nil {
+		return nil, fe
+	}
+	t := &target{url: u.String(), protocol: protocols[p.String("protocol")], max: max}
 	switch u.Scheme {
 	case "tcp":
 		if u.Host == "" || u.Port() == "" {
@@ -131,7 +143,13 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{t: t, sock: s, ev: ev, active: connector.ActiveFunc(ev), attached: make(chan struct{})}
+	// mangos refuses a larger message itself too (before it allocates
+	// it); its dialer takes the socket's value when it is made.
+	if err := s.SetOption(mangos.OptionMaxRecvSize, int(min(t.max, math.MaxInt32))); err != nil {
+		s.Close()
+		return nil, err
+	}
+	c := &conn{t: t, sock: s, ev: ev, dialer: ev.Dialer(), active: connector.ActiveFunc(ev), attached: make(chan struct{})}
 	s.SetPipeEventHook(c.pipeEvent)
 	return c, nil
 }
@@ -140,14 +158,36 @@ type conn struct {
 	t      *target
 	sock   mangos.Socket
 	ev     connector.Events
-	active func() // connector.Activity of ev: a message was sent or received
+	dialer *net.Dialer // the policy's, for the sockets mangos asks for
+	active func()      // connector.Activity of ev: a message was sent or received
 
 	mu       sync.Mutex
-	dialer   mangos.Dialer
+	md       mangos.Dialer
+	addr     string // where mangos dials: the address the last probe reached
 	pipes    int
 	attached chan struct{} // closed while a pipe is attached
 	up       bool          // Connect reported the link up
+	refused  error         // why a Guard closed the last pipe
 	closed   bool
+}
+
+// dial opens the socket of a pipe that mangos asks for.
+func (c *conn) dial(ctx context.Context) (net.Conn, error) {
+	c.mu.Lock()
+	addr := c.addr
+	c.mu.Unlock()
+	nc, err := c.dialer.DialContext(ctx, c.t.network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return connector.NewGuard(nc, &framing{ipc: c.t.network == "unix"}, &connector.GuardOptions{
+		Max: c.t.max, What: "nng message",
+		Refused: func(err error) {
+			c.mu.Lock()
+			c.refused = err
+			c.mu.Unlock()
+		},
+	}), nil
 }
 
 func (c *conn) pipeEvent(ev mangos.PipeEvent, _ mangos.Pipe) {
@@ -166,9 +206,14 @@ func (c *conn) pipeEvent(ev mangos.PipeEvent, _ mangos.Pipe) {
 			lost, c.up = c.up, false
 		}
 	}
+	why := errors.New("the peer went away")
+	if c.refused != nil {
+		why = fmt.Errorf("closed the link: %w", c.refused)
+		c.refused = nil
+	}
 	c.mu.Unlock()
 	if lost {
-		c.ev.Lost(errors.New("the peer went away"))
+		c.ev.Lost(why)
 	}
 }
 
@@ -183,16 +228,22 @@ func (c *conn) Connect(ctx context.Context) error {
 		c.mu.Unlock()
 		return errors.New("nng: connection closed")
 	}
-	if c.dialer == nil {
-		// mangos redials this dialer by itself after a drop.
-		// mangos redials this address by itself: the one the probe
-		// reached under the dial policy, not a name that could resolve
-		// elsewhere later.
-		u := c.t.url
-		if c.t.network == "tcp" {
-			u = "tcp://" + peer.String()
+	// mangos redials by itself after a drop, through c.dial: to the
+	// address the probe reached, not a name that could resolve elsewhere
+	// later, and through the policy's dialer all the same.
+	c.addr = c.t.addr
+	if c.t.network == "tcp" {
+		c.addr = peer.String()
+	}
+	if c.md == nil {
+		scheme := tcpScheme
+		if c.t.network == "unix" {
+			scheme = ipcScheme
 		}
-		d, err := c.sock.NewDialer(u, map[string]any{mangos.OptionDialAsynch: true})
+		d, err := c.sock.NewDialer(scheme+"://"+c.addr, map[string]any{
+			mangos.OptionDialAsynch: true,
+			optDial:                 c.dial,
+		})
 		if err == nil {
 			err = d.Dial()
 		}
@@ -200,7 +251,7 @@ func (c *conn) Connect(ctx context.Context) error {
 			c.mu.Unlock()
 			return fmt.Errorf("dial %s: %w", c.t.url, err)
 		}
-		c.dialer = d
+		c.md = d
 	}
 	attached := c.attached
 	c.mu.Unlock()

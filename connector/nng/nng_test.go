@@ -13,6 +13,8 @@ import (
 	"go.nanomsg.org/mangos/v3"
 	"go.nanomsg.org/mangos/v3/protocol/pair"
 	"go.nanomsg.org/mangos/v3/protocol/pull"
+	_ "go.nanomsg.org/mangos/v3/transport/ipc" // the peers listen on ipc://
+	_ "go.nanomsg.org/mangos/v3/transport/tcp" // and on tcp://
 
 	"github.com/connkit/connkit/check"
 	"github.com/connkit/connkit/connection"
