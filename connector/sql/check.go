@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
@@ -39,6 +40,7 @@ func (Connector) CheckSource(ctx context.Context, raw map[string]any) error {
 
 type checkSpec struct {
 	target Target
+	max    int64 // maxMessageBytes
 	table  string
 	fields []string
 	query  string
@@ -67,6 +69,10 @@ func checkProps(raw map[string]any, sink bool) (*checkSpec, error) {
 	if x.target, err = Parse(p.String("url")); err != nil {
 		return nil, err
 	}
+	var fe connector.FieldErrors
+	if x.max, fe = maxMessage(p); fe != nil {
+		return nil, fe
+	}
 	return x, nil
 }
 
@@ -82,7 +88,8 @@ func (x *checkSpec) run(ctx context.Context) error {
 			t.DSN = cfg.FormatDSN()
 		}
 	}
-	db, err := openUntil(ctx, t, connector.PolicyFrom(ctx), true, slog.New(slog.DiscardHandler))
+	var refused refusal
+	db, err := openUntil(ctx, t, connector.PolicyFrom(ctx), true, slog.New(slog.DiscardHandler), limits{max: x.max, failed: refused.note})
 	if err != nil {
 		return err
 	}
@@ -102,7 +109,11 @@ func (x *checkSpec) run(ctx context.Context) error {
 	}
 	conn, err := db.Conn(wctx)
 	if err != nil {
-		err = classifyCheck(ctx, err)
+		if r := refused.take(); r != nil {
+			err = connector.CheckFailed(connector.ReasonUnreachable, r)
+		} else {
+			err = classifyCheck(ctx, err)
+		}
 		connector.StepNext(ctx, login, err)
 		return err
 	}
@@ -171,24 +182,55 @@ type mysqlLogger struct{ log *slog.Logger }
 
 func (l mysqlLogger) Print(v ...any) { l.log.Warn("mysql driver: " + fmt.Sprint(v...)) }
 
+// limits are what a MySQL server may send (maxMessageBytes), and who
+// hears of a packet refused or a TLS handshake failed (newWire).
+type limits struct {
+	max    int64
+	failed func(error)
+}
+
+// refusal keeps the last error of a wire: the driver reports one as a bad
+// or invalid connection (and logs it), so the error is taken from here.
+type refusal struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (r *refusal) note(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+}
+
+func (r *refusal) take() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.err
+	r.err = nil
+	return err
+}
+
 // open opens a pool of t under the policy p: every MySQL socket goes
-// through its dial policy, and a SQLite file must be one it allows.
-// readOnly is for checks: a SQLite file is opened read-only, and must
-// exist.
-func open(t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx.DB, error) {
-	return openUntil(nil, t, p, readOnly, log)
+// through its dial policy and a Guard (see wire), and a SQLite file must
+// be one it allows. readOnly is for checks: a SQLite file is opened
+// read-only, and must exist.
+func open(t Target, p *connector.Policy, readOnly bool, log *slog.Logger, l limits) (*sqlx.DB, error) {
+	return openUntil(nil, t, p, readOnly, log, l)
 }
 
 // openUntil is open for a check, whose every socket is closed when until
 // ends: a cancellation that costs the driver nothing per call (a context
 // that can be cancelled makes it watch every command).
-func openUntil(until context.Context, t Target, p *connector.Policy, readOnly bool, log *slog.Logger) (*sqlx.DB, error) {
+func openUntil(until context.Context, t Target, p *connector.Policy, readOnly bool, log *slog.Logger, l limits) (*sqlx.DB, error) {
 	switch t.Driver {
 	case "mysql":
 		cfg, err := mysql.ParseDSN(t.DSN)
 		if err != nil {
 			return nil, connector.FieldErrors{{Field: "url", Message: "not a MySQL URL"}}
 		}
+		// TLS is made by the wire, under its Guard, not by the driver.
+		tc, fallback := cfg.TLS, cfg.AllowFallbackToPlaintext
+		cfg.TLS, cfg.TLSConfig = nil, ""
 		// The driver's own log goes to the connection's, scrubbed, not
 		// to stderr.
 		cfg.Logger = mysqlLogger{log}
@@ -198,14 +240,17 @@ func openUntil(until context.Context, t Target, p *connector.Policy, readOnly bo
 		}
 		d := connector.PolicyDialer(pol)
 		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var nc net.Conn
+			var err error
 			if until == nil {
-				return d.DialContext(ctx, network, addr)
-			}
-			nc, err := connector.Dial(until, network, addr, nil)
-			if err == nil {
+				nc, err = d.DialContext(ctx, network, addr)
+			} else if nc, err = connector.Dial(until, network, addr, nil); err == nil {
 				context.AfterFunc(until, func() { nc.Close() })
 			}
-			return nc, err
+			if err != nil {
+				return nil, err
+			}
+			return newWire(ctx, nc, tc, fallback, l.max, l.failed), nil
 		}
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {

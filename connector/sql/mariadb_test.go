@@ -25,6 +25,7 @@ type mariadb struct {
 	port     int
 	cmd      *exec.Cmd
 	user, pw string
+	args     []string // more flags of mariadbd
 }
 
 // newMariaDB makes a data directory and reserves a port; Start runs it
@@ -65,9 +66,9 @@ func (d *mariadb) URL() string {
 // database and user the first time.
 func (d *mariadb) Start() {
 	d.t.Helper()
-	d.cmd = exec.Command(connectortest.Binary(d.t, "mariadbd", "CONNKIT_MYSQL_URL"), "--no-defaults", "--datadir="+filepath.Join(d.dir, "data"), "--user=root",
-		"--socket="+filepath.Join(d.dir, "s"), "--pid-file="+filepath.Join(d.dir, "pid"), "--port="+strconv.Itoa(d.port),
-		"--bind-address=127.0.0.1", "--skip-name-resolve", "--log-error="+filepath.Join(d.dir, "err.log"))
+	d.cmd = exec.Command(connectortest.Binary(d.t, "mariadbd", "CONNKIT_MYSQL_URL"), append([]string{"--no-defaults", "--datadir=" + filepath.Join(d.dir, "data"), "--user=root",
+		"--socket=" + filepath.Join(d.dir, "s"), "--pid-file=" + filepath.Join(d.dir, "pid"), "--port=" + strconv.Itoa(d.port),
+		"--bind-address=127.0.0.1", "--skip-name-resolve", "--log-error=" + filepath.Join(d.dir, "err.log")}, d.args...)...)
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}

@@ -9,11 +9,23 @@
 //	maxOpenConns     most open connections in the pool; 0 means no limit
 //	maxIdleConns     most idle connections kept; default 2
 //	connMaxLifetime  seconds a connection is reused; 0 means forever
+//	maxMessageBytes  MySQL: the largest packet the server may send; default
+//	                 16 MiB - 1, the protocol's own largest
 //
 // An engine gets the pool with Attach, which refuses a connection of
 // another type before anything is recorded:
 //
 //	db, err := sql.Attach(ctx, m, "db1", "rule1/sink")
+//
+// Every MySQL socket comes from the policy's dialer and is guarded: no
+// server can make a dial allocate more than connector.HandshakeBudget
+// before its login's OK, whatever its packet headers claim, and a packet
+// over maxMessageBytes closes its link (the status says so). For that, TLS
+// (tls=true, skip-verify or preferred) is made by connkit rather than the
+// driver, which is told none: the Guard sees the packets inside it. The
+// driver then takes the path of a plain link for caching_sha2_password's
+// full authentication (it asks for the server's RSA key rather than
+// sending the password over the TLS it does not know of).
 //
 // Every attach gets the one shared pool, a *sqlx.DB. Unlike the views of
 // the other types it cannot be revoked when the attach is released: it
@@ -59,6 +71,7 @@ var schema = &connector.Schema{Fields: []connector.Field{
 	{Name: "maxOpenConns", Kind: connector.Int, Default: 0, Doc: "most open connections; 0 means no limit"},
 	{Name: "maxIdleConns", Kind: connector.Int, Default: 2, Doc: "most idle connections kept"},
 	{Name: "connMaxLifetime", Kind: connector.Int, Default: 0, Doc: "seconds a connection is reused; 0 means forever"},
+	connector.MaxMessageField(maxPacket, "MySQL: the largest packet the server may send; default 16 MiB - 1, the protocol's own largest, since a row may be that large (a larger row comes in several)"),
 }}
 
 // Schema implements connector.Type.
@@ -257,13 +270,25 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 			fe = append(fe, connector.FieldError{Field: n, Message: "must not be negative"})
 		}
 	}
+	max, mfe := maxMessage(p)
+	fe = append(fe, mfe...)
 	if len(fe) > 0 {
 		return nil, fe
 	}
-	db, err := open(t, ev.Policy(), false, ev.Logger())
+	c := &conn{memory: t.Memory}
+	db, err := open(t, ev.Policy(), false, ev.Logger(), limits{max: max, failed: func(err error) {
+		var le *connector.LimitError
+		if errors.As(err, &le) && le.Up {
+			// A pooled link refused a packet: the status says so.
+			ev.Lost(fmt.Errorf("closed a link: %w", err))
+			return
+		}
+		c.refused.note(err)
+	}})
 	if err != nil {
 		return nil, err
 	}
+	c.db = db
 	db.SetMaxOpenConns(int(p.Int("maxOpenConns")))
 	db.SetMaxIdleConns(int(p.Int("maxIdleConns")))
 	db.SetConnMaxLifetime(time.Duration(p.Int("connMaxLifetime")) * time.Second)
@@ -273,7 +298,6 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 		db.SetMaxIdleConns(1)
 		db.SetConnMaxLifetime(0)
 	}
-	c := &conn{db: db, memory: t.Memory}
 	if cfg, err := mysql.ParseDSN(t.DSN); t.Driver == "mysql" && err == nil && cfg.Net == "tcp" {
 		c.peer = cfg.Addr
 	}
@@ -281,9 +305,25 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 }
 
 type conn struct {
-	db     *sqlx.DB
-	peer   string // the MySQL server's host:port; "" for SQLite
-	memory bool   // an in-memory SQLite database
+	db      *sqlx.DB
+	peer    string // the MySQL server's host:port; "" for SQLite
+	memory  bool   // an in-memory SQLite database
+	refused refusal
+}
+
+// maxMessage is maxMessageBytes of p, at most the protocol's own.
+func maxMessage(p connector.Props) (int64, connector.FieldErrors) {
+	n, fe := connector.MaxMessage(p)
+	return min(n, maxPacket), fe
+}
+
+// ping pings the pool; a packet refused while dialing is its error.
+func (c *conn) ping(ctx context.Context) error {
+	err := c.db.PingContext(ctx)
+	if r := c.refused.take(); err != nil && r != nil {
+		err = r
+	}
+	return classify(err)
 }
 
 // PeerAddr implements connector.Peer.
@@ -296,7 +336,7 @@ func (c *conn) Connect(ctx context.Context) error {
 	if c.memory {
 		return nil
 	}
-	return classify(c.db.PingContext(ctx))
+	return c.ping(ctx)
 }
 
 // Ping implements connector.Pinger. An in-memory database is not opened
@@ -305,7 +345,7 @@ func (c *conn) Ping(ctx context.Context) error {
 	if c.memory {
 		return nil
 	}
-	return classify(c.db.PingContext(ctx))
+	return c.ping(ctx)
 }
 
 func (c *conn) Client(string) any { return c.db }
