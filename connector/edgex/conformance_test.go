@@ -50,8 +50,6 @@ func TestConformance(t *testing.T) {
 		},
 		SourceProps: props,
 		SinkProps:   props,
-		// The message client dials by itself after the probe.
-		SelfDials: true,
 		Use: func(client any) error {
 			return client.(messaging.MessageClient).Publish(types.NewMessageEnvelopeForRequest([]byte("{}"), nil), "edgex/use")
 		},

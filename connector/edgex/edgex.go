@@ -11,6 +11,8 @@
 //	          include_nats_messaging, as go-mod-messaging compiles NATS only then
 //	optional  ClientId, Username, Password (secret), Qos, KeepAlive, Retained,
 //	          CleanSession, CertFile, KeyFile, CaFile, SkipCertVerify
+//	maxMessageBytes  the largest packet the broker may send (type mqtt);
+//	          default 1 MiB
 //
 // Props are never modified (eKuiper deletes optional from the stored map).
 //
@@ -27,13 +29,21 @@
 //
 //	c, err := edgex.Attach(ctx, m, "bus", "rule1/source")
 //
-// go-mod-messaging reports no lost connection, so the Manager's health
-// check asks the client's session and the broker's address. Its client
-// does not redial by itself: the Manager does, with a fresh client. A dial makes a fresh client whose connect timeout is
-// the dial's deadline. Its connect cannot be cancelled, so a dial first
-// probes the broker (CONNECT, CONNACK, DISCONNECT under the dial's
-// context): a broker that accepts and never answers fails the probe and
-// never holds the client.
+// For type mqtt the message client is connkit's own, with the wire format
+// of go-mod-messaging's (JSON message envelopes, Qos and Retained from
+// optional, its Request), over the paho client of connector/mqtt's dial:
+// go-mod-messaging's dials by itself, with no hook, so it would resolve
+// the broker's name again and reach what the dial policy refused. So
+// every socket comes from the policy's dialer, no broker can make a dial
+// read more than connector.HandshakeBudget before its CONNACK, a packet
+// over maxMessageBytes closes the session (status says why), and a dial is
+// cancelled by closing its socket when its context ends. A lost session is
+// reported at once; the health check also asks the broker's address, as
+// KeepAlive defaults to none. The Manager redials with a fresh client.
+//
+// nats-core and nats-jetstream use go-mod-messaging's client, which dials
+// on its own: they are refused, at Create and in checks, under a dial
+// policy that restricts or observes anything.
 package edgex
 
 import (
@@ -44,6 +54,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -52,11 +63,13 @@ import (
 	"sync"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgexfoundry/go-mod-messaging/v3/messaging"
 	"github.com/edgexfoundry/go-mod-messaging/v3/pkg/types"
 
 	"github.com/connkit/connkit/connector"
 	"github.com/connkit/connkit/connector/fanout"
+	"github.com/connkit/connkit/connector/internal/mqttdial"
 	"github.com/connkit/connkit/connector/scope"
 	"github.com/connkit/connkit/registry"
 )
@@ -72,12 +85,13 @@ type Connector struct{}
 var optionalKeys = []string{"CaFile", "CertFile", "CleanSession", "ClientId", "KeepAlive", "KeyFile", "Password", "Qos", "Retained", "SkipCertVerify", "Username"}
 
 var schema = &connector.Schema{Fields: []connector.Field{
-	{Name: "protocol", Kind: connector.String, Default: "tcp", Endpoint: true, Doc: "the broker URL's scheme"},
+	{Name: "protocol", Kind: connector.String, Default: "tcp", Endpoint: true, Doc: "the broker URL's scheme: for mqtt, tcp, ssl, tls, mqtts, mqtt+ssl, tcps, ws or wss"},
 	{Name: "server", Kind: connector.String, Required: true, Endpoint: true, Doc: "broker host"},
 	{Name: "port", Kind: connector.Int, Default: 1883, Endpoint: true, Doc: "broker port"},
 	{Name: "type", Kind: connector.String, Default: "mqtt", Allowed: []any{"mqtt", "nats-core", "nats-jetstream"}, Endpoint: true, Doc: "message bus type"},
 	{Name: "optional", Kind: connector.Map, SecretKeys: []string{"Password"},
 		EndpointKeys: []string{"Username", "CaFile", "SkipCertVerify"}, Doc: "client options: " + strings.Join(optionalKeys, ", ")},
+	connector.MaxMessageField(connector.DefaultMaxMessageBytes, "type mqtt: the largest packet the broker may send, as its remaining length; a larger one closes the session, which the Manager redials"),
 }}
 
 // Schema implements connector.Type.
@@ -97,6 +111,10 @@ type settings struct {
 	cfg      types.MessageBusConfig // Optional without ClientId and timeouts
 	clientID string
 	tls      tlsFiles
+	// Type mqtt: the dial, and the QoS and retain flag of publishes.
+	mqtt     mqttdial.Config
+	qos      byte
+	retained bool
 }
 
 func parse(p connector.Props) (*settings, error) {
@@ -156,6 +174,11 @@ func parse(p connector.Props) (*settings, error) {
 	}
 	files, tfe := loadTLS(opt)
 	fe = append(fe, tfe...)
+	max, mfe := connector.MaxMessage(p)
+	fe = append(fe, mfe...)
+	if _, ok := mqttdial.Schemes[p.String("protocol")]; typ == "mqtt" && !ok && scheme.MatchString(p.String("protocol")) {
+		fe = append(fe, connector.FieldError{Field: "protocol", Message: fmt.Sprintf("%q is not one MQTT is spoken over; use tcp, ssl, tls, mqtts, mqtt+ssl, tcps, ws or wss", p.String("protocol"))})
+	}
 	if len(fe) > 0 {
 		sort.SliceStable(fe, func(i, j int) bool { return fe[i].Field < fe[j].Field })
 		return nil, fe
@@ -163,6 +186,7 @@ func parse(p connector.Props) (*settings, error) {
 	s := &settings{clientID: opt["ClientId"], tls: files}
 	delete(opt, "ClientId")
 	if typ == "mqtt" {
+		s.mqttConfig(p, opt, max)
 		files.optional(opt)
 	}
 	s.cfg = types.MessageBusConfig{
@@ -198,7 +222,28 @@ func randomID(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// config returns the bus config of one client, under ctx's deadline.
+// mqttConfig sets the dial of an MQTT bus from props and optional, as
+// go-mod-messaging reads them (KeepAlive none, CleanSession true, Qos 0),
+// with MQTT 3.1.1 pinned.
+func (s *settings) mqttConfig(p connector.Props, opt map[string]string, max int64) {
+	host, protocol := p.String("server"), p.String("protocol")
+	keep, _ := strconv.Atoi(opt["KeepAlive"])
+	qos, _ := strconv.Atoi(opt["Qos"])
+	clean := true
+	if v, ok := opt["CleanSession"]; ok {
+		clean, _ = strconv.ParseBool(v)
+	}
+	s.qos = byte(qos)
+	s.retained, _ = strconv.ParseBool(opt["Retained"])
+	s.mqtt = mqttdial.Config{
+		Server:  &url.URL{Scheme: protocol, Host: net.JoinHostPort(host, strconv.FormatInt(p.Int("port"), 10))},
+		Version: 4, Username: opt["Username"], Password: opt["Password"],
+		KeepAlive: time.Duration(keep) * time.Second, CleanSession: clean,
+		TLS: s.tls.config(protocol, host), MaxMessage: max,
+	}
+}
+
+// config returns the bus config of a NATS client, under ctx's deadline.
 func (s *settings) config(ctx context.Context, clientID string) types.MessageBusConfig {
 	cfg := s.cfg
 	cfg.Optional = make(map[string]string, len(s.cfg.Optional)+3)
@@ -211,19 +256,25 @@ func (s *settings) config(ctx context.Context, clientID string) types.MessageBus
 		timeout = time.Until(d)
 	}
 	cfg.Optional["ConnectTimeout"] = strconv.Itoa(max(1, int(math.Ceil(timeout.Seconds()))))
-	// The Manager owns redials. A client that redials on its own cannot
-	// be let go: the library's Disconnect waits for paho's reconnect loop,
-	// whose backoff grows to 10 minutes.
-	cfg.Optional["AutoReconnect"] = "false"
 	return cfg
 }
 
-// connect makes and connects a client under ctx. The library's Connect
-// cannot be cancelled: it runs in a goroutine that wg counts, and ends by
-// the connect timeout at the latest.
-func (s *settings) connect(ctx context.Context, clientID string, wg *sync.WaitGroup) (messaging.MessageClient, error) {
-	if err := s.probe(ctx); err != nil {
-		return nil, err
+// connect makes and connects a client under ctx; lost, if set, hears of
+// the loss of an MQTT session. go-mod-messaging's Connect (NATS) cannot be
+// cancelled: it runs in a goroutine that wg counts, and ends by the
+// connect timeout at the latest.
+func (s *settings) connect(ctx context.Context, clientID string, wg *sync.WaitGroup, lost paho.ConnectionLostHandler) (messaging.MessageClient, error) {
+	if s.cfg.Type == "mqtt" {
+		timeout := 10 * time.Second
+		if d, ok := ctx.Deadline(); ok {
+			timeout = max(time.Second, time.Until(d))
+		}
+		cl, err := s.mqtt.Dial(ctx, clientID, lost)
+		connector.StepNext(ctx, "handshake", err)
+		if err != nil {
+			return nil, connector.CheckFailed(mqttdial.Reason(err), err)
+		}
+		return newMQTTClient(cl, s.qos, s.retained, timeout), nil
 	}
 	cl, err := messaging.NewMessageClient(s.config(ctx, clientID))
 	if err != nil {
@@ -266,24 +317,44 @@ func reason(err error) string {
 	return connector.ReasonUnreachable
 }
 
+// selfDialed says why a bus whose client dials on its own (NATS) cannot be
+// held to the dial policy p, or "" if p asks nothing of a dial.
+func (s *settings) selfDialed(p *connector.DialPolicy) string {
+	if s.cfg.Type == "mqtt" || p == nil {
+		return ""
+	}
+	if len(p.Allow) == 0 && len(p.Deny) == 0 && len(p.Ports) == 0 && !p.DenyLoopback && !p.DenyLinkLocal && !p.DenyPrivate && p.Observe == nil {
+		return ""
+	}
+	return "a " + s.cfg.Type + " bus cannot be held to the dial policy: go-mod-messaging's client dials on its own; use type mqtt, or a Manager without a dial policy"
+}
+
 // Open implements connector.Type.
 func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, error) {
 	s, err := parse(p)
 	if err != nil {
 		return nil, err
 	}
+	var dp *connector.DialPolicy
+	if p := ev.Policy(); p != nil {
+		dp = p.Dial
+	}
+	if why := s.selfDialed(dp); why != "" {
+		return nil, connector.FieldErrors{{Field: "type", Message: why}}
+	}
 	if s.clientID == "" {
 		s.clientID = randomID("connkit-edgex-")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{s: s, active: connector.ActiveFunc(ev), ctx: ctx, cancel: cancel, topics: map[string]*topic{}, errs: make(chan error, 16)}
+	c := &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), ctx: ctx, cancel: cancel, topics: map[string]*topic{}, errs: make(chan error, 16)}
 	c.wg.Add(1)
 	go c.forwardErrors()
 	return c, nil
 }
 
 type conn struct {
-	s *settings
+	s  *settings
+	ev connector.Events
 	// active is connector.Activity of the Events: a message was
 	// published or received.
 	active func()
@@ -314,7 +385,19 @@ type sub struct {
 
 // Connect implements connector.Conn.
 func (c *conn) Connect(ctx context.Context) error {
-	cl, err := c.s.connect(ctx, c.s.clientID, &c.wg)
+	cl, err := c.s.connect(ctx, c.s.clientID, &c.wg, func(lostCl paho.Client, err error) {
+		c.mu.Lock()
+		mc, _ := c.cur.(*mqttClient)
+		current := mc != nil && mc.cl == lostCl
+		if current {
+			c.cur = nil
+		}
+		c.mu.Unlock()
+		if current {
+			mc.Disconnect()
+			c.ev.Lost(err)
+		}
+	})
 	if err != nil {
 		var ce *connector.CheckError
 		if errors.As(err, &ce) && ce.Reason == connector.ReasonUnauthorized {
@@ -346,15 +429,9 @@ func (c *conn) Connect(ctx context.Context) error {
 	return nil
 }
 
-// pingTopic is a topic no one subscribes to: unsubscribing from it is a
-// cheap question to the client's own session.
-const pingTopic = "connkit/ping/none"
-
-// Ping implements connector.Pinger. go-mod-messaging reports no lost link,
-// so: the MQTT client's session is up (an UNSUBSCRIBE of a topic no one
-// holds fails at once when it is not), and the broker's address answers
-// (the client sends no keep-alive of its own, so a silent network would go
-// unnoticed).
+// Ping implements connector.Pinger: the MQTT session is up, and the
+// broker's address answers (KeepAlive defaults to none, so a silent
+// network would go unnoticed; nor does a NATS client report a loss).
 func (c *conn) Ping(ctx context.Context) error {
 	c.mu.Lock()
 	cl := c.cur
@@ -362,10 +439,8 @@ func (c *conn) Ping(ctx context.Context) error {
 	if cl == nil {
 		return ErrNotConnected
 	}
-	if c.s.cfg.Type == "mqtt" {
-		if err := cl.Unsubscribe(pingTopic); err != nil {
-			return fmt.Errorf("the client's session is down: %w", err)
-		}
+	if mc, ok := cl.(*mqttClient); ok && !mc.cl.IsConnectionOpen() {
+		return errDown
 	}
 	b := c.s.cfg.Broker
 	nc, err := connector.Dialer(ctx).DialContext(ctx, "tcp", net.JoinHostPort(b.Host, strconv.Itoa(b.Port)))
@@ -618,17 +693,11 @@ func (s *settings) check(ctx context.Context) error {
 	if s.clientID != "" {
 		id = randomID(s.clientID + "-probe-")
 	}
-	if connector.DialPolicyFrom(ctx) != nil {
-		// go-mod-messaging's own dial cannot be held to the policy. For
-		// MQTT the probe, a full session handshake with the same TLS, is
-		// the check; another bus cannot be checked under a policy.
-		if s.cfg.Type != "mqtt" {
-			return fmt.Errorf("%w: a %s bus cannot be checked under the check dial policy: its client dials on its own", connector.ErrNotCheckable, s.cfg.Type)
-		}
-		return s.probe(ctx)
+	if why := s.selfDialed(connector.DialPolicyFrom(ctx)); why != "" {
+		return fmt.Errorf("%w: %s", connector.ErrNotCheckable, why)
 	}
 	var wg sync.WaitGroup
-	cl, err := s.connect(ctx, id, &wg)
+	cl, err := s.connect(ctx, id, &wg, nil)
 	if err != nil {
 		return err
 	}

@@ -148,13 +148,14 @@ func TestNoCheckWithoutDialing(t *testing.T) {
 	if !errors.Is(err, connector.ErrNotCheckable) || !strings.Contains(err.Error(), "nats-core") {
 		t.Errorf("nats-core under a policy: %v, want ErrNotCheckable", err)
 	}
-	// Through the checker: 400-class, not ok.
+	// A protocol MQTT is not spoken over is refused as such, never
+	// answered ok.
 	reg := &registry.Registry{}
 	reg.Register(Type, Connector{})
 	_, err = check.New(&check.Options{Registry: reg, DialPolicy: &connector.DialPolicy{DenyLinkLocal: true}}).
 		Sink(context.Background(), check.Request{Type: Type, Props: map[string]any{"server": "127.0.0.1", "protocol": "quic"}})
-	if !errors.Is(err, check.ErrDenied) && !errors.Is(err, check.ErrUnsupported) {
-		t.Errorf("a protocol the probe does not speak, under a policy: %v", err)
+	if !errors.Is(err, check.ErrInvalid) || !strings.Contains(err.Error(), "protocol") {
+		t.Errorf("a protocol MQTT is not spoken over: %v, want invalid, naming protocol", err)
 	}
 }
 

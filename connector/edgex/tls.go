@@ -15,13 +15,13 @@ import (
 // default config.
 var (
 	libraryTLS = []string{"tcps", "ssl", "tls"}
-	pahoTLS    = []string{"ssl", "tls", "mqtts", "mqtt+ssl", "tcps"}
+	pahoTLS    = []string{"ssl", "tls", "mqtts", "mqtt+ssl", "tcps", "wss"}
 )
 
 // tlsFiles is the PEM of the files that optional names, read once, so
-// that the probe and the library's client use the same bytes (the library
-// takes them as CertPEMBlock, KeyPEMBlock and CaPEMBlock) and a hostile
-// path is refused before anything dials.
+// that a check and the client use the same bytes (a NATS client takes them
+// as CertPEMBlock, KeyPEMBlock and CaPEMBlock) and a hostile path is
+// refused before anything dials.
 type tlsFiles struct {
 	cert, key, ca []byte
 	skip          bool
@@ -95,8 +95,8 @@ func (f tlsFiles) optional(opt map[string]string) {
 	}
 }
 
-// config is the TLS config paho will use for protocol against host, or
-// nil when it speaks plain MQTT.
+// config is the TLS config of protocol against host, as go-mod-messaging
+// would give paho, or nil when it speaks plain MQTT.
 func (f tlsFiles) config(protocol, host string) *tls.Config {
 	if !slices.Contains(pahoTLS, protocol) {
 		return nil
