@@ -59,7 +59,7 @@ type LimitError struct {
 
 func (e *LimitError) Error() string {
 	if !e.Up {
-		return fmt.Sprintf("the peer sent or claimed %d bytes (a %s) before the link was up, over the %d bytes read until then (connector.HandshakeBudget): it is not the peer expected, or it is hostile",
+		return fmt.Sprintf("before the link was up, the peer sent or claimed %d bytes (%s), over the %d bytes read until then (connector.HandshakeBudget): it is not the peer expected, or it is hostile",
 			e.Claimed, e.What, e.Limit)
 	}
 	return fmt.Sprintf("the peer sent a %d-byte %s, over %s (%d); raise %s to accept it", e.Claimed, e.What, e.Prop, e.Limit, e.Prop)
