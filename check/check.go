@@ -207,7 +207,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 	}
 
 	// Secret references are read as the connection would read them.
-	resolved, _, rerr := secret.Resolve(schema, props, c.policy)
+	resolved, refs, rerr := secret.Resolve(schema, props, c.policy)
 	if rerr != nil {
 		return Result{}, classify(rerr, ctx, c.timeout, secret.Sanitizer(schema, props))
 	}
@@ -218,7 +218,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		return Result{}, &Error{Kind: ErrBusy, Message: fmt.Sprintf("%d checks are running already; retry in a moment", cap(c.slots))}
 	}
 	steps := &connector.Steps{}
-	ctx, cancel := context.WithTimeout(connector.WithSteps(connector.WithPolicy(ctx, c.policy), steps), c.timeout)
+	ctx, cancel := context.WithTimeout(connector.WithSteps(connector.WithPolicy(ctx, c.policy.Bound(refs)), steps), c.timeout)
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)

@@ -309,7 +309,7 @@ func (m *Manager) lookup(typ string) (connector.Type, error) {
 // no I/O.
 func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (*live, error) {
 	schema := t.Schema()
-	resolved, _, rerr := secret.Resolve(schema, props, m.policy)
+	resolved, refs, rerr := secret.Resolve(schema, props, m.policy)
 	if rerr == nil {
 		props = resolved
 	}
@@ -322,7 +322,8 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 	if err == nil {
 		scrub := secret.Scrubber(schema, props)
 		log := slog.New(scrubHandler{m.log.Handler(), scrub}).With("connection", id, "type", typ)
-		ev := newEvents(m.policy, log)
+		// Bound references hold the connection to their networks.
+		ev := newEvents(m.policy.Bound(refs), log)
 		var conn connector.Conn
 		conn, err = t.Open(decoded, ev)
 		if err == nil {

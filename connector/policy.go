@@ -36,6 +36,10 @@ type DialPolicy struct {
 	// Observe, if set, is called with every address a socket is let
 	// connect to: for an audit log, or to count the dials a policy saw.
 	Observe func(netip.AddrPort)
+	// And, if set, must permit an address too: how a connection whose
+	// secret references are bound (SecretBinding) is held to the
+	// networks they may go to.
+	And *DialPolicy
 }
 
 // Permit reports whether the policy allows dialing ap.
@@ -66,7 +70,7 @@ func (p *DialPolicy) Permit(ap netip.AddrPort) error {
 	if len(p.Ports) > 0 && !slices.Contains(p.Ports, ap.Port()) {
 		return deny(fmt.Sprintf("on port %d, which is not allowed", ap.Port()))
 	}
-	return nil
+	return p.And.Permit(ap)
 }
 
 // Policy is what connkit lets the props of a connection or a check make
@@ -84,6 +88,52 @@ type Policy struct {
 	// Env bounds the variables that secret references (${env:NAME})
 	// read; nil means DefaultEnvPolicy, not everything.
 	Env *EnvPolicy
+	// SecretFiles bounds the files that secret references (${file:PATH})
+	// read: only under its Root, never one of its Deny (the server's own
+	// database, key, provisioning file), and never a file the process's
+	// standard output or error goes to (its log), wherever they are. Nil,
+	// or no Root: file references are off.
+	SecretFiles *FilePolicy
+	// Bind holds secret references to the networks they may be sent to:
+	// a connection or check that reads a reference a binding names dials
+	// only where the binding allows (and the Dial policy, too). A
+	// reference that no binding names goes wherever Dial allows.
+	Bind []SecretBinding
+}
+
+// SecretBinding holds the secret references whose name starts with Ref,
+// as "env:CONNKIT_SECRET_PROD_" or "file:prod/" (a file's path as it lies
+// under SecretFiles.Root, after symbolic links), to the networks and
+// ports of Dial: a connection that reads one dials only there.
+type SecretBinding struct {
+	Ref  string
+	Dial DialPolicy
+}
+
+// Bound returns p with its dial policy narrowed by the bindings of refs
+// (the canonical names of the secret references a connection read: env:NAME
+// or file:PATH), or p itself if none binds them.
+func (p *Policy) Bound(refs []string) *Policy {
+	if p == nil || len(p.Bind) == 0 || len(refs) == 0 {
+		return p
+	}
+	d := DialPolicy{}
+	if p.Dial != nil {
+		d = *p.Dial
+	}
+	bound := false
+	for _, b := range p.Bind {
+		if slices.ContainsFunc(refs, func(r string) bool { return strings.HasPrefix(r, b.Ref) }) {
+			nd := b.Dial
+			nd.And, d.And, bound = d.And, &nd, true
+		}
+	}
+	if !bound {
+		return p
+	}
+	q := *p
+	q.Dial = &d
+	return &q
 }
 
 func (p *Policy) dial() *DialPolicy {
@@ -219,7 +269,7 @@ func (p *FilePolicy) Resolve(path string) (string, error) {
 			return "", err
 		}
 		if rel, err := filepath.Rel(root, abs); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return "", fmt.Errorf("%w: %s is outside %s, the directory connections may use", ErrFileDenied, path, p.Root)
+			return "", fmt.Errorf("%w: %s is outside %s, the directory allowed", ErrFileDenied, path, p.Root)
 		}
 	}
 	fi, _ := os.Stat(abs)
@@ -238,6 +288,10 @@ func (p *FilePolicy) Resolve(path string) (string, error) {
 	}
 	return abs, nil
 }
+
+// RealPath is the absolute path with the symbolic links of its longest
+// existing prefix followed, as FilePolicy.Resolve compares paths.
+func RealPath(path string) (string, error) { return realPath(path) }
 
 // realPath is the absolute path with the symbolic links of its longest
 // existing prefix followed.
@@ -271,8 +325,10 @@ func PolicyDialer(p *DialPolicy) *net.Dialer {
 	}
 	return &net.Dialer{ControlContext: func(_ context.Context, network, address string, _ syscall.RawConn) error {
 		if network == "unix" || network == "unixgram" || network == "unixpacket" {
-			if p.DenyLoopback || len(p.Allow) > 0 {
-				return fmt.Errorf("%w: %s is a local socket", ErrDialDenied, address)
+			for q := p; q != nil; q = q.And {
+				if q.DenyLoopback || len(q.Allow) > 0 {
+					return fmt.Errorf("%w: %s is a local socket", ErrDialDenied, address)
+				}
 			}
 			return nil
 		}

@@ -125,3 +125,36 @@ func TestFileRefusalsLookAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestBound: a connection that read a bound reference dials only where
+// the binding allows, and where the base policy allows too; one that read
+// no bound reference is not narrowed.
+func TestBound(t *testing.T) {
+	base := &connector.Policy{Dial: &connector.DialPolicy{Deny: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}},
+		Bind: []connector.SecretBinding{
+			{Ref: "env:CONNKIT_SECRET_PROD_", Dial: connector.DialPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}},
+			{Ref: "file:prod/", Dial: connector.DialPolicy{Ports: []uint16{8883}}},
+		}}
+	at := func(p *connector.Policy, s string) error { return p.Dial.Permit(netip.MustParseAddrPort(s)) }
+	if p := base.Bound([]string{"env:CONNKIT_SECRET_DEV"}); p != base {
+		t.Error("an unbound reference narrowed the policy")
+	}
+	p := base.Bound([]string{"env:CONNKIT_SECRET_PROD_PW"})
+	for addr, ok := range map[string]bool{"10.1.2.3:1883": true, "192.168.1.1:1883": false, "10.9.1.1:1883": false} {
+		if err := at(p, addr); (err == nil) != ok {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	p = base.Bound([]string{"env:CONNKIT_SECRET_PROD_PW", "file:prod/ca"})
+	for addr, ok := range map[string]bool{"10.1.2.3:8883": true, "10.1.2.3:1883": false, "192.168.1.1:8883": false} {
+		if err := at(p, addr); (err == nil) != ok {
+			t.Errorf("both bindings, %s: %v", addr, err)
+		}
+	}
+	if at(base, "192.168.1.1:1883") != nil {
+		t.Error("Bound changed the base policy")
+	}
+	if _, err := connector.PolicyDialer(base.Bound([]string{"env:CONNKIT_SECRET_PROD_PW"}).Dial).Dial("unix", "/tmp/x.sock"); err == nil || !errors.Is(err, connector.ErrDialDenied) {
+		t.Errorf("a unix socket under an allow-list binding: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -29,12 +30,15 @@ func IsRef(v any) bool {
 const maxRefFile = 64 << 10
 
 // Resolve returns p with each secret reference (of a Secret field, or a
-// SecretKeys value of a map field) replaced by what it names, and
-// whether p held any. A reference that cannot be read is a permanent
-// connector.FieldErrors naming the field and what to do.
-func Resolve(s *connector.Schema, p map[string]any, pol *connector.Policy) (map[string]any, bool, error) {
+// SecretKeys value of a map field) replaced by what it names, and the
+// canonical name of each reference read (env:NAME, or file:PATH with
+// PATH as it lies under Policy.SecretFiles.Root), for Policy.Bound. A
+// reference that cannot be read is a permanent connector.FieldErrors
+// naming the field and what to do.
+func Resolve(s *connector.Schema, p map[string]any, pol *connector.Policy) (map[string]any, []string, error) {
 	var out map[string]any
 	var fe connector.FieldErrors
+	var names []string
 	for _, pl := range places(s, p) {
 		if pl.url {
 			continue // a URL holds no reference
@@ -48,68 +52,92 @@ func Resolve(s *connector.Schema, p map[string]any, pol *connector.Policy) (map[
 		if out == nil {
 			out = clone(p)
 		}
-		val, err := read(m[1], m[2], pol)
+		val, name, err := read(m[1], m[2], pol)
 		if err != nil {
-			fe = append(fe, pl.fail(str+": "+err.Error()))
+			fe = append(fe, pl.fail(connector.Short(str)+": "+err.Error()))
 		}
+		names = append(names, name)
 		pl.set(out, val)
 	}
 	if len(fe) > 0 {
-		return nil, true, connector.Permanent(sorted(fe))
+		return nil, names, connector.Permanent(sorted(fe))
 	}
 	if out == nil {
-		return p, false, nil
+		return p, nil, nil
 	}
-	return out, true, nil
+	return out, names, nil
 }
 
-func read(kind, name string, pol *connector.Policy) (string, error) {
+// read reads one reference under pol, and returns its canonical name.
+func read(kind, name string, pol *connector.Policy) (value, canonical string, err error) {
 	if kind == "env" {
 		if err := pol.EnvAllowed(name); err != nil {
-			return "", err
+			return "", "", err
 		}
 		v, ok := os.LookupEnv(name)
 		if !ok {
-			return "", fmt.Errorf("environment variable %s is not set; set it, then reconnect the connection (or restart)", name)
+			return "", "", fmt.Errorf("environment variable %s is not set; set it, then reconnect the connection (or restart)", connector.Short(name))
 		}
-		return v, nil
+		return v, "env:" + name, nil
 	}
-	// Without a root any file could be read (/proc/self/environ holds
-	// every variable the env policy denies).
-	if pol == nil || pol.Files == nil || pol.Files.Root == "" {
-		return "", fmt.Errorf("%w: a file reference needs a directory secret files lie in (Policy.Files.Root; examples/server -file-root)", connector.ErrFileDenied)
+	// Only what the operator set aside for secrets: not the working
+	// directory, not the files of connections (Policy.Files).
+	if pol == nil || pol.SecretFiles == nil || pol.SecretFiles.Root == "" {
+		return "", "", fmt.Errorf("%w: file references are off; the operator turns them on by naming the directory secret files lie in (Policy.SecretFiles; examples/server -secret-dir)", connector.ErrFileDenied)
 	}
-	path, err := pol.File(name)
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(pol.SecretFiles.Root, name) // a secret file is named from its directory
+	}
+	path, err := pol.SecretFiles.Resolve(name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
+	short := connector.Short(name)
 	for _, sys := range []string{"/proc/", "/sys/", "/dev/"} {
 		if strings.HasPrefix(path+"/", sys) {
-			return "", fmt.Errorf("%w: %s is a system file", connector.ErrFileDenied, name)
+			return "", "", fmt.Errorf("%w: %s is a system file", connector.ErrFileDenied, short)
 		}
 	}
 	// A FIFO would block the open itself: only a regular file is opened,
 	// and without waiting.
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", name)
+		return "", "", fmt.Errorf("%s is not a regular file", short)
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("file %s does not exist; create it, then reconnect the connection (or restart)", name)
+			return "", "", fmt.Errorf("file %s does not exist; create it, then reconnect the connection (or restart)", short)
 		}
-		return "", fmt.Errorf("file %s cannot be read: %v", name, err)
+		return "", "", fmt.Errorf("file %s cannot be read", short)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", name)
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", "", fmt.Errorf("%s is not a regular file", short)
+	}
+	if logFile(fi) {
+		// The server's log, wherever it is written: never a secret.
+		return "", "", fmt.Errorf("%w: %s is not for secrets", connector.ErrFileDenied, short)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxRefFile+1))
 	if err != nil {
-		return "", fmt.Errorf("file %s cannot be read: %v", name, err)
+		return "", "", fmt.Errorf("file %s cannot be read", short)
 	}
 	if len(b) > maxRefFile {
-		return "", fmt.Errorf("file %s is over %d bytes; a secret file holds the secret alone", name, maxRefFile)
+		return "", "", fmt.Errorf("file %s is over %d bytes; a secret file holds the secret alone", short, maxRefFile)
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+	root, _ := connector.RealPath(pol.SecretFiles.Root)
+	rel, _ := filepath.Rel(root, path)
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), "file:" + filepath.ToSlash(rel), nil
+}
+
+// logFile reports whether fi is the file the process's standard output
+// or error goes to.
+func logFile(fi os.FileInfo) bool {
+	for _, std := range []*os.File{os.Stdout, os.Stderr} {
+		if si, err := std.Stat(); err == nil && si.Mode().IsRegular() && os.SameFile(fi, si) {
+			return true
+		}
+	}
+	return false
 }

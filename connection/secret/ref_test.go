@@ -23,17 +23,17 @@ func TestResolve(t *testing.T) {
 	os.WriteFile(outside, []byte("x"), 0o600)
 	t.Setenv("CONNKIT_SECRET_T", "from-env")
 	t.Setenv("HOME_SECRET", "not-for-you")
-	pol := &connector.Policy{Files: &connector.FilePolicy{Root: dir}}
+	pol := &connector.Policy{SecretFiles: &connector.FilePolicy{Root: dir}}
 
 	p := map[string]any{"server": "tcp://h:1", "password": "${env:CONNKIT_SECRET_T}", "optional": map[string]any{"Password": "${file:" + filepath.Join(dir, "pw") + "}"}}
 	got, refs, err := secret.Resolve(schema, p, pol)
-	if err != nil || !refs || got["password"] != "from-env" || got["optional"].(map[string]any)["Password"] != "from-file" {
+	if err != nil || strings.Join(refs, " ") != "file:pw env:CONNKIT_SECRET_T" || got["password"] != "from-env" || got["optional"].(map[string]any)["Password"] != "from-file" {
 		t.Fatalf("Resolve: %v %v %v", got, refs, err)
 	}
 	if p["password"] != "${env:CONNKIT_SECRET_T}" {
 		t.Fatal("Resolve changed its input")
 	}
-	if _, refs, _ := secret.Resolve(schema, map[string]any{"password": "plain ${env:X}"}, pol); refs {
+	if _, refs, _ := secret.Resolve(schema, map[string]any{"password": "plain ${env:X}"}, pol); refs != nil {
 		t.Fatal("a value that is not only a reference was read as one")
 	}
 	for name, tc := range map[string]struct{ ref, want string }{
@@ -79,16 +79,17 @@ func TestFileRefsBounded(t *testing.T) {
 	}
 	os.Symlink("/proc/self/environ", filepath.Join(dir, "env"))
 	os.WriteFile(filepath.Join(dir, "pw"), []byte("x"), 0o600)
-	rooted := &connector.Policy{Files: &connector.FilePolicy{Root: dir}}
-	everywhere := &connector.Policy{Files: &connector.FilePolicy{Root: "/"}}
+	rooted := &connector.Policy{SecretFiles: &connector.FilePolicy{Root: dir}}
+	everywhere := &connector.Policy{SecretFiles: &connector.FilePolicy{Root: "/"}}
 	for name, tc := range map[string]struct {
 		pol       *connector.Policy
 		path, msg string
 	}{
-		"no root":   {nil, filepath.Join(dir, "pw"), "needs a directory"},
-		"fifo":      {rooted, fifo, "not a regular file"},
-		"proc":      {everywhere, "/proc/self/environ", "system file"},
-		"proc link": {everywhere, filepath.Join(dir, "env"), "system file"},
+		"no root":              {nil, filepath.Join(dir, "pw"), "file references are off"},
+		"files of connections": {&connector.Policy{Files: &connector.FilePolicy{Root: dir}}, filepath.Join(dir, "pw"), "file references are off"},
+		"fifo":                 {rooted, fifo, "not a regular file"},
+		"proc":                 {everywhere, "/proc/self/environ", "system file"},
+		"proc link":            {everywhere, filepath.Join(dir, "env"), "system file"},
 	} {
 		done := make(chan error, 1)
 		go func() {
@@ -102,6 +103,41 @@ func TestFileRefsBounded(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: Resolve blocked", name)
+		}
+	}
+}
+
+// TestFileRefsReadOnlyWhatIsSetAside: only files under the secret
+// directory, named from it; never one it denies (the server's key, its
+// database, its provisioning file), nor the file the process logs to,
+// nor one outside, however named.
+func TestFileRefsReadOnlyWhatIsSetAside(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	for _, f := range []string{"pw", "secret.key", "conns.yaml", "log"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("content of "+f), 0o600)
+	}
+	os.WriteFile(filepath.Join(other, "x"), []byte("x"), 0o600)
+	os.Symlink(filepath.Join(other, "x"), filepath.Join(dir, "link"))
+	os.Link(filepath.Join(dir, "secret.key"), filepath.Join(dir, "hardlink"))
+	pol := &connector.Policy{SecretFiles: &connector.FilePolicy{Root: dir,
+		Deny: []string{filepath.Join(dir, "secret.key"), filepath.Join(dir, "conns.yaml")}}}
+	log, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	stderr := os.Stderr
+	os.Stderr = log // as a server started with 2>log
+	defer func() { os.Stderr = stderr }()
+	got, refs, err := secret.Resolve(schema, map[string]any{"password": "${file:pw}"}, pol)
+	if err != nil || got["password"] != "content of pw" || refs[0] != "file:pw" {
+		t.Fatalf("a secret file named from its directory: %v %v %v", got, refs, err)
+	}
+	for _, name := range []string{"secret.key", "hardlink", "conns.yaml", "log", "link", "../" + filepath.Base(other) + "/x",
+		filepath.Join(other, "x"), "/etc/hostname"} {
+		got, _, err := secret.Resolve(schema, map[string]any{"password": "${file:" + name + "}"}, pol)
+		if err == nil || !strings.Contains(err.Error(), "denied by policy") {
+			t.Errorf("%s: %v %v, want denied", name, got, err)
 		}
 	}
 }

@@ -6,13 +6,18 @@
 //	go run ./examples/server -addr 127.0.0.1:8080 -db /var/lib/connkit/connkit.db
 //	go run ./examples/server -store etcd://10.0.0.1:2379,10.0.0.2:2379/connkit -instance edge-1
 //	go run ./examples/server -deny-dial loopback,private,link-local -file-root /var/lib/connkit/data
+//	go run ./examples/server -secret-dir /run/secrets -secret-bind file:prod/=10.1.0.0/16
 //
 // What a user of the API can make the server do on its host is bounded by
 // flags: -deny-dial and -allow-dial bound every dial of connections and
 // checks alike, -listen-allow the addresses listeners bind (never a port
 // below 1024), -file-root the directory of SQLite connections (the
 // database of the server itself is never one), -max-connections their
-// number. -trusted-origin names the origins of pages other than /ui/ that
+// number. Secret references read the environment variables -secret-env
+// allows and the files under -secret-dir (none by default), never the
+// server's own database, key, provisioning file or log;
+// -secret-bind holds a reference to the networks its secret may go to.
+// -trusted-origin names the origins of pages other than /ui/ that
 // may change connections through a browser; -allowed-hosts the host names
 // the server answers to (on loopback: IP addresses and localhost only,
 // against DNS rebinding).
@@ -33,6 +38,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +69,9 @@ func main() {
 	instance := flag.String("instance", "", "this instance's name in the refs it publishes on etcd (default: host name and a random suffix)")
 	secretEnv := flag.String("secret-env", "CONNKIT_SECRET_", "comma-separated prefixes of the environment variables that ${env:NAME} secret references may read (\"\" for all)")
 	provisionFile := flag.String("provision", "", "JSON or YAML file of connections to apply at start, as PUT /connections does; secrets may be ${env:NAME} or ${file:PATH}")
+	secretDir := flag.String("secret-dir", "", "directory of the files that ${file:PATH} secret references may read (PATH from it); default none: file references are off. The server's own files are never read")
+	var binds bindings
+	flag.Var(&binds, "secret-bind", "REF=CIDR[,CIDR...][:PORT]: a connection or check that reads a secret reference starting with REF (env:NAME_PREFIX or file:PATH_PREFIX) dials only those networks; repeat for more")
 	allowedHosts := flag.String("allowed-hosts", "", "comma-separated host names the server answers to, beside IP addresses and localhost; on loopback (the default) no other, elsewhere any unless this names some")
 	trusted := flag.String("trusted-origin", "", "comma-separated origins (https://console.example.com) whose pages may change connections through a browser, beside the page at /ui/ itself; needed behind a proxy that rewrites Host")
 	flag.Parse()
@@ -79,6 +88,18 @@ func main() {
 		log.Error("policy flags", "err", err)
 		os.Exit(2)
 	}
+	// The server's own files are no connection's and no secret's.
+	own := []string{*db}
+	for _, f := range []string{*keyFile, *provisionFile} {
+		if f != "" {
+			own = append(own, f)
+		}
+	}
+	policy.Files.Deny = own
+	if *secretDir != "" {
+		policy.SecretFiles = &connector.FilePolicy{Root: *secretDir, Deny: own}
+	}
+	policy.Bind = binds
 	policy.Env = &connector.EnvPolicy{Prefixes: split(*secretEnv)}
 	if *secretEnv == "" {
 		policy.Env.Prefixes = []string{""}
@@ -154,6 +175,35 @@ func buildPolicy(denyDial, allowDial, listenAllow, fileRoot, db string) (*connec
 		return nil, err
 	}
 	return &connector.Policy{Dial: dial, Listen: listen, Files: &connector.FilePolicy{Root: fileRoot, Deny: []string{db}}}, nil
+}
+
+// bindings is the -secret-bind flag: REF=CIDR[,CIDR...][:PORT], repeated.
+type bindings []connector.SecretBinding
+
+func (b *bindings) String() string { return fmt.Sprint(len(*b), " bindings") }
+
+func (b *bindings) Set(v string) error {
+	ref, nets, ok := strings.Cut(v, "=")
+	if !ok || (!strings.HasPrefix(ref, "env:") && !strings.HasPrefix(ref, "file:")) {
+		return fmt.Errorf("give REF=CIDR[,CIDR...][:PORT], REF starting with env: or file:, such as env:CONNKIT_SECRET_PROD_=10.1.0.0/16")
+	}
+	var d connector.DialPolicy
+	if i := strings.LastIndex(nets, ":"); i >= 0 && !strings.Contains(nets[i:], "/") {
+		port, err := strconv.ParseUint(nets[i+1:], 10, 16)
+		if err != nil {
+			return fmt.Errorf("port %q: give a number", nets[i+1:])
+		}
+		d.Ports, nets = []uint16{uint16(port)}, nets[:i]
+	}
+	var err error
+	if d.Allow, err = prefixes("-secret-bind", nets); err != nil {
+		return err
+	}
+	if len(d.Allow) == 0 {
+		return fmt.Errorf("%s: give the networks its secrets may go to", ref)
+	}
+	*b = append(*b, connector.SecretBinding{Ref: ref, Dial: d})
+	return nil
 }
 
 func split(s string) []string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,7 +84,7 @@ func TestProvisionSecretReferences(t *testing.T) {
 		t.Skip("CONNKIT_MQTT_AUTH_ADDR is not set: run make test")
 	}
 	t.Setenv("CONNKIT_SECRET_MQTT", pw)
-	dir := t.TempDir() // under the server's -file-root
+	dir := t.TempDir() // the server's -secret-dir
 	pwFile := filepath.Join(dir, "mqtt.pw")
 	os.WriteFile(pwFile, []byte(pw+"\n"), 0o600)
 	file := filepath.Join(dir, "connections.yaml")
@@ -97,9 +98,16 @@ func TestProvisionSecretReferences(t *testing.T) {
 - id: unset
   typ: mqtt
   props: {server: "tcp://`+addr+`", username: `+user+`, password: "${env:CONNKIT_SECRET_UNSET}"}
+- id: own_file
+  typ: mqtt
+  props: {server: "tcp://`+addr+`", username: `+user+`, password: "${file:connections.yaml}"}
 `), 0o600)
 	bin := buildServer(t)
-	p := startWith(t, bin, "-db", filepath.Join(dir, "c.db"), "-provision", file)
+	p := startWith(t, bin, "-db", filepath.Join(dir, "c.db"), "-provision", file, "-secret-dir", dir)
+	// The server's own files are no secrets, in the secret directory or not.
+	if _, body := call(t, "GET", p.url+"/connections/own_file", ""); body["permanent"] != true || !strings.Contains(fmt.Sprint(body["err"]), "denied") {
+		t.Errorf("a reference to the provisioning file: %v", body)
+	}
 	for _, id := range []string{"from_env", "from_file"} {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -127,5 +135,47 @@ func TestProvisionSecretReferences(t *testing.T) {
 	stop(p)
 	if strings.Contains(p.logs.String(), pw) {
 		t.Fatalf("the password reached the log:\n%s", p.logs)
+	}
+}
+
+// TestSecretBinding: a reference that -secret-bind holds to other
+// networks never reaches the broker, from a connection or a check; an
+// unbound one beside it does.
+func TestSecretBinding(t *testing.T) {
+	addr := os.Getenv("CONNKIT_MQTT_AUTH_ADDR")
+	user, pw := os.Getenv("CONNKIT_MQTT_USER"), os.Getenv("CONNKIT_MQTT_PASSWORD")
+	if addr == "" || pw == "" {
+		t.Skip("CONNKIT_MQTT_AUTH_ADDR is not set: run make test")
+	}
+	t.Setenv("CONNKIT_SECRET_PROD_MQTT", pw)
+	t.Setenv("CONNKIT_SECRET_DEV_MQTT", pw)
+	dir := t.TempDir()
+	p := startWith(t, buildServer(t), "-db", filepath.Join(dir, "c.db"), "-secret-bind", "env:CONNKIT_SECRET_PROD_=10.0.0.0/8")
+	for id, ref := range map[string]string{"prod": "PROD", "dev": "DEV"} {
+		body := fmt.Sprintf(`{"id":%q,"typ":"mqtt","props":{"server":"tcp://%s","username":%q,"password":"${env:CONNKIT_SECRET_%s_MQTT}"}}`, id, addr, user, ref)
+		if code, b := call(t, "POST", p.url+"/connections", body); code != 201 {
+			t.Fatalf("create %s: %d %v", id, code, b)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, dev := call(t, "GET", p.url+"/connections/dev", "")
+		_, prod := call(t, "GET", p.url+"/connections/prod", "")
+		if dev["status"] == "connected" && prod["status"] == "disconnected" {
+			if !strings.Contains(fmt.Sprint(prod["err"]), "denied") {
+				t.Errorf("prod: %v", prod["err"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev %v, prod %v", dev, prod)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, b := call(t, "POST", p.url+"/connections/prod/check", ""); code != 400 || b["reason"] != "denied" {
+		t.Errorf("check of prod: %d %v", code, b)
+	}
+	if code, b := call(t, "POST", p.url+"/metadata/sources/connection/mqtt", fmt.Sprintf(`{"server":"tcp://%s","username":%q,"password":"${env:CONNKIT_SECRET_PROD_MQTT}"}`, addr, user)); code != 400 || b["reason"] != "denied" {
+		t.Errorf("check with the bound reference: %d %v", code, b)
 	}
 }
