@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,4 +206,27 @@ func TestLastActivity(t *testing.T) {
 	}
 	m.Detach("pub", "rule1/sink")
 	m.Detach("sub", "rule2/source")
+}
+
+// TestSelfDialerUnderPolicy: a bus whose client dials on its own (NATS)
+// cannot be held to a dial policy that restricts or observes anything;
+// without one, or with an empty one, nothing stops it.
+func TestSelfDialerUnderPolicy(t *testing.T) {
+	nats := &settings{cfg: types.MessageBusConfig{Type: "nats-core"}}
+	mqtt := &settings{cfg: types.MessageBusConfig{Type: "mqtt"}}
+	for name, p := range map[string]*connector.DialPolicy{
+		"deny private": {DenyPrivate: true},
+		"ports":        {Ports: []uint16{4222}},
+		"observe":      {Observe: func(netip.AddrPort) {}},
+	} {
+		if why := nats.selfDialed(p); !strings.Contains(why, "nats-core") || !strings.Contains(why, "dial policy") {
+			t.Errorf("nats-core, %s: %q, want a refusal", name, why)
+		}
+		if why := mqtt.selfDialed(p); why != "" {
+			t.Errorf("mqtt, %s: %q, want none: its sockets come from the policy", name, why)
+		}
+	}
+	if nats.selfDialed(nil) != "" || nats.selfDialed(&connector.DialPolicy{}) != "" {
+		t.Error("nats-core refused without a policy that asks anything")
+	}
 }
