@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/tlsdial"
 )
 
 // maxPacket is the largest payload of one MySQL packet, the protocol's
@@ -245,10 +246,7 @@ func (w *wire) sendLogin(pkt []byte) error {
 	if _, err := below.Write(req); err != nil {
 		return err
 	}
-	tc := tls.Client(below, w.tls)
-	start := time.Now()
-	err := tc.HandshakeContext(w.ctx)
-	connector.StepDone(w.ctx, "tls", start, err)
+	tc, err := tlsdial.Handshake(w.ctx, below, w.tls)
 	if err != nil {
 		return fmt.Errorf("TLS with the MySQL server: %w", err)
 	}

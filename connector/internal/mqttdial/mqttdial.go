@@ -21,6 +21,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/tlsdial"
 	"github.com/connkit/connkit/connector/internal/wsdial"
 )
 
@@ -109,7 +110,7 @@ func (c *Config) open(ctx context.Context, u *url.URL) (net.Conn, error) {
 	case u.Scheme == "ws" || u.Scheme == "wss":
 		nc, err = c.websocket(ctx, u)
 	case tlsScheme:
-		nc, below, err = wsdial.DialTLS(ctx, "tcp", addr, c.TLS)
+		nc, below, err = tlsdial.Dial(ctx, "tcp", addr, c.TLS)
 	default:
 		nc, err = connector.Dial(ctx, "tcp", addr, nil)
 	}

@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/connkit/connkit/connector"
+	"github.com/connkit/connkit/connector/internal/tlsdial"
 )
 
 // MaxHeaderBytes bounds the response head of a handshake.
@@ -62,7 +62,7 @@ func Dial(ctx context.Context, u string, o *Options) (*websocket.Conn, *http.Res
 			return guard(c, nil), nil
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			tc, below, err := DialTLS(ctx, network, addr, o.TLS)
+			tc, below, err := tlsdial.Dial(ctx, network, addr, o.TLS)
 			if err != nil {
 				return nil, err
 			}
@@ -89,35 +89,6 @@ func Dial(ctx context.Context, u string, o *Options) (*websocket.Conn, *http.Res
 	}
 	c.SetReadLimit(max)
 	return c, nil, nil
-}
-
-// DialTLS dials addr through connector.Dial and makes a TLS handshake
-// with tc (nil: the default; an empty server name: addr's host), counted
-// against the handshake budget by a Guard under it, which the Guard of
-// the protocol above ends (GuardOptions.Below). Within a check it records
-// the step tls.
-func DialTLS(ctx context.Context, network, addr string, tc *tls.Config) (*tls.Conn, *connector.Guard, error) {
-	raw, err := connector.Dial(ctx, network, addr, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if tc == nil {
-		tc = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if tc.ServerName == "" {
-		tc = tc.Clone()
-		tc.ServerName, _, _ = net.SplitHostPort(addr)
-	}
-	below := connector.NewGuard(raw, nil, &connector.GuardOptions{What: "TLS handshake"})
-	conn := tls.Client(below, tc)
-	start := time.Now()
-	err = conn.HandshakeContext(ctx)
-	connector.StepDone(ctx, "tls", start, err)
-	if err != nil {
-		raw.Close()
-		return nil, nil, err
-	}
-	return conn, below, nil
 }
 
 // framing is that of a WebSocket client's socket: the response head of
