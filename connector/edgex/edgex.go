@@ -413,6 +413,16 @@ func (c *conn) Connect(ctx context.Context) error {
 	}
 	old := c.cur
 	c.cur = cl
+	if mc, ok := cl.(*mqttClient); ok && !mc.cl.IsConnectionOpen() {
+		// Lost before it became current: the lost handler ignored it.
+		c.cur = nil
+		c.mu.Unlock()
+		cl.Disconnect()
+		if old != nil {
+			old.Disconnect()
+		}
+		return errors.New("edgex: the link dropped while connecting")
+	}
 	var restore []types.TopicChannel
 	for name, t := range c.topics {
 		restore = append(restore, types.TopicChannel{Topic: name, Messages: t.in})
