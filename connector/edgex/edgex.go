@@ -4,15 +4,17 @@
 //
 // Props:
 //
-//	protocol  tcp (default), ssl, ...: the broker URL's scheme
-//	server    broker host (required)
-//	port      broker port; default 1883
-//	type      mqtt (default); nats-core and nats-jetstream need the build tag
-//	          include_nats_messaging, as go-mod-messaging compiles NATS only then
-//	optional  ClientId, Username, Password (secret), Qos, KeepAlive, Retained,
-//	          CleanSession, CertFile, KeyFile, CaFile, SkipCertVerify
-//	maxMessageBytes  the largest packet the broker may send (type mqtt);
-//	          default 1 MiB
+//	protocol         the broker URL's scheme: tcp (default), ssl, ws, ...
+//	server           broker host (required)
+//	port             broker port; default 1883
+//	type             mqtt (default); nats-core and nats-jetstream need the
+//	                 build tag include_nats_messaging, as go-mod-messaging
+//	                 compiles NATS only then
+//	optional         ClientId, Username, Password (secret), Qos, KeepAlive,
+//	                 Retained, CleanSession, CertFile, KeyFile, CaFile,
+//	                 SkipCertVerify
+//	maxMessageBytes  type mqtt: the largest packet the broker may send (its
+//	                 remaining length); default 1 MiB
 //
 // Props are never modified (eKuiper deletes optional from the stored map).
 //
@@ -31,10 +33,10 @@
 //
 // For type mqtt the message client is connkit's own, with the wire format
 // of go-mod-messaging's (JSON message envelopes, Qos and Retained from
-// optional, its Request), over the paho client of connector/mqtt's dial:
-// go-mod-messaging's dials by itself, with no hook, so it would resolve
-// the broker's name again and reach what the dial policy refused. So
-// every socket comes from the policy's dialer, no broker can make a dial
+// optional, its Request), over a paho client dialed as the mqtt type's
+// are: go-mod-messaging's dials by itself, with no hook, so it would
+// resolve the broker's name again and reach what the dial policy refused.
+// So every socket comes from the policy's dialer, no broker can make a dial
 // read more than connector.HandshakeBudget before its CONNACK, a packet
 // over maxMessageBytes closes the session (status says why), and a dial is
 // cancelled by closing its socket when its context ends. A lost session is
