@@ -18,10 +18,10 @@ import (
 )
 
 // TestClientCertificate: an EdgeX bus on a broker behind a private CA that
-// requires a client certificate. CaFile, CertFile and KeyFile reach both
-// connkit's probe and the message client: the connection carries messages
-// and the check passes, under a dial policy too; without the certificate
-// the check fails.
+// requires a client certificate. CaFile, CertFile and KeyFile reach the
+// message client, of a connection and of a check: the connection carries
+// messages and the check passes, under a dial policy too; without the
+// certificate the check fails.
 func TestClientCertificate(t *testing.T) {
 	addr := connectortest.Env(t, "CONNKIT_MQTT_TLS_ADDR")
 	ca, cert, key := connectortest.Env(t, "CONNKIT_TLS_CA"), connectortest.Env(t, "CONNKIT_TLS_CLIENT_CERT"), connectortest.Env(t, "CONNKIT_TLS_CLIENT_KEY")
