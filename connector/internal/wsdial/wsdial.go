@@ -70,6 +70,8 @@ func Dial(ctx context.Context, u string, o *Options) (*websocket.Conn, *http.Res
 		},
 		MaxResponseHeaderBytes: MaxHeaderBytes,
 		DisableKeepAlives:      true,
+		// No Proxy: one from the environment would take the dial away
+		// from the policy.
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
