@@ -38,6 +38,7 @@ go test $TAGS -race -count=1 -timeout 20m ./...
 # (FUZZTIME=1m make test for a longer one).
 log "fuzz"
 for target in connection/httpapi:FuzzCreateBody connection/httpapi:FuzzUpdateBody \
-	connection/httpapi:FuzzCheckBody connection/httpapi:FuzzID connector/all:FuzzProps; do
+	connection/httpapi:FuzzCheckBody connection/httpapi:FuzzID connector/all:FuzzProps \
+	connection/internal/jsonbody:FuzzParse; do
 	go test $TAGS -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-5s}" "./${target%%:*}/"
 done

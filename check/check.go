@@ -123,6 +123,10 @@ func New(opts *Options) *Checker {
 	return c
 }
 
+// MaxPropsBytes returns the most bytes of JSON the props of one check
+// may have (Options.MaxPropsBytes).
+func (c *Checker) MaxPropsBytes() int { return c.maxProps }
+
 // Timeout returns the bound of one check.
 func (c *Checker) Timeout() time.Duration { return c.timeout }
 

@@ -90,9 +90,15 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 	plan := make([]planned, len(specs))
 	var bad connector.FieldErrors
 	seen := make(map[string]int, len(specs))
+	unchecked := 0
 	for i, spec := range specs {
 		plan[i].spec = spec
 		entry := fmt.Sprintf("[%d]", i)
+		if len(bad) >= connector.MaxFieldErrors {
+			// Nothing will be applied: the rest need not cost a check.
+			unchecked = len(specs) - i
+			break
+		}
 		if j, dup := seen[spec.ID]; dup {
 			bad = append(bad, connector.FieldError{Field: entry + ".id", Message: fmt.Sprintf("%s is also entry %d; give each connection once", quote(spec.ID), j)})
 			continue
@@ -140,6 +146,9 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		// Bounded, so that a hostile set cannot make the answer grow with it.
 		if n := len(bad); n > connector.MaxFieldErrors {
 			bad = append(bad[:connector.MaxFieldErrors:connector.MaxFieldErrors], connector.FieldError{Field: "connections", Message: fmt.Sprintf("%d more errors", n-connector.MaxFieldErrors)})
+		}
+		if unchecked > 0 {
+			bad = append(bad, connector.FieldError{Field: "connections", Message: fmt.Sprintf("%d more entries not checked", unchecked)})
 		}
 		parts := make([]string, len(bad))
 		for i, f := range bad {

@@ -197,7 +197,7 @@ func TestApplyEqualOnceDecoded(t *testing.T) {
 	}
 	_, err := e.m.Apply(ctx, bad, nil)
 	ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
-	if len(ce.Fields) > 21 || !strings.Contains(ce.Message, "more errors") {
+	if len(ce.Fields) > 22 || !strings.Contains(ce.Message, "more entries not checked") {
 		t.Fatalf("%d fields: %.300s", len(ce.Fields), ce.Message)
 	}
 }

@@ -377,6 +377,10 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	if props == nil {
 		props = map[string]any{}
 	}
+	// Too large is refused before any copy is made of it.
+	if n := jsonSize(props); n > m.maxProps {
+		return nil, invalidField(spec.ID, "props", fmt.Sprintf("over %d bytes of JSON; give at most %d", n, m.maxProps))
+	}
 	// A secret is a secret by its place, whatever its JSON type: from
 	// here on every one is a string.
 	props, err = secret.Normalize(t.Schema(), props)
@@ -386,12 +390,11 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	if prevType != spec.Type {
 		prev = nil // a secret is never carried to another type
 	}
-	if prev != nil {
-		// The props as given first: their errors quote the request alone,
-		// masked by its own secrets only, never by the stored ones.
-		if err := t.Schema().DecodeGiven(props); err != nil {
-			return nil, invalidClean(spec.ID, err.(connector.FieldErrors), secret.Sanitizer(t.Schema(), props))
-		}
+	// The props as given first, before any copy of them: their errors
+	// quote the request alone, masked by its own secrets only, never by
+	// stored ones, and an invalid spec costs no more than its decoding.
+	if _, err := t.Schema().Decode(props); err != nil {
+		return nil, invalidClean(spec.ID, err.(connector.FieldErrors), secret.Sanitizer(t.Schema(), props))
 	}
 	props, err = secret.Restore(t.Schema(), props, prev)
 	if err != nil {
@@ -420,6 +423,36 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	}
 	p.identity, p.idField = identity(spec.Type, t, stored)
 	return p, nil
+}
+
+// jsonSize is about the size of v as JSON, at least as large as its
+// encoding but for escapes, without encoding it: a cheap first bound.
+func jsonSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x) + 2
+	case json.Number:
+		return len(x)
+	case map[string]any:
+		n := 2
+		for k, e := range x {
+			n += len(k) + 4 + jsonSize(e)
+		}
+		return n
+	case []any:
+		n := 2
+		for _, e := range x {
+			n += 1 + jsonSize(e)
+		}
+		return n
+	case []string:
+		n := 2
+		for _, e := range x {
+			n += len(e) + 3
+		}
+		return n
+	}
+	return 4 // a number of Go, a bool, null
 }
 
 // identity is the identity at the peer of a connection of type typ with
@@ -991,6 +1024,10 @@ func (m *Manager) Resolve(id string) (Spec, error) {
 	}
 	return Spec{ID: id, Type: e.rec.Type, Props: connector.Props(e.props).Clone()}, nil
 }
+
+// MaxPropsBytes returns the most bytes of JSON the props of one
+// connection may have (Options.MaxPropsBytes).
+func (m *Manager) MaxPropsBytes() int { return m.maxProps }
 
 // Policy returns what the Manager lets connections do on the host.
 func (m *Manager) Policy() *connector.Policy { return m.policy }

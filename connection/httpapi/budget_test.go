@@ -19,6 +19,7 @@ import (
 	"github.com/connkit/connkit/connection/httpapi"
 	"github.com/connkit/connkit/connector"
 	_ "github.com/connkit/connkit/connector/all"
+	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/memory"
 )
@@ -66,19 +67,26 @@ func deep(n int) string {
 // TestEveryBodyCostsLinear: a body nested as deep as its size allows,
 // on every route that reads one, is refused at once with 400 naming the
 // depth, and costs a small multiple of its size, at 50 KiB as at the
-// 1 MiB limit. Before one decoder bounded the depth, 50 KiB cost 1.2 GB
-// and 1 MiB never finished.
+// route's limit (1 MiB for a set; one connection's props and a little
+// more for the others, which refuse a larger body with 413). Before one
+// decoder bounded the depth, 50 KiB cost 1.2 GB and 1 MiB never
+// finished.
 func TestEveryBodyCostsLinear(t *testing.T) {
-	ts, _ := builtinServer(t)
+	ts, m := builtinServer(t)
 	h := ts.Config.Handler
-	for _, size := range []int{50 << 10, 1<<20 - 64} {
-		body := deep(size)
-		for _, rt := range routesWithBodies {
-			b := body
-			if rt.method == "PUT" && rt.path == "/connections" {
-				b = "[" + body + "]"
-			}
-			if strings.HasPrefix(rt.path, "/metadata") || strings.HasSuffix(rt.path, "/check") {
+	one := m.MaxPropsBytes() + 4096
+	for _, rt := range routesWithBodies {
+		set := rt.method == "PUT" && rt.path == "/connections"
+		limit := one
+		if set {
+			limit = 1 << 20
+		}
+		for _, size := range []int{50 << 10, limit - 64, limit + 64} {
+			b := deep(size)
+			switch {
+			case set:
+				b = "[" + deep(size-2) + "]"
+			case strings.HasPrefix(rt.path, "/metadata"), strings.HasSuffix(rt.path, "/check"):
 				b = `{"x":` + strings.Repeat("[", size/2-10) + strings.Repeat("]", size/2-10) + `}`
 			}
 			var before, after runtime.MemStats
@@ -90,12 +98,14 @@ func TestEveryBodyCostsLinear(t *testing.T) {
 			took := time.Since(start)
 			runtime.ReadMemStats(&after)
 			alloc := after.TotalAlloc - before.TotalAlloc
-			if rec.Code != 400 || !strings.Contains(rec.Body.String(), "nested more than 32 levels") {
+			want, says := 400, "nested more than 32 levels"
+			if len(b) > limit {
+				want, says = 413, "body_too_large"
+			}
+			if rec.Code != want || !strings.Contains(rec.Body.String(), says) {
 				t.Errorf("%s %s, %d bytes: %d %s", rt.method, rt.path, len(b), rec.Code, connector.Short(rec.Body.String()))
 			}
-			// The body itself is read once; the rest is bounded by the
-			// depth, not the size.
-			if alloc > uint64(4*len(b))+1<<20 {
+			if alloc > uint64(8*len(b))+1<<20 {
 				t.Errorf("%s %s, %d bytes nested: %d bytes allocated", rt.method, rt.path, len(b), alloc)
 			}
 			if took > 2*time.Second {
@@ -300,6 +310,65 @@ func TestNoScrubberOracle(t *testing.T) {
 	for name, a := range answers["4711"] {
 		if b := answers["9999"][name]; a != b {
 			t.Errorf("%s: the answer depends on the stored secret:\n%s\n%s", name, connector.Truncate(a, 300), connector.Truncate(b, 300))
+		}
+	}
+}
+
+// bodies are sets (PUT /connections) of about n bytes in the shapes that
+// cost a decoder most: many small members, many small items nested as
+// deep as allowed, one long string, and nesting past the limit.
+func bodies(n int) map[string]string {
+	var flat, nested strings.Builder
+	flat.WriteString(`[{"id":"a","typ":"fake","props":{`)
+	for i := 0; flat.Len() < n-16; i++ {
+		if i > 0 {
+			flat.WriteByte(',')
+		}
+		fmt.Fprintf(&flat, `"k%d":1`, i)
+	}
+	flat.WriteString(`}}]`)
+	nested.WriteString(`[{"id":"a","typ":"fake","props":{"x":` + strings.Repeat("[", 29))
+	for nested.Len() < n-40 {
+		nested.WriteString("1,")
+	}
+	nested.WriteString("1" + strings.Repeat("]", 29) + `}}]`)
+	return map[string]string{
+		"flat":     flat.String(),
+		"nested":   nested.String(),
+		"string":   `[{"id":"a","typ":"fake","props":{"x":"` + strings.Repeat("a", n-50) + `"}}]`,
+		"too-deep": "[" + deep(n-2) + "]",
+	}
+}
+
+// BenchmarkBody is PUT /connections (the route that takes the largest
+// body) of bodies of 1 KiB to the 1 MiB limit, through the handler: the
+// decoder, then the Manager's refusal (the props do not fit the type).
+// B/op per body byte is what a hostile body costs.
+func BenchmarkBody(b *testing.B) {
+	reg := &registry.Registry{}
+	reg.Register("fake", connectortest.NewFake())
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	h := httpapi.New(m, &httpapi.Options{Logger: slog.New(slog.DiscardHandler)})
+	for _, size := range []int{1 << 10, 64 << 10, 1<<20 - 64} {
+		bs := bodies(size)
+		for _, shape := range []string{"flat", "nested", "string", "too-deep"} {
+			body := bs[shape]
+			b.Run(fmt.Sprintf("%s/%dKiB", shape, size>>10), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest("PUT", "/connections", strings.NewReader(body)))
+					if rec.Code != 400 {
+						b.Fatalf("%d %s", rec.Code, connector.Short(rec.Body.String()))
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(body)), "ns/byte")
+			})
 		}
 	}
 }

@@ -94,7 +94,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -464,13 +463,32 @@ func (h *Handler) version(id string, pc precondition) (int64, error) {
 // decoder of every body, linear in cost and bounded in depth). On failure
 // it answers and returns false.
 func body[T any](h *Handler, w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error)) (T, bool) {
+	return bodyUpTo(h, w, r, h.maxBody, parse)
+}
+
+// oneBody is body for a route that takes one connection's props (a
+// create, an update, a check): no larger than those may be, with room
+// for the rest, so that what it costs is bounded by the props' limit.
+func oneBody[T any](h *Handler, w http.ResponseWriter, r *http.Request, maxProps int, parse func([]byte) (T, error)) (T, bool) {
+	return bodyUpTo(h, w, r, min(h.maxBody, int64(maxProps)+4096), parse)
+}
+
+func bodyUpTo[T any](h *Handler, w http.ResponseWriter, r *http.Request, limit int64, parse func([]byte) (T, error)) (T, bool) {
 	var zero T
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // read once, not grown by doubling
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	data := buf.Bytes()
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		writeError(w, errBody{Code: string(connection.CodeBodyTooLarge),
-			Error: fmt.Sprintf("request body is over %d bytes; send less", h.maxBody)})
+		msg := fmt.Sprintf("request body is over %d bytes; send less", limit)
+		if limit < h.maxBody {
+			msg = fmt.Sprintf("request body is over %d bytes, more than the props of one connection may take; send less", limit)
+		}
+		writeError(w, errBody{Code: string(connection.CodeBodyTooLarge), Error: msg})
 		return zero, false
 	case err != nil:
 		h.fail(w, r, &connection.Error{Code: connection.CodeInvalidArgument, Message: "the request body could not be read; send it again"})
@@ -522,7 +540,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	spec, ok := body(h, w, r, connection.ParseSpec)
+	spec, ok := oneBody(h, w, r, h.m.MaxPropsBytes(), connection.ParseSpec)
 	if !ok {
 		return
 	}
@@ -541,7 +559,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	spec, ok := body(h, w, r, connection.ParseSpec)
+	spec, ok := oneBody(h, w, r, h.m.MaxPropsBytes(), connection.ParseSpec)
 	if !ok {
 		return
 	}

@@ -39,7 +39,7 @@ type checkResult struct {
 // check serves a check route of role sink or source.
 func (h *Handler) check(role string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		props, ok := body(h, w, r, connection.ParseProps)
+		props, ok := oneBody(h, w, r, h.checker.MaxPropsBytes(), connection.ParseProps)
 		if !ok {
 			return
 		}
@@ -78,7 +78,7 @@ func (h *Handler) checkStored(w http.ResponseWriter, r *http.Request) {
 	if _, err := br.Peek(1); err == nil {
 		r.Body = io.NopCloser(br)
 		var ok bool
-		if props, ok = body(h, w, r, connection.ParseProps); !ok {
+		if props, ok = oneBody(h, w, r, h.checker.MaxPropsBytes(), connection.ParseProps); !ok {
 			return
 		}
 	}

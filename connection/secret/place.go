@@ -118,7 +118,7 @@ func Strip(s *connector.Schema, p map[string]any) map[string]any {
 	return out
 }
 
-// Normalize returns a copy of p in which every secret is a string: a
+// Normalize returns p, or a copy of it, in which every secret is a string: a
 // number or a bool in a secret's place (as unquoted YAML gives it) is
 // written as its JSON text, so that masking, sealing, binding and
 // scrubbing treat it as they treat a string. A secret that is an object
@@ -126,6 +126,9 @@ func Strip(s *connector.Schema, p map[string]any) map[string]any {
 // refused with a connector.FieldErrors naming it. The Manager and the
 // checks normalize every props map before anything else reads it.
 func Normalize(s *connector.Schema, p map[string]any) (map[string]any, error) {
+	if plain(s, p) {
+		return p, nil // the common case: nothing to change, nothing copied
+	}
 	out := clone(p)
 	var fe connector.FieldErrors
 	for _, pl := range places(s, out) {
@@ -162,6 +165,24 @@ func Normalize(s *connector.Schema, p map[string]any) (map[string]any, error) {
 		return nil, sorted(fe)
 	}
 	return out, nil
+}
+
+// plain reports whether every secret of p is already a string that
+// Normalize keeps as it is.
+func plain(s *connector.Schema, p map[string]any) bool {
+	for _, pl := range places(s, p) {
+		if pl.url {
+			if strings.HasPrefix(str(p[pl.field]), sealedMark) {
+				return false
+			}
+			continue
+		}
+		v, _ := pl.get(p)
+		if str, ok := v.(string); !ok || strings.HasPrefix(str, sealedMark) {
+			return false
+		}
+	}
+	return true
 }
 
 func kindOf(v any) string {

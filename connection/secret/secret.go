@@ -166,16 +166,16 @@ func Scrub(s *connector.Schema, p map[string]any, msg string) string {
 // secret when an endpoint prop of next differs from prev's, and a Mask
 // for which nothing is stored (prev may be nil, as on a create).
 func Restore(s *connector.Schema, next, prev map[string]any) (map[string]any, error) {
-	out := clone(next)
 	var masked []place
-	for _, pl := range places(s, out) {
-		if v, ok := pl.get(out); ok && v == Mask {
+	for _, pl := range places(s, next) {
+		if v, ok := pl.get(next); ok && v == Mask {
 			masked = append(masked, pl)
 		}
 	}
 	if len(masked) == 0 {
-		return out, nil
+		return clone(next), nil
 	}
+	out := clone(next)
 	var fe connector.FieldErrors
 	changed := changedEndpoint(s, next, prev)
 	for _, pl := range masked {

@@ -5,15 +5,22 @@
 package jsonbody
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+)
+
+// BytesPerValue is the fewest bytes of input per value (a string, number,
+// literal, array or object), on average, beyond the first MinValues: a
+// value costs a few dozen bytes once parsed, so a body of many tiny
+// values ("1,1,1,...") is refused rather than let cost thirty times its
+// size. Connection props spend far more bytes per value than this.
+const (
+	BytesPerValue = 8
+	MinValues     = 4096
 )
 
 // MaxDepth is how deeply arrays and objects may nest. Connection props
@@ -39,17 +46,23 @@ func (e *Error) Error() string {
 // Parse reads data as exactly one JSON value: objects as map[string]any,
 // arrays as []any, numbers as json.Number. It refuses, with an *Error, a
 // syntax error, nesting deeper than MaxDepth, a key given twice in one
-// object, trailing data and empty input. It keeps nothing per level but
-// the path it is at.
+// object, trailing data and empty input. It reads data once, holds
+// nothing per level but the path it is at, and shares the text of
+// strings and numbers with one copy of data: what it allocates is a
+// small multiple of len(data), whatever its shape.
 func Parse(data []byte) (any, error) {
-	p := &parser{d: json.NewDecoder(bytes.NewReader(data))}
-	p.d.UseNumber()
+	p := &parser{s: string(data), left: max(MinValues, len(data)/BytesPerValue)}
+	p.space()
+	if p.i == len(p.s) {
+		return nil, &Error{Message: "the body is empty; send a JSON value"}
+	}
 	v, err := p.value()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.d.Token(); err != io.EOF {
-		return nil, &Error{Message: "data after the JSON value; send one value"}
+	p.space()
+	if p.i != len(p.s) {
+		return nil, &Error{Message: fmt.Sprintf("data after the JSON value at byte %d; send one value", p.i)}
 	}
 	return v, nil
 }
@@ -62,78 +75,258 @@ type Step struct {
 }
 
 type parser struct {
-	d    *json.Decoder
+	s    string
+	i    int
 	path []Step
+	left int // values that may still be read
+}
+
+func (p *parser) space() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
 }
 
 func (p *parser) value() (any, error) {
-	tok, err := p.d.Token()
-	if err != nil {
-		return nil, p.syntax(err)
+	if p.i >= len(p.s) {
+		return nil, &Error{Message: "the JSON ends too early"}
 	}
-	switch tok {
-	case json.Delim('{'):
-		if len(p.path) >= MaxDepth {
-			return nil, p.fail(fmt.Sprintf("nested more than %d levels deep; connection props need a few", MaxDepth))
+	if p.left--; p.left < 0 {
+		return nil, p.fail(fmt.Sprintf("more values than a body of %d bytes may hold (one per %d bytes); connection props hold few", len(p.s), BytesPerValue))
+	}
+	switch c := p.s[p.i]; {
+	case c == '{':
+		return p.object()
+	case c == '[':
+		return p.array()
+	case c == '"':
+		return p.str()
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	}
+	for _, lit := range []struct {
+		text string
+		v    any
+	}{{"true", true}, {"false", false}, {"null", nil}} {
+		if strings.HasPrefix(p.s[p.i:], lit.text) {
+			p.i += len(lit.text)
+			return lit.v, nil
 		}
-		m := map[string]any{}
-		for p.d.More() {
-			kt, err := p.d.Token()
-			if err != nil {
-				return nil, p.syntax(err)
-			}
-			k, _ := kt.(string)
-			p.path = append(p.path, Step{key: k, isKey: true})
-			if _, dup := m[k]; dup {
-				return nil, p.fail("the key is given twice; give it once")
-			}
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			m[k] = v
-			p.path = p.path[:len(p.path)-1]
-		}
-		if _, err := p.d.Token(); err != nil {
-			return nil, p.syntax(err)
-		}
+	}
+	return nil, p.syntax("looking for the beginning of a value")
+}
+
+func (p *parser) object() (any, error) {
+	if len(p.path) >= MaxDepth {
+		return nil, p.fail(fmt.Sprintf("nested more than %d levels deep; connection props need a few", MaxDepth))
+	}
+	p.i++ // {
+	m := map[string]any{}
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
 		return m, nil
-	case json.Delim('['):
-		if len(p.path) >= MaxDepth {
-			return nil, p.fail(fmt.Sprintf("nested more than %d levels deep; connection props need a few", MaxDepth))
+	}
+	for {
+		p.space()
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
+			return nil, p.syntax("looking for a key")
 		}
-		l := []any{}
-		for i := 0; p.d.More(); i++ {
-			p.path = append(p.path, Step{index: i})
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			l = append(l, v)
-			p.path = p.path[:len(p.path)-1]
+		k, err := p.str()
+		if err != nil {
+			return nil, err
 		}
-		if _, err := p.d.Token(); err != nil {
-			return nil, p.syntax(err)
+		p.path = append(p.path, Step{key: k, isKey: true})
+		if _, dup := m[k]; dup {
+			return nil, p.fail("the key is given twice; give it once")
 		}
+		p.space()
+		if p.i >= len(p.s) || p.s[p.i] != ':' {
+			return nil, p.syntax("after a key, looking for :")
+		}
+		p.i++
+		p.space()
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		p.path = p.path[:len(p.path)-1]
+		p.space()
+		if p.i >= len(p.s) {
+			return nil, &Error{Message: "the JSON ends too early"}
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return m, nil
+		default:
+			return nil, p.syntax("after a member, looking for , or }")
+		}
+	}
+}
+
+func (p *parser) array() (any, error) {
+	if len(p.path) >= MaxDepth {
+		return nil, p.fail(fmt.Sprintf("nested more than %d levels deep; connection props need a few", MaxDepth))
+	}
+	p.i++ // [
+	l := []any{}
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == ']' {
+		p.i++
 		return l, nil
 	}
-	return tok, nil
+	for n := 0; ; n++ {
+		p.path = append(p.path, Step{index: n})
+		p.space()
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		if len(l) == cap(l) {
+			// Doubling: append grows a long slice by a quarter at a time,
+			// which would allocate five times its final size in all.
+			l = append(make([]any, 0, max(4, 2*cap(l))), l...)
+		}
+		l = append(l, v)
+		p.path = p.path[:len(p.path)-1]
+		p.space()
+		if p.i >= len(p.s) {
+			return nil, &Error{Message: "the JSON ends too early"}
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return slices.Clip(l), nil
+		default:
+			return nil, p.syntax("after an item, looking for , or ]")
+		}
+	}
+}
+
+// str reads a string; without escapes it is a slice of the input.
+func (p *parser) str() (string, error) {
+	start := p.i + 1
+	for j := start; j < len(p.s); j++ {
+		switch c := p.s[j]; {
+		case c == '"':
+			p.i = j + 1
+			if s := p.s[start:j]; utf8.ValidString(s) {
+				return s, nil
+			}
+			return validUTF8(p.s[start:j]), nil
+		case c == '\\':
+			return p.escaped(start)
+		case c < 0x20:
+			p.i = j
+			return "", p.syntax("in a string: a control character")
+		}
+	}
+	return "", &Error{Message: "the JSON ends too early: a string is not closed"}
+}
+
+// validUTF8 replaces each byte of s that is not UTF-8 with U+FFFD, as
+// encoding/json does.
+func validUTF8(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// escaped reads a string that holds escapes, as encoding/json does.
+func (p *parser) escaped(start int) (string, error) {
+	end := start
+	for ; end < len(p.s) && p.s[end] != '"'; end++ {
+		switch c := p.s[end]; {
+		case c == '\\':
+			end++
+		case c < 0x20:
+			p.i = end
+			return "", p.syntax("in a string: a control character")
+		}
+	}
+	if end >= len(p.s) {
+		return "", &Error{Message: "the JSON ends too early: a string is not closed"}
+	}
+	var out string
+	if err := json.Unmarshal([]byte(p.s[start-1:end+1]), &out); err != nil {
+		p.i = start
+		return "", p.syntax("in a string: a bad escape")
+	}
+	p.i = end + 1
+	return out, nil
+}
+
+func (p *parser) number() (any, error) {
+	start := p.i
+	j := p.i
+	if p.s[j] == '-' {
+		j++
+	}
+	digits := func() int {
+		n := 0
+		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
+			j++
+			n++
+		}
+		return n
+	}
+	switch {
+	case j < len(p.s) && p.s[j] == '0':
+		j++
+	case digits() == 0:
+		p.i = j
+		return nil, p.syntax("in a number")
+	}
+	if j < len(p.s) && p.s[j] == '.' {
+		j++
+		if digits() == 0 {
+			p.i = j
+			return nil, p.syntax("in a number, after the point")
+		}
+	}
+	if j < len(p.s) && (p.s[j] == 'e' || p.s[j] == 'E') {
+		j++
+		if j < len(p.s) && (p.s[j] == '+' || p.s[j] == '-') {
+			j++
+		}
+		if digits() == 0 {
+			p.i = j
+			return nil, p.syntax("in a number's exponent")
+		}
+	}
+	p.i = j
+	return json.Number(p.s[start:j]), nil
 }
 
 func (p *parser) fail(msg string) error { return &Error{Field: Path(p.path...), Message: msg} }
 
-func (p *parser) syntax(err error) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.Is(err, io.EOF) && p.d.InputOffset() == 0 && len(p.path) == 0:
-		return &Error{Message: "the body is empty; send a JSON value"}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+// syntax is a syntax error at the parser's place; it quotes one
+// character of the input at most.
+func (p *parser) syntax(what string) error {
+	if p.i >= len(p.s) {
 		return &Error{Message: "the JSON ends too early"}
-	case errors.As(err, &se):
-		// encoding/json quotes one character of the input at most.
-		return &Error{Message: fmt.Sprintf("not valid JSON at byte %d: %v", se.Offset, se)}
 	}
-	return &Error{Message: "not valid JSON: " + Short(err.Error())}
+	r, _ := utf8.DecodeRuneInString(p.s[p.i:])
+	return &Error{Message: fmt.Sprintf("not valid JSON at byte %d: %q %s", p.i, r, what)}
 }
 
 // Path writes a path of keys and indexes, as "props.server" or
