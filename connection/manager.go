@@ -194,10 +194,11 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	for _, e := range entries {
 		m.conns[e.rec.ID] = e
 		st := e.status()
-		m.bus.seed(e.rec.ID, st)
 		if e.live != nil {
+			m.bus.seed(e.rec.ID, st)
 			e.live.start(&m.wg)
 		} else {
+			// Its history begins with the event, as a change's would.
 			m.bus.publish(Event{Kind: EventStatus, ID: e.rec.ID, Type: e.rec.Type, Status: &st})
 		}
 	}

@@ -144,7 +144,7 @@ func TestOneBadRecordNeverStopsTheHouse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	evs := m.Subscribe(ctx, connection.SubscribeOptions{From: m.LastSeq() - 8}) // the nine events of the load
+	evs := sinceStart(t, m)
 	seen := map[string]bool{}
 	for len(seen) < 9 {
 		select {
@@ -236,4 +236,33 @@ func TestSecretByPlace(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// sinceStart returns the events of m from its first one on: the oldest
+// From that is not answered with reset.
+func sinceStart(t *testing.T, m *connection.Manager) <-chan connection.Event {
+	for n := uint64(64); n > 0; n-- {
+		sctx, cancel := context.WithCancel(ctx)
+		evs := m.Subscribe(sctx, connection.SubscribeOptions{From: m.LastSeq() - n + 1})
+		first := <-evs
+		if first.Kind == connection.EventReset {
+			cancel()
+			continue
+		}
+		t.Cleanup(cancel)
+		out := make(chan connection.Event, 1)
+		out <- first
+		go func() {
+			for ev := range evs {
+				select {
+				case out <- ev:
+				case <-sctx.Done():
+					return
+				}
+			}
+		}()
+		return out
+	}
+	t.Fatal("no event since the start")
+	return nil
 }
