@@ -157,18 +157,8 @@ func (p *parser) object() (any, error) {
 		}
 		m[k] = v
 		p.path = p.path[:len(p.path)-1]
-		p.space()
-		if p.i >= len(p.s) {
-			return nil, &Error{Message: "the JSON ends too early"}
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return m, nil
-		default:
-			return nil, p.syntax("after a member, looking for , or }")
+		if end, err := p.next('}', "after a member, looking for , or }"); end || err != nil {
+			return m, err
 		}
 	}
 }
@@ -198,20 +188,27 @@ func (p *parser) array() (any, error) {
 		}
 		l = append(l, v)
 		p.path = p.path[:len(p.path)-1]
-		p.space()
-		if p.i >= len(p.s) {
-			return nil, &Error{Message: "the JSON ends too early"}
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return slices.Clip(l), nil
-		default:
-			return nil, p.syntax("after an item, looking for , or ]")
+		if end, err := p.next(']', "after an item, looking for , or ]"); end || err != nil {
+			return slices.Clip(l), err
 		}
 	}
+}
+
+// next reads what follows a member or an item: a comma (end false), or
+// the closing delim (end true).
+func (p *parser) next(delim byte, what string) (end bool, err error) {
+	p.space()
+	switch {
+	case p.i >= len(p.s):
+		return false, &Error{Message: "the JSON ends too early"}
+	case p.s[p.i] == ',':
+		p.i++
+		return false, nil
+	case p.s[p.i] == delim:
+		p.i++
+		return true, nil
+	}
+	return false, p.syntax(what)
 }
 
 // str reads a string; without escapes it is a slice of the input.
