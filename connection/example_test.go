@@ -139,3 +139,18 @@ func ExampleManager_WaitConnected() {
 	// true
 	// connection "bus" is not connected: disconnected: fake: dial broker: connection refused
 }
+
+// ParseSpec reads a request body as the REST API does: strictly, bounded
+// in depth and cost, with errors that name the field.
+func ExampleParseSpec() {
+	spec, err := connection.ParseSpec([]byte(`{"id":"bus","typ":"mqtt","props":{"server":"tcp://127.0.0.1:1883"}}`))
+	fmt.Println(spec.ID, spec.Type, spec.Props["server"], err)
+
+	_, err = connection.ParseSpec([]byte(`{"id":"bus","props":{"server":"a","server":"b"}}`))
+	var ce *connection.Error
+	errors.As(err, &ce)
+	fmt.Println(ce.Fields[0].Field+":", ce.Fields[0].Message)
+	// Output:
+	// bus mqtt tcp://127.0.0.1:1883 <nil>
+	// props.server: the key is given twice; give it once
+}
