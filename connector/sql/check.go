@@ -140,6 +140,8 @@ func (x *checkSpec) run(ctx context.Context) error {
 		case err == nil:
 		case errors.As(err, &me) && me.Number == 1146, strings.Contains(err.Error(), "no such table"):
 			err = connector.CheckFailed(connector.ReasonMissing, fmt.Errorf("table %q does not exist", x.table))
+		case refused.has():
+			err = connector.CheckFailed(connector.ReasonUnreachable, refused.take())
 		default:
 			err = classifyCheck(ctx, err)
 		}
@@ -163,7 +165,9 @@ func (x *checkSpec) run(ctx context.Context) error {
 	if x.query != "" {
 		st, err := conn.PrepareContext(wctx, x.query)
 		if err != nil {
-			if ctx.Err() != nil {
+			if r := refused.take(); r != nil {
+				err = connector.CheckFailed(connector.ReasonUnreachable, r)
+			} else if ctx.Err() != nil {
 				err = classifyCheck(ctx, err)
 			} else {
 				err = connector.FieldErrors{{Field: "query", Message: "does not prepare: " + err.Error()}}
@@ -200,6 +204,13 @@ func (r *refusal) note(err error) {
 	r.mu.Lock()
 	r.err = err
 	r.mu.Unlock()
+}
+
+// has reports whether an error was noted and not yet taken.
+func (r *refusal) has() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err != nil
 }
 
 func (r *refusal) take() error {

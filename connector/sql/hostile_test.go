@@ -328,3 +328,49 @@ func TestMaxMessageBytes(t *testing.T) {
 		t.Errorf("after: %v", err)
 	}
 }
+
+// TestJoinedPacketsBounded: once the link is up, a server that answers a
+// command with packets of the largest size, which the driver joins into
+// one, is refused when the whole passes maxMessageBytes, not after it
+// has made the driver hold all of them.
+func TestJoinedPacketsBounded(t *testing.T) {
+	const packets = 6
+	body := make([]byte, 1<<24-1)
+	// Each packet whole, made once: the server allocates nothing while
+	// the check is measured.
+	var wire [packets][]byte
+	for i := range wire {
+		wire[i] = append([]byte{0xff, 0xff, 0xff, byte(1 + i)}, body...)
+	}
+	p := hostiletest.Listen(t, func(c net.Conn) {
+		if writePacket(c, 0, greeting(baseCaps)) != nil {
+			return
+		}
+		if _, _, err := readPacket(c); err != nil {
+			return
+		}
+		if writePacket(c, 2, okPacket) != nil {
+			return
+		}
+		if _, _, err := readPacket(c); err != nil {
+			return
+		}
+		for _, w := range wire {
+			if _, err := c.Write(w); err != nil {
+				return
+			}
+		}
+		hostiletest.Hold(c)
+	})
+	var err error
+	n := hostiletest.Allocated(func() {
+		_, err = checker().Sink(context.Background(), check.Request{Type: sql.Type, Props: map[string]any{"url": "mysql://u:Fake-pw-9@" + p.Addr() + "/db", "table": "t"}})
+	})
+	t.Logf("a check allocated %d bytes: %v", n, err)
+	if err == nil || !strings.Contains(err.Error(), "maxMessageBytes") {
+		t.Errorf("check: %v, want an error naming maxMessageBytes", err)
+	}
+	if n > 3*uint64(len(body)) {
+		t.Errorf("a check allocated %d bytes for %d joined packets of %d", n, packets, len(body))
+	}
+}

@@ -9,8 +9,9 @@
 //	maxOpenConns     most open connections in the pool; 0 means no limit
 //	maxIdleConns     most idle connections kept; default 2
 //	connMaxLifetime  seconds a connection is reused; 0 means forever
-//	maxMessageBytes  MySQL: the largest packet the server may send; default
-//	                 16 MiB - 1, the protocol's own largest
+//	maxMessageBytes  MySQL: the largest message the server may send, one
+//	                 packet or packets of the largest size joined; default
+//	                 16 MiB - 1, the protocol's own largest packet
 //
 // An engine gets the pool with Attach, which refuses a connection of
 // another type before anything is recorded:
@@ -71,7 +72,7 @@ var schema = &connector.Schema{Fields: []connector.Field{
 	{Name: "maxOpenConns", Kind: connector.Int, Default: 0, Doc: "most open connections; 0 means no limit"},
 	{Name: "maxIdleConns", Kind: connector.Int, Default: 2, Doc: "most idle connections kept"},
 	{Name: "connMaxLifetime", Kind: connector.Int, Default: 0, Doc: "seconds a connection is reused; 0 means forever"},
-	connector.MaxMessageField(maxPacket, "MySQL: the largest packet the server may send; default 16 MiB - 1, the protocol's own largest, since a row may be that large (a larger row comes in several)"),
+	connector.MaxMessageField(maxPacket, "MySQL: the largest message the server may send, a packet or the packets of the largest size the driver joins into one; default 16 MiB - 1, the protocol's own largest packet, since a row may be that large"),
 }}
 
 // Schema implements connector.Type.

@@ -66,7 +66,7 @@ func newWire(ctx context.Context, nc net.Conn, tc *tls.Config, fallback bool, ma
 	}
 	below := connector.NewGuard(nc, nil, &connector.GuardOptions{What: "MySQL handshake", Refused: failed})
 	w := &wire{ctx: ctx, raw: nc, tls: tc, fallback: fallback, failed: failed, cur: below, login: true}
-	w.g = connector.NewGuard(swap{w}, &framing{}, &connector.GuardOptions{Max: max, What: "MySQL packet", Below: below, Refused: failed})
+	w.g = connector.NewGuard(swap{w}, &framing{max: max}, &connector.GuardOptions{Max: max, What: "MySQL packet", Below: below, Refused: failed})
 	return w
 }
 
@@ -288,9 +288,13 @@ func (w *wire) renumber(p []byte) {
 
 // framing is that of the packets a MySQL server sends: a 3-byte length
 // and a sequence number. The greeting first; the link is up at the first
-// OK (a payload beginning 0x00) after it.
+// OK (a payload beginning 0x00) after it. After it, a payload of the
+// largest size is continued by the next packet (the driver joins them):
+// the whole of such a run is bounded by max, not each packet.
 type framing struct {
 	greeted, up bool
+	max         int64 // maxMessageBytes
+	run         int64 // bytes of the message being continued
 }
 
 func (f *framing) Frame(b []byte) (int, int64, bool, error) {
@@ -299,6 +303,15 @@ func (f *framing) Frame(b []byte) (int, int64, bool, error) {
 	}
 	n := int64(b[0]) | int64(b[1])<<8 | int64(b[2])<<16
 	if f.up {
+		total := f.run + n
+		if f.max > 0 && total > f.max {
+			return 0, 0, false, &connector.LimitError{What: "MySQL message (packets joined)", Claimed: total, Limit: f.max, Up: true, Prop: connector.MaxMessageProp}
+		}
+		if n == maxPacket {
+			f.run = total
+		} else {
+			f.run = 0
+		}
 		return 4, n, false, nil
 	}
 	if n > 0 && len(b) < 5 {
