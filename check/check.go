@@ -193,7 +193,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 	// Secrets by their place, whatever their JSON type: strings from here.
 	props, err := secret.Normalize(schema, r.Props)
 	if err != nil {
-		return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Props))
+		return Result{}, classify(err, ctx, c.timeout, secret.Quoter(schema, r.Props))
 	}
 	r.Props = props
 	if r.Base != nil {
@@ -203,7 +203,7 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		// The request's own props first: their errors quote the request
 		// alone, masked by its own secrets only.
 		if err := schema.DecodeGiven(r.Props); err != nil {
-			return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Props))
+			return Result{}, classify(err, ctx, c.timeout, secret.Quoter(schema, r.Props))
 		}
 		if props, err = secret.Overlay(schema, r.Base, r.Props); err != nil {
 			return Result{}, classify(err, ctx, c.timeout, secret.Sanitizer(schema, r.Base))
@@ -244,7 +244,11 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		}
 	}
 	res := Result{Took: time.Since(start), Steps: steps.List()}
-	scrub := secret.Sanitizer(schema, props)
+	// Stored secrets under the props: the answer names what it quotes.
+	scrub := secret.Quoter(schema, props)
+	if r.Base != nil {
+		scrub = secret.Sanitizer(schema, props)
+	}
 	for i := range res.Steps {
 		res.Steps[i].Error = scrub(res.Steps[i].Error)
 	}

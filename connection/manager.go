@@ -244,7 +244,7 @@ func (m *Manager) prepare(e *entry, props map[string]any, err error) error {
 		if e.schema != nil {
 			msg = secret.Sanitizer(e.schema, props)(msg)
 		} else {
-			msg = connector.QuoteLimiter(props)(msg)
+			msg = secret.Quoter(&connector.Schema{}, props)(msg)
 		}
 		e.broken = Status{State: StateDisconnected, Err: msg, Permanent: true, Since: time.Now().UTC()}
 	}
@@ -395,7 +395,7 @@ func (m *Manager) validate(spec Spec, prev map[string]any, prevType string) (*pr
 	// quote the request alone, masked by its own secrets only, never by
 	// stored ones, and an invalid spec costs no more than its decoding.
 	if _, err := t.Schema().Decode(props); err != nil {
-		return nil, invalidClean(spec.ID, err.(connector.FieldErrors), secret.Sanitizer(t.Schema(), props))
+		return nil, invalidClean(spec.ID, err.(connector.FieldErrors), secret.Quoter(t.Schema(), props))
 	}
 	props, err = secret.Restore(t.Schema(), props, prev)
 	if err != nil {

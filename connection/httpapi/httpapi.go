@@ -348,7 +348,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeBody(w http.ResponseWriter, status int, contentType string, v any) {
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // JSON for programs: a <field> reads as written
+	if err := enc.Encode(v); err != nil {
 		status, contentType = http.StatusInternalServerError, "application/problem+json"
 		buf.Reset()
 		fmt.Fprintf(&buf, `{"type":%q,"title":"Internal error","status":500,"detail":"encoding the response failed","code":"internal","error":"encoding the response failed"}`+"\n", ProblemType(connection.CodeInternal))
