@@ -180,14 +180,19 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 	// One bad record never stops the house: a record that cannot be read,
 	// unsealed or opened is loaded as a connection that cannot run, with
 	// the reason; the others run. Nothing runs on blank secrets.
-	entries := make([]*entry, len(recs))
-	for i, rec := range recs {
+	entries := make([]*entry, 0, len(recs))
+	for _, rec := range recs {
+		if !ValidID(rec.ID) {
+			// No route reaches it: the operator fixes it in the store.
+			m.log.Error("a stored record has no valid connection id and is not loaded; fix or delete it in the store", "id", connector.Short(rec.ID))
+			continue
+		}
 		e := &entry{rec: rec, refs: map[string]*refState{}, stored: true}
 		props, err := m.load(rec)
 		if err := m.prepare(e, props, err); err != nil {
 			m.log.Error("stored connection cannot run; fix it with an update, or delete it", "connection", rec.ID, "type", connector.Short(rec.Type), "err", e.broken.Err)
 		}
-		entries[i] = e
+		entries = append(entries, e)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -146,19 +146,52 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 type scanner interface{ Scan(...any) error }
 
+// scan reads a row. A row that holds what this store never writes (a
+// hand edit: props that are no text, a version that is no number) is a
+// record all the same, with Err saying what is wrong, so that one bad row
+// never stops a List; a timestamp that cannot be read is left zero.
 func scan(s scanner) (store.Record, error) {
 	var r store.Record
-	var c, u string
-	if err := s.Scan(&r.ID, &r.Type, &r.Props, &r.Version, &c, &u); err != nil {
+	var id, typ, c, u sql.NullString
+	var props, version any
+	if err := s.Scan(&id, &typ, &props, &version, &c, &u); err != nil {
 		return store.Record{}, err
 	}
-	var err1, err2 error
-	r.CreatedAt, err1 = time.Parse(time.RFC3339Nano, c)
-	r.UpdatedAt, err2 = time.Parse(time.RFC3339Nano, u)
-	if err := errors.Join(err1, err2); err != nil {
-		return store.Record{}, fmt.Errorf("sqlite store: record %q: bad timestamp: %w", r.ID, err)
+	r.ID, r.Type = id.String, typ.String
+	switch p := props.(type) {
+	case []byte:
+		r.Props = p
+	case string: // written as text, as the sqlite3 shell does
+		r.Props = []byte(p)
+	default:
+		r.Err = fmt.Errorf("sqlite store: record %q: props are %T, not JSON text", short(r.ID), props)
 	}
+	if v, ok := version.(int64); ok && v > 0 {
+		r.Version = v
+	} else if r.Err == nil {
+		r.Err = fmt.Errorf("sqlite store: record %q: version %v is not a positive number", short(r.ID), version)
+	}
+	r.CreatedAt, r.UpdatedAt = parseTime(c.String), parseTime(u.String)
 	return r, nil
+}
+
+// short bounds an id in a message.
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// parseTime reads a timestamp as written, or as a person would type one;
+// zero if neither.
+func parseTime(s string) time.Time {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 const cols = `id, typ, props, version, created_at, updated_at`
@@ -229,9 +262,12 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 	now := s.now().UTC()
 	var out store.Record
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		row := tx.QueryRow(`UPDATE connections SET typ = ?, props = ?, version = version + 1, updated_at = ?
-			WHERE id = ? AND version = ? RETURNING `+cols,
-			rec.Type, []byte(rec.Props), ts(now), rec.ID, version)
+		// Version 0 is that of a row whose version is damaged (no
+		// number): the write mends it.
+		row := tx.QueryRow(`UPDATE connections SET typ = ?, props = ?, updated_at = ?,
+			version = CASE WHEN typeof(version) = 'integer' AND version > 0 THEN version + 1 ELSE 1 END
+			WHERE id = ? AND (version = ? OR (? = 0 AND (typeof(version) != 'integer' OR version <= 0))) RETURNING `+cols,
+			rec.Type, []byte(rec.Props), ts(now), rec.ID, version, version)
 		var err error
 		out, err = scan(row)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -251,7 +287,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, id string, version int64) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`DELETE FROM connections WHERE id = ? AND version = ?`, id, version)
+		res, err := tx.Exec(`DELETE FROM connections WHERE id = ? AND (version = ? OR (? = 0 AND (typeof(version) != 'integer' OR version <= 0)))`, id, version, version)
 		if err != nil {
 			return err
 		}
@@ -268,7 +304,7 @@ func (s *Store) Delete(ctx context.Context, id string, version int64) error {
 
 // missOrMismatch tells why a conditional write touched no row.
 func missOrMismatch(tx *sql.Tx, id string) error {
-	var v int64
+	var v any
 	err := tx.QueryRow(`SELECT version FROM connections WHERE id = ?`, id).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

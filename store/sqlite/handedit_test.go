@@ -1,0 +1,79 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/registry"
+	"github.com/connkit/connkit/store/sqlite"
+)
+
+// TestHandEditedRows: rows edited by hand in the sqlite3 shell (props as
+// text, a number for props, a version that is no number, a timestamp in
+// another form, an id no route can name) never stop a start: props as
+// text are read as JSON, the others load as connections that cannot run,
+// saying why, and are mended or deleted through the Manager.
+func TestHandEditedRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO connections VALUES ('text', 'fake', '{"addr":"p1"}', 1, '2026-01-01', 'garbage')`,
+		`INSERT INTO connections VALUES ('number', 'fake', 123, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO connections VALUES ('version', 'fake', CAST('{"addr":"p1"}' AS BLOB), 'notanint', '', '')`,
+		`INSERT INTO connections VALUES ('bad id', 'fake', CAST('{"addr":"p1"}' AS BLOB), 1, '', '')`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fake := connectortest.NewFake()
+	fake.SetUp("p1", true)
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	m, err := connection.New(ctx, st, &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer m.Close()
+	connectortest.WaitState(t, m, "text", connection.StateConnected, 5*time.Second)
+	for id, why := range map[string]string{"number": "not JSON text", "version": "not a positive number"} {
+		in, err := m.Get(id)
+		if err != nil || !in.Permanent || !strings.Contains(in.Err, why) {
+			t.Errorf("%s: %+v %v", id, in.Status, err)
+		}
+	}
+	if _, err := m.Update(ctx, connection.Spec{ID: "version", Type: "fake", Props: map[string]any{"addr": "p1"}}, 0); err != nil {
+		t.Fatalf("mend the version: %v", err)
+	}
+	connectortest.WaitState(t, m, "version", connection.StateConnected, 5*time.Second)
+	if err := m.Delete(ctx, "number", 0); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	if n := len(m.List()); n != 2 {
+		t.Errorf("%d connections, want text and version", n)
+	}
+}
