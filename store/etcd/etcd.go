@@ -152,10 +152,70 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error
 		s.cancel()
 		return nil, fmt.Errorf("etcd store: no etcd member at %s answered: %w", strings.Join(endpoints, ","), err)
 	}
+	if err := s.claim(octx); err != nil {
+		cli.Close()
+		s.cancel()
+		return nil, err
+	}
 	s.wg.Add(2)
 	go s.keepAlive()
 	go s.sweep()
 	return s, nil
+}
+
+// marker is the key, under a Store's prefix, that says a Store lives
+// there; its value is markerValue. No record or ref key ends so: a
+// record's id has no dot, and a ref's key is checked by value.
+const (
+	marker      = "connkit.store"
+	markerValue = "connkit store; records under c/, refs under r/"
+)
+
+// claim refuses a prefix nested inside another Store's, or holding one:
+// the keys of one would lie among the other's refs (a Store at /p/r/x
+// holds its records under what /p reads as the refs of x), and writes
+// would be refused for refs that are none. Otherwise it marks the prefix.
+func (s *Store) claim(ctx context.Context) error {
+	for a := parentPrefix(s.prefix); a != ""; a = parentPrefix(a) {
+		res, err := s.cli.Get(ctx, a+marker)
+		if err != nil {
+			return fmt.Errorf("etcd store: %w", err)
+		}
+		if len(res.Kvs) > 0 && string(res.Kvs[0].Value) == markerValue {
+			return fmt.Errorf("etcd store: prefix %s lies inside the connections of another store, at %s: give a prefix outside it", truncate(s.prefix), truncate(a))
+		}
+	}
+	res, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("etcd store: %w", err)
+	}
+	for _, kv := range res.Kvs {
+		k := string(kv.Key)
+		if k == s.prefix+marker || !strings.HasSuffix(k, "/"+marker) {
+			continue
+		}
+		v, err := s.cli.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("etcd store: %w", err)
+		}
+		if len(v.Kvs) > 0 && string(v.Kvs[0].Value) == markerValue {
+			return fmt.Errorf("etcd store: prefix %s holds the connections of another store, at %s: give prefixes that do not nest", truncate(s.prefix), truncate(strings.TrimSuffix(k, marker)))
+		}
+	}
+	if _, err := s.cli.Put(ctx, s.prefix+marker, markerValue); err != nil {
+		return fmt.Errorf("etcd store: %w", err)
+	}
+	return nil
+}
+
+// parentPrefix is the prefix one level up of p ("/a/b/" -> "/a/"), or "".
+func parentPrefix(p string) string {
+	t := strings.TrimSuffix(p, "/")
+	i := strings.LastIndex(t, "/")
+	if i < 0 {
+		return ""
+	}
+	return t[:i+1]
 }
 
 // Instance implements store.RefHolder.

@@ -8,52 +8,73 @@ import (
 
 	"github.com/connkit/connkit/connection"
 	"github.com/connkit/connkit/connector/connectortest"
+	"github.com/connkit/connkit/store/etcd"
 )
 
-// TestNestedPrefixes: two servers whose prefixes nest (/p and /p/c/q)
-// never see each other's records or refs: each lists, dials and deletes
-// only its own.
+// TestNestedPrefixes: keys under a prefix whose id is no valid id (the
+// records and refs of a store nested under it, written before stores
+// marked their prefixes) are no records of it: it never lists, dials or
+// deletes them.
 func TestNestedPrefixes(t *testing.T) {
 	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
 	p := strings.TrimSuffix(newPrefix(t), "/")
 	fake := connectortest.NewFake()
 	fake.SetUp("x", true)
 	outer, st := manager(t, fake, []string{ep}, p, "a")
-	inner, _ := manager(t, fake, []string{ep}, p+"/c/q", "b")
 	ctx := context.Background()
-	for _, m := range []*connection.Manager{outer, inner} {
-		for _, id := range []string{"q", "c", "r", "fromb"} {
-			if _, err := m.Create(ctx, connection.Spec{ID: id, Type: "fake", Props: map[string]any{"addr": "x"}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := inner.Attach(ctx, "fromb", "rule1"); err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Detach("fromb", "rule1")
-	// A write after all of those, under each prefix: once a server has
-	// it, its watch has passed every write it could wrongly see.
-	for pre, m := range map[string]*connection.Manager{p: outer, p + "/c/q": inner} {
-		if _, err := st.Client().Put(ctx, pre+"/c/sync", `{"type":"fake","props":{"addr":"x"}}`); err != nil {
+	for _, id := range []string{"q", "fromb"} {
+		if _, err := outer.Create(ctx, connection.Spec{ID: id, Type: "fake", Props: map[string]any{"addr": "x"}}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, pre+" follows its own writes", 2*time.Second, func() bool { _, err := m.Get("sync"); return err == nil })
 	}
-	for name, m := range map[string]*connection.Manager{"outer": outer, "inner": inner} {
-		var ids []string
-		for _, in := range m.List() {
-			ids = append(ids, in.ID)
+	rec := `{"type":"fake","props":{"addr":"x"}}`
+	for _, k := range []string{"/c/q/c/fromb", "/c/q/c/q", "/c/q/r/fromb/b/tok/rule1", "/c/../c/x", "/c/a b"} {
+		if _, err := st.Client().Put(ctx, p+k, rec); err != nil {
+			t.Fatal(err)
 		}
-		if got := strings.Join(ids, ","); got != "c,fromb,q,r,sync" {
-			t.Errorf("%s lists %s", name, got)
-		}
+	}
+	// A write after those: once it is followed, so were they.
+	if _, err := st.Client().Put(ctx, p+"/c/sync", rec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the outer store follows its own writes", 2*time.Second, func() bool { _, err := outer.Get("sync"); return err == nil })
+	var ids []string
+	for _, in := range outer.List() {
+		ids = append(ids, in.ID)
+	}
+	if got := strings.Join(ids, ","); got != "fromb,q,sync" {
+		t.Errorf("lists %s", got)
 	}
 	if err := outer.Delete(ctx, "fromb", 0); err != nil {
-		t.Errorf("the outer server's own fromb, while the inner one's is held: %v", err)
+		t.Errorf("its own fromb: %v", err)
 	}
-	if _, err := inner.Get("fromb"); err != nil {
-		t.Errorf("inner's fromb went with outer's: %v", err)
+	if res, _ := st.Client().Get(ctx, p+"/c/q/c/fromb"); len(res.Kvs) != 1 {
+		t.Error("the nested fromb went with the outer one")
+	}
+}
+
+// TestNestedPrefixRefused: a store whose prefix lies among another's
+// refs (/p/r/x inside /p), or holds another, is refused at Open, naming
+// the other, whichever opens first; prefixes beside each other are not.
+func TestNestedPrefixRefused(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	for _, order := range [][2]string{{"", "/r/x"}, {"/r/y", ""}, {"", "/c/q"}, {"/c/q", ""}, {"", "/q"}} {
+		p := strings.TrimSuffix(newPrefix(t), "/")
+		first, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: p + order[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: p + order[1]})
+		if err == nil || !strings.Contains(err.Error(), "another store") {
+			t.Errorf("%s then %s: %v", p+order[0], p+order[1], err)
+		}
+		beside, err := etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: p + "-beside"})
+		if err != nil {
+			t.Errorf("a prefix beside: %v", err)
+		} else {
+			beside.Close()
+		}
+		first.Close()
 	}
 }
 
