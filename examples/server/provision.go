@@ -4,22 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector"
 )
 
 // provision applies the file at path (JSON or YAML: an array of {id, typ,
 // props}) with the rules of PUT /connections, and logs one line per
 // connection. An invalid file changes nothing and fails naming the entry.
 func provision(ctx context.Context, m *connection.Manager, path string, log *slog.Logger) error {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, maxProvision)
 	if err != nil {
 		return fmt.Errorf("-provision: %w", err)
+	}
+	if err := noAliases(data); err != nil {
+		return fmt.Errorf("-provision %s: %w", path, err)
 	}
 	// YAML is a superset of JSON: one reader for both.
 	js, err := yaml.YAMLToJSON(data)
@@ -56,6 +62,49 @@ func provision(ctx context.Context, m *connection.Manager, path string, log *slo
 		return fmt.Errorf("-provision %s: %d of %d connections refused (see the log)", path, refused, len(res))
 	}
 	return nil
+}
+
+// maxProvision bounds a provisioning file: the body of PUT /connections
+// is 1 MiB; a file may hold comments and layout besides.
+const maxProvision = 4 << 20
+
+// readBounded reads the file at path, refusing one over max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is over %d bytes", path, max)
+	}
+	return b, nil
+}
+
+// noAliases refuses a YAML document with aliases (*name): each would be
+// expanded in full, so that a small file could stand for gigabytes.
+func noAliases(data []byte) error {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(data, &doc); err != nil {
+		return nil // not YAML: the reader below says why
+	}
+	var walk func(n *yamlv3.Node) error
+	walk = func(n *yamlv3.Node) error {
+		if n.Kind == yamlv3.AliasNode {
+			return fmt.Errorf("line %d: an alias (*%s): aliases are not read, write each value out", n.Line, connector.Short(n.Value))
+		}
+		for _, c := range n.Content {
+			if err := walk(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(&doc)
 }
 
 // describe names the entry of a field such as "[2].server": its number

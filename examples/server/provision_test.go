@@ -179,3 +179,27 @@ func TestSecretBinding(t *testing.T) {
 		t.Errorf("check with the bound reference: %d %v", code, b)
 	}
 }
+
+// TestProvisionRefusesAliases: a YAML file whose aliases would expand to
+// gigabytes is refused at once, naming the line, before any expansion;
+// so is a file over 4 MiB.
+func TestProvisionRefusesAliases(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("- id: a\n  typ: mqtt\n  props: {server: &s \"tcp://" + strings.Repeat("x", 60000) + "\"}\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "- id: a%d\n  typ: mqtt\n  props: {server: *s}\n", i)
+	}
+	file := filepath.Join(dir, "bomb.yaml")
+	os.WriteFile(file, []byte(b.String()), 0o600)
+	big := filepath.Join(dir, "big.yaml")
+	os.WriteFile(big, []byte("# "+strings.Repeat("x", 4<<20)+"\n[]\n"), 0o600)
+	bin := buildServer(t)
+	for f, want := range map[string]string{file: "an alias (*s)", big: "over 4194304 bytes"} {
+		cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "c.db"), "-provision", f)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("%s: %v\n%s", filepath.Base(f), err, out)
+		}
+	}
+}
