@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -20,4 +21,16 @@ func NetReason(err error) string {
 		return ReasonRefused
 	}
 	return ReasonUnreachable
+}
+
+// BadPort says what is wrong with port, the port of a host:port or URL a
+// prop gives ("" for none), or returns "" if it is one: 1 to 65535.
+func BadPort(port string) string {
+	if port == "" {
+		return ""
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "the port is not a number from 1 to 65535"
+	}
+	return ""
 }

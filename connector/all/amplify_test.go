@@ -60,3 +60,26 @@ func TestNoAnswerGrowsWithTheInput(t *testing.T) {
 		t.Errorf("an unknown type of 1 MiB: an answer of %d bytes", len(fmt.Sprint(err)))
 	}
 }
+
+// TestPortsAreNumbers: a port that is no number from 1 to 65535 is
+// refused at create, naming its prop, rather than dialed for ever.
+func TestPortsAreNumbers(t *testing.T) {
+	ctx := context.Background()
+	m, err := connection.New(ctx, memory.New(), &connection.Options{Registry: registry.Default, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	long := strings.Repeat("9", 3000)
+	for _, tc := range []struct{ typ, field, value string }{
+		{"mqtt", "server", "tcp://127.0.0.1:" + long}, {"mqtt", "server", "tcp://127.0.0.1:70000"},
+		{"websocket", "addr", "127.0.0.1:" + long}, {"websocket", "listenAddr", "127.0.0.1:99999"},
+		{"nng", "url", "tcp://127.0.0.1:" + long},
+	} {
+		_, err := m.Create(ctx, connection.Spec{ID: "p", Type: tc.typ, Props: map[string]any{tc.field: tc.value}})
+		var ce *connection.Error
+		if !errors.As(err, &ce) || len(ce.Fields) == 0 || ce.Fields[0].Field != tc.field || len(err.Error()) > 400 {
+			t.Errorf("%s %s=%.40s: %.200v", tc.typ, tc.field, tc.value, err)
+		}
+	}
+}

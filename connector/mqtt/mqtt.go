@@ -121,6 +121,8 @@ func parse(p connector.Props) (*settings, error) {
 		fe = append(fe, connector.FieldError{Field: "server", Message: fmt.Sprintf("scheme %q is not supported; use tcp, ssl, ws or wss, as in tcp://host:1883", u.Scheme)})
 	case u.Host == "":
 		fe = append(fe, connector.FieldError{Field: "server", Message: "no host; use tcp://host:1883"})
+	case connector.BadPort(u.Port()) != "":
+		fe = append(fe, connector.FieldError{Field: "server", Message: connector.BadPort(u.Port()) + "; use tcp://host:1883"})
 	default:
 		s.Server = u
 	}

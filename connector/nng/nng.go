@@ -117,6 +117,9 @@ func parse(p connector.Props) (*target, error) {
 		if u.Host == "" || u.Port() == "" {
 			return nil, connector.FieldErrors{{Field: "url", Message: "give host and port, as in tcp://127.0.0.1:40899"}}
 		}
+		if msg := connector.BadPort(u.Port()); msg != "" {
+			return nil, connector.FieldErrors{{Field: "url", Message: msg + ", as in tcp://127.0.0.1:40899"}}
+		}
 		t.network, t.addr = "tcp", u.Host
 	case "ipc":
 		path := u.Host + u.Path

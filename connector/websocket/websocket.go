@@ -105,14 +105,18 @@ func parse(p connector.Props) (*settings, error) {
 		s.header.Set(k, str)
 	}
 	if addr := p.String("addr"); addr != "" {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		if _, port, err := net.SplitHostPort(addr); err != nil {
 			fe = append(fe, connector.FieldError{Field: "addr", Message: "want host:port, or empty for server mode"})
+		} else if msg := connector.BadPort(port); msg != "" {
+			fe = append(fe, connector.FieldError{Field: "addr", Message: msg})
 		}
 		s.url = (&url.URL{Scheme: p.String("scheme"), Host: addr, Path: s.path}).String()
 	} else {
 		s.listen = p.String("listenAddr")
-		if _, _, err := net.SplitHostPort(s.listen); err != nil {
+		if _, port, err := net.SplitHostPort(s.listen); err != nil {
 			fe = append(fe, connector.FieldError{Field: "listenAddr", Message: "want host:port"})
+		} else if msg := connector.BadPort(port); msg != "" && port != "0" {
+			fe = append(fe, connector.FieldError{Field: "listenAddr", Message: msg})
 		}
 	}
 	max, mfe := connector.MaxMessage(p)

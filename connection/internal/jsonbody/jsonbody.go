@@ -23,6 +23,9 @@ const (
 	MinValues     = 4096
 )
 
+// maxNumber is the longest number read, in characters.
+const maxNumber = 32
+
 // MaxDepth is how deeply arrays and objects may nest. Connection props
 // need three or four levels (a map of values in a body's array); 32 is
 // room to spare, and keeps what is held per level small.
@@ -311,6 +314,12 @@ func (p *parser) number() (any, error) {
 		}
 	}
 	p.i = j
+	if j-start > maxNumber {
+		// An int64 has 19 digits, a float64 17 significant ones: a longer
+		// number only costs its reader.
+		p.i = start
+		return nil, p.fail(fmt.Sprintf("a number of %d characters; give at most %d", j-start, maxNumber))
+	}
 	return json.Number(p.s[start:j]), nil
 }
 
