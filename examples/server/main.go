@@ -38,6 +38,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,6 +98,10 @@ func main() {
 	}
 	policy.Files.Deny = own
 	if *secretDir != "" {
+		if err := apart(*secretDir, *fileRoot); err != nil {
+			log.Error("secret directory", "err", err)
+			os.Exit(2)
+		}
 		policy.SecretFiles = &connector.FilePolicy{Root: *secretDir, Deny: own}
 	}
 	policy.Bind = binds
@@ -177,6 +182,28 @@ func buildPolicy(denyDial, allowDial, listenAllow, fileRoot, db string) (*connec
 	return &connector.Policy{Dial: dial, Listen: listen, Files: &connector.FilePolicy{Root: fileRoot, Deny: []string{db}}}, nil
 }
 
+// apart refuses a secret directory that is the directory of SQLite
+// connections' files, or holds it, or lies in it: a writer could make a
+// connection's file hold what a reference then sends away.
+func apart(secrets, files string) error {
+	a, err := connector.RealPath(secrets)
+	if err != nil {
+		return err
+	}
+	b, err := connector.RealPath(files)
+	if err != nil {
+		return err
+	}
+	within := func(x, y string) bool {
+		rel, err := filepath.Rel(y, x)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	if within(a, b) || within(b, a) {
+		return fmt.Errorf("-secret-dir %s and -file-root %s overlap: give the secrets a directory of their own", secrets, files)
+	}
+	return nil
+}
+
 // bindings is the -secret-bind flag: REF=CIDR[,CIDR...][:PORT], repeated.
 type bindings []connector.SecretBinding
 
@@ -186,6 +213,16 @@ func (b *bindings) Set(v string) error {
 	ref, nets, ok := strings.Cut(v, "=")
 	if !ok || (!strings.HasPrefix(ref, "env:") && !strings.HasPrefix(ref, "file:")) {
 		return fmt.Errorf("give REF=CIDR[,CIDR...][:PORT], REF starting with env: or file:, such as env:CONNKIT_SECRET_PROD_=10.1.0.0/16")
+	}
+	if rest, ok := strings.CutPrefix(ref, "file:"); ok {
+		// As Resolve names a file: its path under -secret-dir.
+		clean := filepath.ToSlash(filepath.Clean(rest))
+		if strings.HasSuffix(rest, "/") {
+			clean += "/"
+		}
+		if rest == "" || filepath.IsAbs(rest) || clean != rest || strings.HasPrefix(clean, "../") {
+			return fmt.Errorf("%s: give the path as it lies under -secret-dir, such as file:prod/ (no leading / or ./, no ..)", ref)
+		}
 	}
 	var d connector.DialPolicy
 	if i := strings.LastIndex(nets, ":"); i >= 0 && !strings.Contains(nets[i:], "/") {

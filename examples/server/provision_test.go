@@ -103,7 +103,7 @@ func TestProvisionSecretReferences(t *testing.T) {
   props: {server: "tcp://`+addr+`", username: `+user+`, password: "${file:connections.yaml}"}
 `), 0o600)
 	bin := buildServer(t)
-	p := startWith(t, bin, "-db", filepath.Join(dir, "c.db"), "-provision", file, "-secret-dir", dir)
+	p := startWith(t, bin, "-db", filepath.Join(dir, "c.db"), "-provision", file, "-secret-dir", dir, "-file-root", t.TempDir())
 	// The server's own files are no secrets, in the secret directory or not.
 	if _, body := call(t, "GET", p.url+"/connections/own_file", ""); body["permanent"] != true || !strings.Contains(fmt.Sprint(body["err"]), "denied") {
 		t.Errorf("a reference to the provisioning file: %v", body)
@@ -200,6 +200,31 @@ func TestProvisionRefusesAliases(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("%s: %v\n%s", filepath.Base(f), err, out)
+		}
+	}
+}
+
+// TestSecretFlagsRefused: a secret directory that overlaps the
+// directory of SQLite connections, and a file binding not written as
+// references are named, stop the server at start, saying why.
+func TestSecretFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildServer(t)
+	for _, args := range [][]string{
+		{"-file-root", dir, "-secret-dir", dir},
+		{"-file-root", dir, "-secret-dir", filepath.Join(dir, "secrets")},
+		{"-file-root", filepath.Join(dir, "data"), "-secret-dir", dir},
+		{"-secret-bind", "file:/abs/prod/=10.0.0.0/8"},
+		{"-secret-bind", "file:./prod/=10.0.0.0/8"},
+		{"-secret-bind", "file:../prod/=10.0.0.0/8"},
+		{"-secret-bind", "prod=10.0.0.0/8"},
+	} {
+		os.MkdirAll(filepath.Join(dir, "secrets"), 0o700)
+		os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+		cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "c.db")}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "-secret-") {
+			t.Errorf("%v: %v\n%s", args, err, out)
 		}
 	}
 }
