@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -179,5 +181,35 @@ func TestWebSocketRedirect(t *testing.T) {
 	m.Close()
 	if other.Accepts() != 0 || len(other.Received()) != 0 {
 		t.Errorf("the redirect's target was reached: %d connections, %q", other.Accepts(), other.Received())
+	}
+}
+
+// TestHostileWebSocketNoCloseWait: a WebSocket broker refused by the
+// guard that then reads nothing more (it never answers the close
+// handshake) does not hold the dial: the check says why it refused, not
+// that time ran out.
+func TestHostileWebSocketNoCloseWait(t *testing.T) {
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"mqtt"}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		nc := websocket.NetConn(r.Context(), c, websocket.MessageBinary)
+		if _, err := packets.ReadPacket(nc); err != nil {
+			return
+		}
+		nc.Write(hugeConnack)
+		<-done // reads nothing: a close frame is never answered
+	}))
+	t.Cleanup(func() { close(done); srv.CloseClientConnections(); srv.Close() })
+	reg := &registry.Registry{}
+	reg.Register(Type, Connector{})
+	_, err := check.New(&check.Options{Registry: reg, Timeout: 3 * time.Second}).Sink(context.Background(),
+		check.Request{Type: Type, Props: map[string]any{"server": "ws://" + strings.TrimPrefix(srv.URL, "http://") + "/mqtt"}})
+	var ce *check.Error
+	if !errors.As(err, &ce) || ce.Reason == "timeout" || !strings.Contains(err.Error(), "HandshakeBudget") {
+		t.Errorf("check: %v, want the refusal, at once", err)
 	}
 }

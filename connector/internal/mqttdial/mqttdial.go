@@ -142,8 +142,18 @@ func (c *Config) websocket(ctx context.Context, u *url.URL) (net.Conn, error) {
 		return nil, err
 	}
 	// The link outlives the dial: its own context ends when it closes.
-	return websocket.NetConn(context.Background(), wc, websocket.MessageBinary), nil
+	return closeNow{websocket.NetConn(context.Background(), wc, websocket.MessageBinary), wc}, nil
 }
+
+// closeNow closes a WebSocket without the close handshake: MQTT says
+// goodbye with DISCONNECT, and a peer that never answers the handshake
+// (a hostile one the Guard refused) would hold every close for 5 s.
+type closeNow struct {
+	net.Conn
+	ws *websocket.Conn
+}
+
+func (c closeNow) Close() error { return c.ws.CloseNow() }
 
 // Dial connects a new paho client under ctx with clientID; lost, if set,
 // is its connection-lost handler.
