@@ -337,9 +337,16 @@ func run(ctx context.Context, addr, dbPath string, sc config, opts *connection.O
 	if _, err := metrics.Register(reg, m); err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", api)
+	// Not a ServeMux: it would answer a path with . or .. segments with an
+	// HTML redirect; the API answers every path in JSON.
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 	srv := &http.Server{
 		Handler:           guardHosts(mux, ln.Addr(), sc.hosts),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -157,3 +157,28 @@ func TestReadmeTryIt(t *testing.T) {
 		t.Errorf("the default database: %v", err)
 	}
 }
+
+// TestEveryAnswerJSON: a path with . or .. segments, or doubled
+// slashes, is answered by the API in JSON, not redirected in HTML by a
+// mux in front of it; /metrics is still served.
+func TestEveryAnswerJSON(t *testing.T) {
+	p := start(t, buildServer(t), filepath.Join(t.TempDir(), "c.db"))
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/Q/../Q/../connections", "//connections", "/connections/./x"} {
+		req, _ := http.NewRequest("GET", p.url+"/", nil)
+		req.URL.Opaque = path // sent as written
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if ct := res.Header.Get("Content-Type"); res.StatusCode/100 != 4 || ct != "application/problem+json" {
+			t.Errorf("%s: %d %s", path, res.StatusCode, ct)
+		}
+	}
+	if res, err := http.Get(p.url + "/metrics"); err != nil || res.StatusCode != 200 {
+		t.Errorf("/metrics: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+}
