@@ -333,7 +333,14 @@ func bodies(n int) map[string]string {
 		nested.WriteString("1,")
 	}
 	nested.WriteString("1" + strings.Repeat("]", 29) + `}}]`)
+	var objects strings.Builder
+	objects.WriteString("[")
+	for objects.Len() < n-20 {
+		objects.WriteString(`{"aaaaaaaaa":0},`)
+	}
+	objects.WriteString(`{"aaaaaaaaa":0}]`)
 	return map[string]string{
+		"objects":  objects.String(),
 		"flat":     flat.String(),
 		"nested":   nested.String(),
 		"string":   `[{"id":"a","typ":"fake","props":{"x":"` + strings.Repeat("a", n-50) + `"}}]`,
@@ -356,7 +363,7 @@ func BenchmarkBody(b *testing.B) {
 	h := httpapi.New(m, &httpapi.Options{Logger: slog.New(slog.DiscardHandler)})
 	for _, size := range []int{1 << 10, 64 << 10, 1<<20 - 64} {
 		bs := bodies(size)
-		for _, shape := range []string{"flat", "nested", "string", "too-deep"} {
+		for _, shape := range []string{"objects", "flat", "nested", "string", "too-deep"} {
 			body := bs[shape]
 			b.Run(fmt.Sprintf("%s/%dKiB", shape, size>>10), func(b *testing.B) {
 				b.ReportAllocs()
