@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -257,6 +258,8 @@ func TestNoAnswerQuotesMuchInput(t *testing.T) {
 	}
 }
 
+var msRE = regexp.MustCompile(`"ms":[0-9.]+`)
+
 // TestNoScrubberOracle: a value that holds a stored secret, sent beside
 // it (a check naming the connection, an update keeping the secret by its
 // mask), is never echoed with the secret masked in place, which would
@@ -305,12 +308,13 @@ func TestNoScrubberOracle(t *testing.T) {
 			if res.StatusCode != 400 || strings.Contains(string(b), "******") {
 				t.Errorf("%s: %d %s", x.name, res.StatusCode, connector.Truncate(string(b), 400))
 			}
-			answers[pw][x.name] = string(b)
+			// A step's time is no answer to compare.
+			answers[pw][x.name] = msRE.ReplaceAllString(string(b), `"ms":0`)
 		}
 	}
 	for name, a := range answers["4711"] {
 		if b := answers["9999"][name]; a != b {
-			t.Errorf("%s: the answer depends on the stored secret:\n%s\n%s", name, connector.Truncate(a, 300), connector.Truncate(b, 300))
+			t.Errorf("%s: the answer depends on the stored secret:\n%s\n%s", name, a, b)
 		}
 	}
 }
