@@ -231,6 +231,13 @@ func (c *Checker) run(ctx context.Context, r Request, side string, pick func(con
 		// stopped waiting: a connector that ignores its context cannot pile
 		// up goroutines past the cap.
 		defer func() { <-c.slots }()
+		defer func() {
+			// A driver that a hostile peer drove into a panic fails the
+			// check, not the process.
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("the %s check panicked: %v", r.Type, p)
+			}
+		}()
 		done <- fn(ctx, props)
 	}()
 	select {

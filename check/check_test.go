@@ -200,3 +200,23 @@ func TestOneVocabulary(t *testing.T) {
 		}
 	}
 }
+
+// panics is a type whose check panics, as a driver a hostile peer drove
+// into a panic would.
+type panics struct{ noChecks }
+
+func (panics) CheckSink(context.Context, map[string]any) error { panic("driver bug") }
+
+// TestPanicFailsTheCheck: a check that panics fails with an error and
+// frees its slot; the process goes on.
+func TestPanicFailsTheCheck(t *testing.T) {
+	reg := &registry.Registry{}
+	reg.Register("panics", panics{})
+	c := check.New(&check.Options{Registry: reg, MaxInFlight: 1})
+	for range 3 { // one slot: each must be freed
+		_, err := c.Sink(context.Background(), check.Request{Type: "panics", Props: map[string]any{}})
+		if err == nil || !strings.Contains(err.Error(), "panicked") {
+			t.Fatalf("%v", err)
+		}
+	}
+}

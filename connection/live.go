@@ -279,7 +279,7 @@ func (l *live) run(ctx context.Context) {
 		default:
 		}
 		dctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, l.policy), l.cfg.dialTimeout)
-		err := l.conn.Connect(dctx)
+		err := safely("Connect", func() error { return l.conn.Connect(dctx) })
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -338,7 +338,7 @@ func (l *live) watch(ctx context.Context) error {
 			return ctx.Err()
 		case <-tick:
 			pctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, l.policy), l.cfg.dialTimeout)
-			err := pinger.Ping(pctx)
+			err := safely("Ping", func() error { return pinger.Ping(pctx) })
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				return fmt.Errorf("health check failed: %w", err)
@@ -387,4 +387,16 @@ func (l *live) sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 	return true
+}
+
+// safely calls f, a connector's, and turns a panic in it (a driver that
+// a hostile peer drove into one) into an error: one connection's fault
+// never stops the house.
+func safely(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the connector's %s panicked: %v", what, p)
+		}
+	}()
+	return f()
 }

@@ -374,3 +374,40 @@ func TestJoinedPacketsBounded(t *testing.T) {
 		t.Errorf("a check allocated %d bytes for %d joined packets of %d", n, packets, len(body))
 	}
 }
+
+// TestColumnCountBounded: a server that answers a query with a result
+// of 2^40 (or 2^64 - 1) columns, which the driver would make a slice of
+// at once, is refused at that packet: the check fails at once, naming
+// it, and frees its slot.
+func TestColumnCountBounded(t *testing.T) {
+	for name, count := range map[string][]byte{"2^40": {0xfe, 0, 0, 0, 0, 0, 1, 0, 0}, "2^64-1": {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
+		t.Run(name, func(t *testing.T) {
+			p := hostiletest.Listen(t, func(c net.Conn) {
+				if writePacket(c, 0, greeting(baseCaps)) != nil {
+					return
+				}
+				if _, _, err := readPacket(c); err != nil {
+					return
+				}
+				if writePacket(c, 2, okPacket) != nil {
+					return
+				}
+				for {
+					if _, _, err := readPacket(c); err != nil {
+						return
+					}
+					if writePacket(c, 1, count) != nil {
+						return
+					}
+				}
+			})
+			var err error
+			n := hostiletest.Allocated(func() {
+				_, err = checker().Sink(context.Background(), check.Request{Type: sql.Type, Props: map[string]any{"url": "mysql://u:Fake-pw-9@" + p.Addr() + "/db", "table": "t"}})
+			})
+			if err == nil || !strings.Contains(err.Error(), "columns") || n > hostiletest.Budget {
+				t.Errorf("check: %v, %d bytes allocated", err, n)
+			}
+		})
+	}
+}

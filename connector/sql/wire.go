@@ -286,6 +286,38 @@ func (w *wire) renumber(p []byte) {
 	}
 }
 
+// maxColumns bounds the columns of a result: the driver makes a slice of
+// the count a server claims before reading one (MySQL and MariaDB allow
+// 4096).
+const maxColumns = 1 << 16
+
+// columnCount reads the payload p of a result set's first packet: a
+// length-encoded integer alone (with a metadata flag after it, maybe).
+// ok is false for any other packet: an OK, an error, a row.
+func columnCount(p []byte) (uint64, bool) {
+	var size int
+	switch c := p[0]; {
+	case c == 0x00 || c == 0xff || c == 0xfb:
+		return 0, false // OK, error, local infile
+	case c < 0xfb:
+		return uint64(c), len(p) <= 2
+	case c == 0xfc:
+		size = 2
+	case c == 0xfd:
+		size = 3
+	default: // 0xfe
+		size = 8
+	}
+	if len(p) != 1+size && len(p) != 2+size {
+		return 0, false
+	}
+	var n uint64
+	for i := size; i >= 1; i-- {
+		n = n<<8 | uint64(p[i])
+	}
+	return n, true
+}
+
 // framing is that of the packets a MySQL server sends: a 3-byte length
 // and a sequence number. The greeting first; the link is up at the first
 // OK (a payload beginning 0x00) after it. After it, a payload of the
@@ -311,6 +343,14 @@ func (f *framing) Frame(b []byte) (int, int64, bool, error) {
 			f.run = total
 		} else {
 			f.run = 0
+		}
+		if f.run == 0 && n > 0 && n <= 10 {
+			if len(b) < 4+int(n) {
+				return 0, 0, false, nil // the payload, to read a column count
+			}
+			if count, ok := columnCount(b[4 : 4+n]); ok && count > maxColumns {
+				return 0, 0, false, &connector.LimitError{What: "MySQL result of that many columns", Claimed: int64(min(count, 1<<62)), Limit: maxColumns, Up: true, Prop: "columns (MySQL allows 4096)"}
+			}
 		}
 		return 4, n, false, nil
 	}
