@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -381,6 +383,49 @@ func BenchmarkBody(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(body)), "ns/byte")
 			})
+		}
+	}
+}
+
+// TestNoOracleThroughTheDatabase: a check of a stored MariaDB connection
+// whose query or table holds a guess of the stored password (MariaDB
+// quotes part of a query, "near '...'"; a table is quoted escaped) answers
+// the same whether the guess is right or not.
+func TestNoOracleThroughTheDatabase(t *testing.T) {
+	raw := os.Getenv("CONNKIT_MYSQL_URL")
+	if raw == "" {
+		t.Skip("CONNKIT_MYSQL_URL is not set: run make test")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	ts, m := builtinServer(t)
+	if _, err := m.Create(context.Background(), connection.Spec{ID: "db", Type: "sql", Props: map[string]any{"url": raw}}); err != nil {
+		t.Fatal(err)
+	}
+	wrong := pw[:len(pw)-1] + "#"
+	answer := func(body string) string {
+		res, err := http.Post(ts.URL+"/metadata/sources/connection/sql", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return msRE.ReplaceAllString(string(b), `"ms":0`)
+	}
+	for name, body := range map[string]string{
+		"query": `{"connectionSelector":"db","query":"SELECT 1 FROM dual WHERE x GUESS"}`,
+		"table": `{"connectionSelector":"db","table":"t\tGUESS\tz"}`,
+	} {
+		right := answer(strings.ReplaceAll(body, "GUESS", pw))
+		other := answer(strings.ReplaceAll(body, "GUESS", wrong))
+		if strings.Contains(right, "******") || strings.Contains(right, pw) {
+			t.Errorf("%s: %s", name, right)
+		}
+		if strings.ReplaceAll(other, wrong, "GUESS") != strings.ReplaceAll(right, pw, "GUESS") {
+			t.Errorf("%s: a right guess answers\n%s\na wrong one\n%s", name, right, other)
 		}
 	}
 }
