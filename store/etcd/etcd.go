@@ -176,13 +176,32 @@ const (
 // holds its records under what /p reads as the refs of x), and writes
 // would be refused for refs that are none. Otherwise it marks the prefix.
 func (s *Store) claim(ctx context.Context) error {
+	// The mark first, then the look: of two stores that start at once
+	// with nested prefixes, the later look of the two sees the other's
+	// mark, so that they never both run.
+	own := s.prefix + marker
+	res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(own), "=", 0)).Then(clientv3.OpPut(own, markerValue)).Commit()
+	if err != nil {
+		return fmt.Errorf("etcd store: %w", err)
+	}
+	if err := s.nested(ctx); err != nil {
+		if res.Succeeded {
+			s.cli.Delete(ctx, own) // a mark of a store that never ran
+		}
+		return err
+	}
+	return nil
+}
+
+// nested refuses a prefix inside another store's, or holding one.
+func (s *Store) nested(ctx context.Context) error {
 	for a := parentPrefix(s.prefix); a != ""; a = parentPrefix(a) {
 		res, err := s.cli.Get(ctx, a+marker)
 		if err != nil {
 			return fmt.Errorf("etcd store: %w", err)
 		}
 		if len(res.Kvs) > 0 && string(res.Kvs[0].Value) == markerValue {
-			return fmt.Errorf("etcd store: prefix %s lies inside the connections of another store, at %s: give a prefix outside it", truncate(s.prefix), truncate(a))
+			return fmt.Errorf("etcd store: prefix %s lies inside the connections of another store, at %s: give a prefix outside it (or, if no store runs there any more, delete the key %s)", truncate(s.prefix), truncate(a), truncate(a+marker))
 		}
 	}
 	res, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
@@ -199,11 +218,8 @@ func (s *Store) claim(ctx context.Context) error {
 			return fmt.Errorf("etcd store: %w", err)
 		}
 		if len(v.Kvs) > 0 && string(v.Kvs[0].Value) == markerValue {
-			return fmt.Errorf("etcd store: prefix %s holds the connections of another store, at %s: give prefixes that do not nest", truncate(s.prefix), truncate(strings.TrimSuffix(k, marker)))
+			return fmt.Errorf("etcd store: prefix %s holds the connections of another store, at %s: give prefixes that do not nest (or, if no store runs there any more, delete the key %s)", truncate(s.prefix), truncate(strings.TrimSuffix(k, marker)), truncate(k))
 		}
-	}
-	if _, err := s.cli.Put(ctx, s.prefix+marker, markerValue); err != nil {
-		return fmt.Errorf("etcd store: %w", err)
 	}
 	return nil
 }

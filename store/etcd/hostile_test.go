@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,6 +76,33 @@ func TestNestedPrefixRefused(t *testing.T) {
 			beside.Close()
 		}
 		first.Close()
+	}
+}
+
+// TestNestedPrefixesAtOnce: two stores with nested prefixes that open at
+// the same moment never both run.
+func TestNestedPrefixesAtOnce(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	for range 20 {
+		p := strings.TrimSuffix(newPrefix(t), "/")
+		var wg sync.WaitGroup
+		stores := make([]*etcd.Store, 2)
+		for i, pre := range []string{p, p + "/r/x"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stores[i], _ = etcd.Open(context.Background(), []string{ep}, &etcd.Options{Prefix: pre})
+			}()
+		}
+		wg.Wait()
+		if stores[0] != nil && stores[1] != nil {
+			t.Errorf("%s and %s/r/x both opened", p, p)
+		}
+		for _, s := range stores {
+			if s != nil {
+				s.Close()
+			}
+		}
 	}
 }
 
