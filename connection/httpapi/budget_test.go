@@ -429,3 +429,58 @@ func TestNoOracleThroughTheDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestBodiesInFlightBounded: past MaxBodyBytesInFlight of bodies being
+// read at once, a request gets 503 resource_exhausted at once, and room
+// comes back as the others end.
+func TestBodiesInFlightBounded(t *testing.T) {
+	reg := &registry.Registry{}
+	reg.Register("fake", connectortest.NewFake())
+	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ts := httptest.NewServer(httpapi.New(m, &httpapi.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytesInFlight: 2 << 20}))
+	defer ts.Close()
+	// Two sets of 1 MiB held open mid-body take the room.
+	var writers []*io.PipeWriter
+	results := make(chan int, 2)
+	for range 2 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, _ := http.NewRequest("PUT", ts.URL+"/connections?dryRun=true", pr)
+		req.ContentLength = 1 << 20
+		go func() {
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				results <- 0
+				return
+			}
+			res.Body.Close()
+			results <- res.StatusCode
+		}()
+		pw.Write([]byte("["))
+	}
+	third := func() int {
+		res, err := http.Post(ts.URL+"/connections", "application/json", strings.NewReader(`{"id":"a","typ":"fake","props":{"addr":"p"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	connectortest.Eventually(t, "a third body refused while two fill the room", func() bool { return third() == 503 })
+	for _, pw := range writers {
+		pw.Write([]byte(strings.Repeat(" ", 1<<20-2) + "]"))
+		pw.Close()
+	}
+	for range 2 {
+		if code := <-results; code != 200 {
+			t.Errorf("a held set answered %d", code)
+		}
+	}
+	if code := third(); code != 201 {
+		t.Errorf("after the room came back: %d", code)
+	}
+}

@@ -101,6 +101,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connkit/connkit/check"
@@ -126,6 +127,14 @@ type Options struct {
 	KeepAlive time.Duration
 	// ReadyTimeout bounds the store's answer to GET /readyz; default 2s.
 	ReadyTimeout time.Duration
+	// MaxBodyBytesInFlight bounds the bytes of the request bodies being
+	// read and decoded at once (each counted at its Content-Length, or at
+	// the route's limit when it has none), so that many large bodies at
+	// once cannot take the host's memory: a body decoded costs up to 26
+	// times its size. Past it a request gets 503 resource_exhausted with
+	// Retry-After. Default 4 MiB: four sets of the largest size at once, or
+	// thousands of small bodies.
+	MaxBodyBytesInFlight int64
 	// CrossOrigin refuses (403, cross_origin) the requests that change
 	// something and that a browser sent from a page of another origin,
 	// so that a site an operator visits cannot drive the API through the
@@ -147,6 +156,30 @@ type Handler struct {
 	readyTimeout time.Duration
 	streams      streams
 	crossOrigin  *http.CrossOriginProtection
+	inFlight     budget // bytes of request bodies being read
+}
+
+// budget is a count of bytes that may be taken up to its most.
+type budget struct {
+	mu        sync.Mutex
+	most, now int64
+}
+
+// take takes n, if there is room.
+func (b *budget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.now > 0 && b.now+n > b.most {
+		return false // one body always fits, however large
+	}
+	b.now += n
+	return true
+}
+
+func (b *budget) give(n int64) {
+	b.mu.Lock()
+	b.now -= n
+	b.mu.Unlock()
 }
 
 // New returns a handler serving the REST API of m.
@@ -171,6 +204,9 @@ func New(m *connection.Manager, opts *Options) *Handler {
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = 1 << 20
+	}
+	if h.inFlight.most = opts.MaxBodyBytesInFlight; h.inFlight.most <= 0 {
+		h.inFlight.most = 4 << 20
 	}
 	if h.maxPage = opts.MaxPageSize; h.maxPage <= 0 {
 		h.maxPage = 1000
@@ -226,6 +262,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Error: fmt.Sprintf("%s %s from a page of another origin: refused (%v); use the page at /ui/ or a program; "+
 				"if this is that page behind a proxy, have the proxy pass the Host header on, or trust the page's origin (Options.CrossOrigin)", connector.Short(r.Method), quote(r.URL.Path), err)})
 		return
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		n := r.ContentLength
+		if n < 0 || n > h.maxBody {
+			n = h.maxBody // read up to the limit at most
+		}
+		if !h.inFlight.take(n) {
+			writeError(w, errBody{Code: string(connection.CodeResourceExhausted),
+				Error: fmt.Sprintf("too many request bodies are being read (%d bytes at most at once); retry in a moment", h.inFlight.most)})
+			return
+		}
+		defer h.inFlight.give(n)
 	}
 	h.mux.ServeHTTP(w, r)
 }
