@@ -132,6 +132,8 @@ func marker(n int) string {
 // quoted returns the longest run of in that answer holds, if it is over
 // 64 bytes.
 func quoted(answer, in string) int {
+	// In any case: a method, a scheme, a host may be written in another.
+	answer, in = strings.ToLower(answer), strings.ToLower(in)
 	const w = 65
 	if len(answer) < w {
 		return 0
