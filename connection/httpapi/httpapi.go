@@ -459,7 +459,7 @@ func ifMatch(r *http.Request) (precondition, error) {
 				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "entity tags must be separated by commas"}},
 				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"3\"", quote(field))}
 		}
-		if v, err := strconv.ParseInt(tag, 10, 64); !weak && err == nil && v > 0 && strconv.FormatInt(v, 10) == tag {
+		if v, err := strconv.ParseInt(tag, 10, 64); !weak && err == nil && v >= 0 && strconv.FormatInt(v, 10) == tag { // 0: a damaged record's
 			pc.versions = append(pc.versions, v)
 		}
 	}
@@ -503,9 +503,10 @@ func (h *Handler) version(id string, pc precondition) (int64, error) {
 			Message: fmt.Sprintf("connection %s is at version %d, which If-Match does not name (a weak tag never matches); read it again and retry", quote(id), in.Version)}
 	}
 	if slices.Contains(pc.versions, in.Version) {
-		return in.Version, nil // the write still compares it, atomically
+		return in.Version, nil // the write still compares it, atomically (0: a damaged record, any)
 	}
-	return pc.versions[0], nil // no match: the write answers 412
+	return 0, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
+		Message: fmt.Sprintf("connection %s is at version %d, which If-Match does not name; read it again and retry", quote(id), in.Version)}
 }
 
 // body reads the request body, up to MaxBodyBytes, and parses it with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connection/httpapi"
 	"github.com/connkit/connkit/connector/connectortest"
 	"github.com/connkit/connkit/registry"
 	"github.com/connkit/connkit/store/sqlite"
@@ -66,8 +68,24 @@ func TestHandEditedRows(t *testing.T) {
 			t.Errorf("%s: %+v %v", id, in.Status, err)
 		}
 	}
-	if _, err := m.Update(ctx, connection.Spec{ID: "version", Type: "fake", Props: map[string]any{"addr": "p1"}}, 0); err != nil {
-		t.Fatalf("mend the version: %v", err)
+	// Mended through the API, by the ETag it shows ("0"); that tag does
+	// not match a record that is not damaged.
+	h := httpapi.New(m, &httpapi.Options{Logger: slog.New(slog.DiscardHandler)})
+	put := func(id, tag string) int {
+		req := httptest.NewRequest("PUT", "/connections/"+id, strings.NewReader(`{"typ":"fake","props":{"addr":"p1"}}`))
+		req.Header.Set("If-Match", tag)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := put("text", `"0"`); code != 412 {
+		t.Errorf(`If-Match "0" on a sound record: %d`, code)
+	}
+	if in, _ := m.Get("version"); in.Version != 0 {
+		t.Fatalf("the damaged record's version: %d", in.Version)
+	}
+	if code := put("version", `"0"`); code != 200 {
+		t.Fatalf(`mend the version with If-Match "0": %d`, code)
 	}
 	connectortest.WaitState(t, m, "version", connection.StateConnected, 5*time.Second)
 	if err := m.Delete(ctx, "number", 0); err != nil {
