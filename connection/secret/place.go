@@ -18,14 +18,17 @@ import (
 // its JSON type.
 type place struct {
 	field string // the prop
-	key   string // the map's key, if the field is a map
+	key   string // the map's key, if inMap
+	inMap bool   // the field is a map, the secret one of its values
 	url   bool   // only the password of the URL is secret
 }
 
 // name is how a message names the secret.
 func (pl place) name() string {
 	switch {
-	case pl.key != "":
+	case pl.inMap && pl.key == "":
+		return "the empty key of " + pl.field
+	case pl.inMap:
 		return pl.key
 	case pl.url:
 		return "the password in " + pl.field
@@ -35,7 +38,7 @@ func (pl place) name() string {
 
 // fail is a FieldError about the secret.
 func (pl place) fail(msg string) connector.FieldError {
-	if pl.key != "" {
+	if pl.inMap {
 		msg = pl.key + ": " + msg
 	}
 	return connector.FieldError{Field: pl.field, Message: msg}
@@ -49,7 +52,7 @@ func (pl place) get(p map[string]any) (any, bool) {
 		return nil, false
 	}
 	switch {
-	case pl.key != "":
+	case pl.inMap:
 		m, _ := v.(map[string]any)
 		return m[pl.key], m != nil && m[pl.key] != nil
 	case pl.url:
@@ -62,7 +65,7 @@ func (pl place) get(p map[string]any) (any, bool) {
 // set puts v in the secret's place in p, which it modifies.
 func (pl place) set(p map[string]any, v any) {
 	switch {
-	case pl.key != "":
+	case pl.inMap:
 		p[pl.field].(map[string]any)[pl.key] = v
 	case pl.url:
 		u, err := url.Parse(str(p[pl.field]))
@@ -97,7 +100,7 @@ func places(s *connector.Schema, p map[string]any) []place {
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				out = append(out, place{field: f.Name, key: k})
+				out = append(out, place{field: f.Name, key: k, inMap: true})
 			}
 		}
 	}
@@ -109,7 +112,7 @@ func places(s *connector.Schema, p map[string]any) []place {
 func Strip(s *connector.Schema, p map[string]any) map[string]any {
 	out := clone(p)
 	for _, pl := range places(s, out) {
-		if pl.key != "" {
+		if pl.inMap {
 			delete(out[pl.field].(map[string]any), pl.key)
 		} else {
 			delete(out, pl.field)

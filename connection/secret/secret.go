@@ -126,7 +126,7 @@ func Restore(s *connector.Schema, next, prev map[string]any) (map[string]any, er
 // stored returns the secret of place pl in prev, if one is stored there
 // (a map's key matched without regard to case, as SecretKeys are).
 func stored(pl place, prev map[string]any) (any, bool) {
-	if pl.key != "" {
+	if pl.inMap {
 		m, _ := prev[pl.field].(map[string]any)
 		v, ok := lookup(m, pl.key)
 		return v, ok && v != nil && v != Mask
@@ -172,7 +172,7 @@ func inherited(s *connector.Schema, base, props map[string]any) []place {
 		// Given as null is no secret at all: none is inherited.
 		var given any
 		switch {
-		case pl.key != "":
+		case pl.inMap:
 			m, _ := props[pl.field].(map[string]any)
 			given, ok = lookup(m, pl.key)
 		case pl.url:
