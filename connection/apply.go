@@ -79,13 +79,17 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		opts = &ApplyOptions{}
 	}
 	type planned struct {
-		spec    Spec
-		action  Action
-		version int64
+		spec   Spec
+		action Action
+		tag    Tag
 	}
 	if len(specs) > m.maxConns {
 		return nil, &Error{Code: CodeInvalidArgument, Fields: connector.FieldErrors{{Field: "connections", Message: fmt.Sprintf("%d entries; give at most %d", len(specs), m.maxConns)}},
 			Message: fmt.Sprintf("invalid connection set, nothing applied: %d entries, more than the %d connections allowed", len(specs), m.maxConns)}
+	}
+	// Unchanged is a decision: made against the store, not memory.
+	if err := m.freshAll(ctx); err != nil {
+		return nil, err
 	}
 	plan := make([]planned, len(specs))
 	var bad connector.FieldErrors
@@ -113,7 +117,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		var prevType, prevRaw string
 		e := m.conns[spec.ID]
 		if e != nil && e.stored {
-			prev, prevType, plan[i].version = e.props, e.rec.Type, e.rec.Version
+			prev, prevType, plan[i].tag = e.props, e.rec.Type, e.rec.Tag()
 			raw, _ := json.Marshal(e.props)
 			prevRaw = string(raw)
 		} else {
@@ -170,7 +174,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 
 	out := make([]Applied, 0, len(plan)+len(prune))
 	for _, p := range plan {
-		a := Applied{ID: p.spec.ID, Action: p.action, Version: p.version}
+		a := Applied{ID: p.spec.ID, Action: p.action, Version: p.tag.Version}
 		switch {
 		case p.action == ActionUnchanged:
 		case opts.DryRun:
@@ -183,7 +187,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 			a.Version = in.Version
 		default:
 			var in Info
-			in, a.Err = m.Update(ctx, p.spec, p.version)
+			in, a.Err = m.Update(ctx, p.spec, p.tag)
 			if a.Err == nil {
 				a.Version = in.Version
 			}
@@ -196,7 +200,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts *ApplyOptions) (
 		if opts.DryRun {
 			a.Refs, a.Err = m.heldBy(ctx, id, "delete")
 		} else {
-			a.Err = m.Delete(ctx, id, 0)
+			a.Err = m.Delete(ctx, id, Tag{})
 		}
 		out = append(out, refuse(a))
 	}

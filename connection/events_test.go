@@ -57,11 +57,11 @@ func TestEventsLifecycle(t *testing.T) {
 	waitState(t, e.m, "a", connection.StateConnected)
 	attachFake(t, e.m, "a", "r1")
 	e.m.Detach("a", "r1")
-	if _, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), 0); err != nil {
+	if _, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, e.m, "a", connection.StateConnected)
-	if err := e.m.Delete(ctx, "a", 0); err != nil {
+	if err := e.m.Delete(ctx, "a", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -35,12 +35,12 @@ func Example() {
 	fmt.Println(c1.(*connectortest.FakeClient).Conn() == c2.(*connectortest.FakeClient).Conn())
 
 	// A connection in use cannot be deleted.
-	err = m.Delete(ctx, "bus", 0)
+	err = m.Delete(ctx, "bus", connection.Tag{})
 	fmt.Println(errors.Is(err, connection.ErrInUse), err)
 
 	m.Detach("bus", "rule1/source")
 	m.Detach("bus", "rule2/sink")
-	fmt.Println(m.Delete(ctx, "bus", 0))
+	fmt.Println(m.Delete(ctx, "bus", connection.Tag{}))
 	// Output:
 	// bus 1 ******
 	// true
@@ -65,9 +65,9 @@ func ExampleManager_Hold() {
 	in, _ := m.Get("bus")
 	fmt.Println(in.RefCount, in.Refs)
 	fmt.Println(old.Client().(*connectortest.FakeClient).Use())
-	fmt.Println(errors.Is(m.Delete(ctx, "bus", 0), connection.ErrInUse))
+	fmt.Println(errors.Is(m.Delete(ctx, "bus", connection.Tag{}), connection.ErrInUse))
 	restarted.Close()
-	fmt.Println(m.Delete(ctx, "bus", 0))
+	fmt.Println(m.Delete(ctx, "bus", connection.Tag{}))
 	// Output:
 	// 1 [rule1/source]
 	// fake: the client was detached from its connection; attach again to use it

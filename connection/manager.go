@@ -49,6 +49,12 @@ type Options struct {
 	// MaxConnections caps how many connections there may be; default
 	// 10,000. A Create past it is refused (limit_exceeded).
 	MaxConnections int
+	// WriteTimeout bounds each write (Create, Update, Delete, and each of
+	// Apply's) from its call to its answer, whatever it waits for: the
+	// store, or another write of the same connection before it. Past it
+	// the write fails with ErrUnavailable (it may or may not have been
+	// applied if the store had it). Default 5 s.
+	WriteTimeout time.Duration
 	// WatchInterval is how often the address of a peer that refuses
 	// connections is probed, once for all the connections to it: when it
 	// accepts again, they redial at once rather than after their backoff.
@@ -80,16 +86,24 @@ type Manager struct {
 	seal  *secret.Sealer // nil: secrets stored as given
 
 	maxProps, maxConns int
-	policy             *connector.Policy
-	watchers           *watchers
-	bus                *bus
-	obs                observers
+	writeTimeout       time.Duration
+	// shared says the store is a Watcher, which other instances may
+	// write to: a write decides from the store, not from this memory.
+	shared   bool
+	policy   *connector.Policy
+	watchers *watchers
+	bus      *bus
+	obs      observers
 
 	mu    sync.Mutex
 	conns map[string]*entry
 	// tombs holds, for a shared store, the revision of each connection
 	// this Manager deleted, until the store's watch has passed it.
 	tombs map[string]int64
+	// watched is the revision the watch has applied up to; progress is
+	// closed at each change it applies, then replaced.
+	watched  int64
+	progress chan struct{}
 	// unfollow ends the watch of a shared store; followed waits for it.
 	unfollow context.CancelFunc
 	followed sync.WaitGroup
@@ -142,11 +156,13 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 			dialTimeout:    orDefault(opts.DialTimeout, 10*time.Second),
 			healthInterval: orDefault(opts.HealthInterval, 5*time.Second),
 		},
-		conns:    make(map[string]*entry),
-		maxProps: opts.MaxPropsBytes,
-		maxConns: opts.MaxConnections,
-		policy:   opts.Policy,
-		bus:      newBus(max(opts.EventHistory, 1024)),
+		conns:        make(map[string]*entry),
+		maxProps:     opts.MaxPropsBytes,
+		maxConns:     opts.MaxConnections,
+		writeTimeout: orDefault(opts.WriteTimeout, 5*time.Second),
+		policy:       opts.Policy,
+		bus:          newBus(max(opts.EventHistory, 1024)),
+		progress:     make(chan struct{}),
 	}
 	if m.policy == nil {
 		m.policy = &connector.Policy{Listen: connector.DefaultListenPolicy}
@@ -212,6 +228,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		var fctx context.Context
 		fctx, m.unfollow = context.WithCancel(context.Background())
 		m.tombs = map[string]int64{}
+		m.shared = true
 		m.followed.Add(1)
 		go m.follow(fctx, w)
 	}
@@ -541,10 +558,147 @@ func (m *Manager) idle(ctx context.Context, id string) (*entry, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), errWriteTimeout) {
+				return nil, &Error{Code: CodeUnavailable, ID: id, Err: context.Cause(ctx),
+					Message: fmt.Sprintf("connection %s: another write of it was still in flight at the write timeout; nothing was changed, retry", quote(id))}
+			}
 			return nil, ctxError(id, "waiting for another change of the connection", ctx.Err())
 		}
 		m.mu.Lock()
 	}
+}
+
+// errWriteTimeout is the cause of a write's context past WriteTimeout.
+var errWriteTimeout = fmt.Errorf("%w: no answer within the write timeout", store.ErrUnavailable)
+
+// writing bounds a write by WriteTimeout from its call.
+func (m *Manager) writing(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, m.writeTimeout, errWriteTimeout)
+}
+
+// stored is the error of a store call made under ctx (from writing): one
+// cut short by the write timeout is ErrUnavailable, its outcome unknown.
+func stored(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), errWriteTimeout) && !errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("%w (%v)", errWriteTimeout, err)
+	}
+	return err
+}
+
+// fresh waits until this instance has seen what a shared store holds
+// for id now, before a write decides on it: this instance may not yet
+// have seen another's write, or, cut off, not see it at all, and a
+// decision made from memory (already exists, unchanged, a stale tag)
+// would be wrong. It reads the store, then waits for the watch to bring
+// memory up to that read (the watch applies writes in order; a read
+// applied here could be older than what the watch has already given).
+// It fails, with an unavailable error, when the store cannot be read or
+// memory does not catch up within the write's time. A store that is this
+// Manager's alone needs no read: memory is the truth.
+func (m *Manager) fresh(ctx context.Context, id string) error {
+	if !m.shared {
+		return nil
+	}
+	m.mu.Lock()
+	before := m.conns[id]
+	var held int64
+	if before != nil {
+		held = before.rec.Revision
+	}
+	m.mu.Unlock()
+	var rec store.Record
+	err := m.timed("get", func() (err error) {
+		rec, err = m.store.Get(ctx, id)
+		return err
+	})
+	gone := errors.Is(err, store.ErrNotFound)
+	if err != nil && !gone {
+		return unreadable(id, stored(ctx, err))
+	}
+	return m.caughtUp(ctx, id, func() bool {
+		e := m.conns[id]
+		if gone {
+			// The entry read before is no longer here, or is newer.
+			return e == nil || !e.stored || e != before || e.rec.Revision > held || held == 0
+		}
+		return e != nil && e.stored && e.rec.Revision >= rec.Revision || m.watched >= rec.Revision
+	}, nil)
+}
+
+// caughtUp waits until seen (called with m.mu held) is true, re-checked
+// at each change the watch applies. ask, if not nil, asks the store for
+// its watch's progress, again at each period of waiting: a notice can be
+// lost with the watch's stream.
+func (m *Manager) caughtUp(ctx context.Context, id string, seen func() bool, ask func(context.Context) error) error {
+	var again *time.Timer
+	var tick <-chan time.Time
+	for {
+		m.mu.Lock()
+		ok, ch := seen(), m.progress
+		m.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if ask != nil && tick == nil {
+			ask(ctx) // no answer is what the wait is for
+			if again == nil {
+				again = time.NewTimer(100 * time.Millisecond)
+				defer again.Stop()
+			} else {
+				again.Reset(100 * time.Millisecond)
+			}
+			tick = again.C
+		}
+		select {
+		case <-ch:
+		case <-tick:
+			tick = nil
+		case <-ctx.Done():
+			return unreadable(id, fmt.Errorf("%w: this instance has not yet seen the store's last write (its watch is behind)", store.ErrUnavailable))
+		}
+	}
+}
+
+// advance notes that the watch has applied everything up to rev.
+func (m *Manager) advance(rev int64) {
+	m.mu.Lock()
+	m.watched = max(m.watched, rev)
+	close(m.progress)
+	m.progress = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// unreadable is the error of a write that could not read the store to
+// decide: nothing was changed.
+func unreadable(id string, err error) error {
+	what := "connection " + quote(id)
+	if id == "" {
+		what = "the connections"
+	}
+	code := CodeInternal
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		code = CodeUnavailable
+	}
+	if errors.Is(err, context.Canceled) {
+		code = CodeDeadlineExceeded
+	}
+	return &Error{Code: code, ID: id, Err: err,
+		Message: fmt.Sprintf("%s: the store could not be read to decide the write, so nothing was changed; retry: %v", what, err)}
+}
+
+// Fresh returns the connection id as the store holds it now, bringing
+// this instance up to date with it first; Get reads memory only. With a
+// store this Manager has alone, it is Get.
+func (m *Manager) Fresh(ctx context.Context, id string) (Info, error) {
+	if err := checkID(id); err != nil {
+		return Info{}, err
+	}
+	ctx, cancel := m.writing(ctx)
+	defer cancel()
+	if err := m.fresh(ctx, id); err != nil {
+		return Info{}, err
+	}
+	return m.Get(id)
 }
 
 // guard runs a store call and turns a panic in it into an error, so that a
@@ -575,8 +729,19 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 		return Info{}, err
 	}
 	l := p.live
-	e := &entry{refs: map[string]*refState{}, busy: make(chan struct{}), schema: p.schema}
+	ctx, cancel := m.writing(ctx)
+	defer cancel()
 	m.mu.Lock()
+	if old := m.conns[spec.ID]; m.shared && old != nil && old.stored {
+		// Already exists, says memory: the store decides.
+		m.mu.Unlock()
+		if err := m.fresh(ctx, spec.ID); err != nil {
+			l.stop()
+			return Info{}, err
+		}
+		m.mu.Lock()
+	}
+	e := &entry{refs: map[string]*refState{}, busy: make(chan struct{}), schema: p.schema}
 	old, err := m.idle(ctx, spec.ID)
 	if err != nil {
 		l.stop()
@@ -609,7 +774,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 			return err
 		}
 		rec, err = m.store.Create(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: props})
-		return err
+		return stored(ctx, err)
 	})
 	m.mu.Lock()
 	if err != nil {
@@ -638,18 +803,23 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, error) {
 }
 
 // Update replaces the type and props of the connection spec.ID. If
-// ifVersion is not 0 it must be the stored version. A prop that carries
+// ifMatch is not the zero Tag it must be the stored one (Info.Tag). A prop that carries
 // secret.Mask keeps its stored secret, as long as the endpoint props
 // (the server, host, port, database) are unchanged; otherwise the secret
 // must be given again. The update is refused while the
 // connection has refs. It is atomic: the new spec is validated and stored
 // first, and only then is the live connection replaced; on any failure the
 // old one stays stored and running.
-func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info, error) {
+func (m *Manager) Update(ctx context.Context, spec Spec, ifMatch Tag) (Info, error) {
 	if err := checkID(spec.ID); err != nil {
 		return Info{}, err
 	}
 	if _, err := m.lookup(spec.Type); err != nil {
+		return Info{}, err
+	}
+	ctx, cancel := m.writing(ctx)
+	defer cancel()
+	if err := m.fresh(ctx, spec.ID); err != nil {
 		return Info{}, err
 	}
 	m.mu.Lock()
@@ -657,11 +827,11 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	if err != nil {
 		return Info{}, err
 	}
-	if err := m.writable(e, "updated", ifVersion); err != nil {
+	if err := m.writable(e, "updated", ifMatch); err != nil {
 		m.mu.Unlock()
 		return Info{}, err
 	}
-	prev, prevType, version := e.props, e.rec.Type, e.rec.Version
+	prev, prevType, at := e.props, e.rec.Type, e.rec.Tag()
 	e.busy = make(chan struct{})
 	m.mu.Unlock()
 
@@ -685,8 +855,8 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 			if err != nil {
 				return err
 			}
-			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: props}, version)
-			return err
+			rec, err = m.store.Update(ctx, store.Record{ID: spec.ID, Type: spec.Type, Props: props}, at)
+			return stored(ctx, err)
 		})
 		if err != nil {
 			l.stop()
@@ -728,24 +898,32 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifVersion int64) (Info,
 	return snap.info(false), nil
 }
 
-// writable refuses a write on e while it has refs or if ifVersion is
+// writable refuses a write on e while it has refs or if ifMatch is
 // stale. m.mu must be held.
-func (m *Manager) writable(e *entry, op string, ifVersion int64) error {
+func (m *Manager) writable(e *entry, op string, ifMatch Tag) error {
 	if len(e.refs) > 0 {
 		return inUse(e.rec.ID, op, e.refNames())
 	}
-	if ifVersion != 0 && ifVersion != e.rec.Version {
-		return &Error{Code: CodeVersionMismatch, ID: e.rec.ID,
-			Message: fmt.Sprintf("connection %s is at version %d, not %d; read it again and retry", quote(e.rec.ID), e.rec.Version, ifVersion)}
+	if ifMatch != (Tag{}) && ifMatch != e.rec.Tag() {
+		msg := fmt.Sprintf("connection %s is at version %d, not %d; read it again and retry", quote(e.rec.ID), e.rec.Version, ifMatch.Version)
+		if ifMatch.Incarnation != e.rec.Incarnation {
+			msg = fmt.Sprintf("connection %s was deleted and created again since that tag was read (incarnation %d, not %d); read it again and retry", quote(e.rec.ID), e.rec.Incarnation, ifMatch.Incarnation)
+		}
+		return &Error{Code: CodeVersionMismatch, ID: e.rec.ID, Message: msg}
 	}
 	return nil
 }
 
 // Delete removes the connection id and closes its live connection. If
-// ifVersion is not 0 it must be the stored version. It is refused while the
+// ifMatch is not the zero Tag it must be the stored one (Info.Tag). It is refused while the
 // connection has refs.
-func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error {
+func (m *Manager) Delete(ctx context.Context, id string, ifMatch Tag) error {
 	if err := checkID(id); err != nil {
+		return err
+	}
+	ctx, cancel := m.writing(ctx)
+	defer cancel()
+	if err := m.fresh(ctx, id); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -753,15 +931,15 @@ func (m *Manager) Delete(ctx context.Context, id string, ifVersion int64) error 
 	if err != nil {
 		return err
 	}
-	if err := m.writable(e, "deleted", ifVersion); err != nil {
+	if err := m.writable(e, "deleted", ifMatch); err != nil {
 		m.mu.Unlock()
 		return err
 	}
-	version := e.rec.Version
+	at := e.rec.Tag()
 	e.busy = make(chan struct{})
 	m.mu.Unlock()
 
-	err = m.timed("delete", func() error { return m.store.Delete(ctx, id, version) })
+	err = m.timed("delete", func() error { return stored(ctx, m.store.Delete(ctx, id, at)) })
 	m.mu.Lock()
 	if err == nil {
 		m.remove(id)
@@ -893,7 +1071,7 @@ func (m *Manager) AppendPageJSON(dst []byte, after string, limit int) (out []byt
 		if e.live != nil {
 			st = e.live.status()
 		}
-		key := infoKey{version: e.rec.Version, status: st, refsGen: e.refsGen}
+		key := infoKey{tag: e.rec.Tag(), status: st, refsGen: e.refsGen}
 		if e.live != nil {
 			key.activity = e.live.lastActivity()
 		}
@@ -938,7 +1116,7 @@ func (m *Manager) AppendPageJSON(dst []byte, after string, limit int) (out []byt
 	m.mu.Lock()
 	for _, p := range parts {
 		// Kept only if the connection is still as it was encoded.
-		if e := p.snap; p.fresh && e.e.rec.Version == p.key.version && e.e.refsGen == p.key.refsGen {
+		if e := p.snap; p.fresh && e.e.rec.Tag() == p.key.tag && e.e.refsGen == p.key.refsGen {
 			e.e.json, e.e.jsonKey = p.json, p.key
 		}
 	}
@@ -975,7 +1153,7 @@ type snapshot struct {
 
 // infoKey says which state of a connection its cached JSON is of.
 type infoKey struct {
-	version  int64
+	tag      Tag
 	status   Status
 	refsGen  uint64
 	activity time.Time
@@ -1001,7 +1179,7 @@ func (s snapshot) info(shared bool) Info {
 	in := Info{
 		ID: s.rec.ID, Type: s.rec.Type, Props: s.masked,
 		RefCount: s.holds, Refs: s.refs, Status: s.status(),
-		Version: s.rec.Version, CreatedAt: s.rec.CreatedAt, UpdatedAt: s.rec.UpdatedAt,
+		Version: s.rec.Version, Incarnation: s.rec.Incarnation, CreatedAt: s.rec.CreatedAt, UpdatedAt: s.rec.UpdatedAt,
 	}
 	if s.live != nil {
 		in.LastActivityAt = s.live.lastActivity()

@@ -259,7 +259,7 @@ func TestSecretsMasked(t *testing.T) {
 	}
 
 	// Sending the masks back keeps every stored secret.
-	up, err := e.m.Update(ctx, spec("a", want), 0)
+	up, err := e.m.Update(ctx, spec("a", want), connection.Tag{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestSecretBoundToEndpoint(t *testing.T) {
 	if _, err := e.m.Create(ctx, spec("a", map[string]any{"addr": "p1", "password": "hunter2"})); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "evil", "password": secret.Mask}), 0)
+	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "evil", "password": secret.Mask}), connection.Tag{})
 	ce := wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
 	if len(ce.Fields) != 1 || ce.Fields[0].Field != "password" || !strings.Contains(ce.Message, "addr changed: give password again") {
 		t.Errorf("error %v %+v", err, ce.Fields)
@@ -299,7 +299,7 @@ func TestSecretBoundToEndpoint(t *testing.T) {
 	// A new type never inherits a secret either.
 	_, err = e.m.Create(ctx, spec("b", map[string]any{"addr": "p1", "password": secret.Mask}))
 	wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
-	if _, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "evil", "password": "for-evil"}), 0); err != nil {
+	if _, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "evil", "password": "for-evil"}), connection.Tag{}); err != nil {
 		t.Fatalf("the secret given again: %v", err)
 	}
 }
@@ -426,12 +426,12 @@ func TestRefsBlockWrites(t *testing.T) {
 	}
 	attachFake(t, e.m, "a", "rule1/source")
 	attachFake(t, e.m, "a", "rule0/sink")
-	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), 0)
+	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), connection.Tag{})
 	ce := wantCode(t, err, connection.CodeInUse, connection.ErrInUse)
 	if !cmp.Equal(ce.Refs, []string{"rule0/sink", "rule1/source"}) || !strings.Contains(ce.Message, "rule1/source") {
 		t.Errorf("in_use error %q refs %v", ce.Message, ce.Refs)
 	}
-	ce = wantCode(t, e.m.Delete(ctx, "a", 0), connection.CodeInUse, connection.ErrInUse)
+	ce = wantCode(t, e.m.Delete(ctx, "a", connection.Tag{}), connection.CodeInUse, connection.ErrInUse)
 	if len(ce.Refs) != 2 {
 		t.Errorf("refs %v", ce.Refs)
 	}
@@ -440,7 +440,7 @@ func TestRefsBlockWrites(t *testing.T) {
 	}
 	e.m.Detach("a", "rule1/source")
 	e.m.Detach("a", "rule0/sink")
-	if err := e.m.Delete(ctx, "a", 0); err != nil {
+	if err := e.m.Delete(ctx, "a", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -454,15 +454,15 @@ func TestUpdate(t *testing.T) {
 	old := attachFake(t, e.m, "a", "r")
 	e.m.Detach("a", "r")
 
-	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), 7)
+	_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), connection.Tag{Version: 7})
 	wantCode(t, err, connection.CodeVersionMismatch, connection.ErrVersionMismatch)
-	_, err = e.m.Update(ctx, spec("nope", nil), 0)
+	_, err = e.m.Update(ctx, spec("nope", nil), connection.Tag{})
 	wantCode(t, err, connection.CodeNotFound, connection.ErrNotFound)
-	_, err = e.m.Update(ctx, connection.Spec{ID: "a", Type: "nope"}, 0)
+	_, err = e.m.Update(ctx, connection.Spec{ID: "a", Type: "nope"}, connection.Tag{})
 	wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
 
 	// An invalid update leaves the old connection stored and running.
-	_, err = e.m.Update(ctx, spec("a", map[string]any{"addr": "p2", "mode": "z"}), 1)
+	_, err = e.m.Update(ctx, spec("a", map[string]any{"addr": "p2", "mode": "z"}), connection.Tag{})
 	wantCode(t, err, connection.CodeInvalidArgument, connection.ErrInvalidArgument)
 	if old.Closed() {
 		t.Fatal("a failed update closed the live connection")
@@ -471,7 +471,8 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("after a failed update: %+v", in)
 	}
 
-	in, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), 1)
+	a, _ := e.m.Get("a")
+	in, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), a.Tag())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,8 +499,9 @@ func TestDelete(t *testing.T) {
 	}
 	c := attachFake(t, e.m, "a", "r")
 	e.m.Detach("a", "r")
-	wantCode(t, e.m.Delete(ctx, "a", 3), connection.CodeVersionMismatch, connection.ErrVersionMismatch)
-	if err := e.m.Delete(ctx, "a", 1); err != nil {
+	a, _ := e.m.Get("a")
+	wantCode(t, e.m.Delete(ctx, "a", connection.Tag{Incarnation: a.Incarnation, Version: 3}), connection.CodeVersionMismatch, connection.ErrVersionMismatch)
+	if err := e.m.Delete(ctx, "a", a.Tag()); err != nil {
 		t.Fatal(err)
 	}
 	if !c.Closed() {
@@ -508,8 +510,8 @@ func TestDelete(t *testing.T) {
 	if _, err := e.st.Get(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("store after Delete: %v", err)
 	}
-	wantCode(t, e.m.Delete(ctx, "a", 0), connection.CodeNotFound, connection.ErrNotFound)
-	wantCode(t, e.m.Delete(ctx, "bad id", 0), connection.CodeInvalidArgument, connection.ErrInvalidArgument)
+	wantCode(t, e.m.Delete(ctx, "a", connection.Tag{}), connection.CodeNotFound, connection.ErrNotFound)
+	wantCode(t, e.m.Delete(ctx, "bad id", connection.Tag{}), connection.CodeInvalidArgument, connection.ErrInvalidArgument)
 	// The id can be used again.
 	if _, err := e.m.Create(ctx, spec("a", nil)); err != nil {
 		t.Fatal(err)
@@ -531,14 +533,14 @@ func (f *failStore) Create(ctx context.Context, r store.Record) (store.Record, e
 	return f.Store.Create(ctx, r)
 }
 
-func (f *failStore) Update(ctx context.Context, r store.Record, v int64) (store.Record, error) {
+func (f *failStore) Update(ctx context.Context, r store.Record, v store.Tag) (store.Record, error) {
 	if f.fail.Load() {
 		return store.Record{}, errDisk
 	}
 	return f.Store.Update(ctx, r, v)
 }
 
-func (f *failStore) Delete(ctx context.Context, id string, v int64) error {
+func (f *failStore) Delete(ctx context.Context, id string, v store.Tag) error {
 	if f.fail.Load() {
 		return errDisk
 	}
@@ -563,9 +565,9 @@ func TestFailingStoreChangesNothing(t *testing.T) {
 	if !errors.Is(err, errDisk) || !strings.Contains(ce.Message, "nothing was changed") {
 		t.Errorf("create error %v", err)
 	}
-	_, err = e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), 0)
+	_, err = e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), connection.Tag{})
 	wantCode(t, err, connection.CodeInternal, connection.ErrInternal)
-	wantCode(t, e.m.Delete(ctx, "a", 0), connection.CodeInternal, connection.ErrInternal)
+	wantCode(t, e.m.Delete(ctx, "a", connection.Tag{}), connection.CodeInternal, connection.ErrInternal)
 	fs.fail.Store(false)
 
 	if diff := cmp.Diff(beforeInfo, e.m.List()); diff != "" {
@@ -599,7 +601,7 @@ func TestReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p1", "password": secret.Mask}), 0); err != nil {
+	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p1", "password": secret.Mask}), connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	want := e.m.List()
@@ -638,7 +640,7 @@ func TestReload(t *testing.T) {
 	_, err := m2.Attach(ctx, "z", "r")
 	wantCode(t, err, connection.CodeUnavailable, connection.ErrUnavailable)
 	// It can still be deleted, or fixed by an update.
-	if _, err := m2.Update(ctx, spec("z", nil), 0); err != nil {
+	if _, err := m2.Update(ctx, spec("z", nil), connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, m2, "z", connection.StateConnected)
@@ -672,7 +674,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	wantCode(t, err, connection.CodeUnavailable, connection.ErrUnavailable)
 	_, err = e.m.Attach(ctx, "a", "r2")
 	wantCode(t, err, connection.CodeUnavailable, connection.ErrUnavailable)
-	wantCode(t, e.m.Delete(ctx, "b", 0), connection.CodeUnavailable, connection.ErrUnavailable)
+	wantCode(t, e.m.Delete(ctx, "b", connection.Tag{}), connection.CodeUnavailable, connection.ErrUnavailable)
 	if _, err := e.m.Get("a"); err != nil {
 		t.Errorf("Get after Close: %v", err)
 	}
@@ -688,7 +690,7 @@ type gateStore struct {
 	release chan struct{}
 }
 
-func (g *gateStore) Update(ctx context.Context, r store.Record, v int64) (store.Record, error) {
+func (g *gateStore) Update(ctx context.Context, r store.Record, v store.Tag) (store.Record, error) {
 	g.entered <- struct{}{}
 	<-g.release
 	return g.Store.Update(ctx, r, v)
@@ -702,7 +704,7 @@ func TestWritesOnOneIDAreSerialised(t *testing.T) {
 	}
 	done := make(chan error)
 	go func() {
-		_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), 1)
+		_, err := e.m.Update(ctx, spec("a", map[string]any{"addr": "p2"}), connection.Tag{})
 		done <- err
 	}()
 	<-gs.entered
@@ -715,7 +717,7 @@ func TestWritesOnOneIDAreSerialised(t *testing.T) {
 	defer cancel()
 	_, err := e.m.Attach(short, "a", "r")
 	wantCode(t, err, connection.CodeDeadlineExceeded, connection.ErrDeadlineExceeded)
-	wantCode(t, e.m.Delete(short, "a", 0), connection.CodeDeadlineExceeded, connection.ErrDeadlineExceeded)
+	wantCode(t, e.m.Delete(short, "a", connection.Tag{}), connection.CodeDeadlineExceeded, connection.ErrDeadlineExceeded)
 
 	attached := make(chan *connectortest.FakeConn)
 	go func() {
@@ -753,9 +755,9 @@ func TestConcurrentInvariants(t *testing.T) {
 				case 0:
 					e.m.Create(ctx, spec(id, nil))
 				case 1:
-					e.m.Update(ctx, spec(id, map[string]any{"addr": "p1", "retries": i}), 0)
+					e.m.Update(ctx, spec(id, map[string]any{"addr": "p1", "retries": i}), connection.Tag{})
 				case 2:
-					e.m.Delete(ctx, id, 0)
+					e.m.Delete(ctx, id, connection.Tag{})
 				default:
 					c, err := e.m.Attach(ctx, id, ref)
 					if err != nil {
@@ -768,11 +770,11 @@ func TestConcurrentInvariants(t *testing.T) {
 					if fc.Closed() {
 						violations.Add(1)
 					}
-					if err := e.m.Delete(ctx, id, 0); !errors.Is(err, connection.ErrInUse) {
+					if err := e.m.Delete(ctx, id, connection.Tag{}); !errors.Is(err, connection.ErrInUse) {
 						violations.Add(1)
 						t.Errorf("Delete of an attached connection: %v", err)
 					}
-					if _, err := e.m.Update(ctx, spec(id, nil), 0); !errors.Is(err, connection.ErrInUse) {
+					if _, err := e.m.Update(ctx, spec(id, nil), connection.Tag{}); !errors.Is(err, connection.ErrInUse) {
 						violations.Add(1)
 						t.Errorf("Update of an attached connection: %v", err)
 					}
@@ -838,7 +840,7 @@ func TestLimits(t *testing.T) {
 	}
 	_, err = m.Create(ctx, spec("c", nil))
 	wantCode(t, err, connection.CodeLimitExceeded, connection.ErrLimitExceeded)
-	if err := m.Delete(ctx, "a", 0); err != nil {
+	if err := m.Delete(ctx, "a", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Create(ctx, spec("c", nil)); err != nil {
@@ -923,7 +925,7 @@ func TestPageJSONFollowsChanges(t *testing.T) {
 	waitState(t, e.m, "b", connection.StateDisconnected)
 	same("after the peer went")
 	e.m.Detach("a", "r1")
-	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p2"}), 0); err != nil {
+	if _, err := e.m.Update(ctx, spec("b", map[string]any{"addr": "p2"}), connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, e.m, "b", connection.StateConnected)

@@ -53,7 +53,11 @@ type Info struct {
 	// names, sorted, each once (a name can be held by several attaches).
 	RefCount int      `json:"refCount"`
 	Refs     []string `json:"refs"`
-	Version  int64    `json:"version"`
+	// Version is 1 after the create and grows by one with each update;
+	// Incarnation tells this connection from any other the id had before
+	// a delete (it never repeats). Tag gives both, for Update and Delete.
+	Version     int64 `json:"version"`
+	Incarnation int64 `json:"incarnation"`
 	// LastActivityAt is when the link last carried a message, to the
 	// second, for a type that reports it (connector.Activity); zero, and
 	// left out of JSON, if never.
@@ -61,6 +65,15 @@ type Info struct {
 	CreatedAt      time.Time `json:"createdAt"`
 	UpdatedAt      time.Time `json:"updatedAt"`
 }
+
+// Tag names one version of one connection: its incarnation and version.
+// No two states a connection id ever has share a Tag, across deletes and
+// creates again too, so a write made with a Tag read before a delete
+// never matches the connection created after it. The zero Tag names any.
+type Tag = store.Tag
+
+// Tag returns the connection's Tag, for Update and Delete.
+func (in Info) Tag() Tag { return Tag{Incarnation: in.Incarnation, Version: in.Version} }
 
 // ValidID reports whether id is a valid connection id.
 func ValidID(id string) bool { return store.ValidID(id) }

@@ -29,7 +29,7 @@ func TestDeleteRacesAttach(t *testing.T) {
 		var attachErr, deleteErr error
 		wg.Add(2)
 		go func() { defer wg.Done(); client, attachErr = e.m.Attach(ctx, "x", "rule/source") }()
-		go func() { defer wg.Done(); deleteErr = e.m.Delete(ctx, "x", 0) }()
+		go func() { defer wg.Done(); deleteErr = e.m.Delete(ctx, "x", connection.Tag{}) }()
 		wg.Wait()
 		switch {
 		case attachErr == nil && errors.Is(deleteErr, connection.ErrInUse):
@@ -42,7 +42,7 @@ func TestDeleteRacesAttach(t *testing.T) {
 				t.Fatalf("round %d: after the attach won: %+v %v", i, in, err)
 			}
 			e.m.Detach("x", "rule/source")
-			if err := e.m.Delete(ctx, "x", 0); err != nil {
+			if err := e.m.Delete(ctx, "x", connection.Tag{}); err != nil {
 				t.Fatal(err)
 			}
 		case deleteErr == nil && errors.Is(attachErr, connection.ErrNotFound):
@@ -136,11 +136,11 @@ func TestSameRefRacesWrites(t *testing.T) {
 				inside.Add(1)
 				held.Add(1)
 				mine++
-				if err := e.m.Delete(ctx, "c", 0); !errors.Is(err, connection.ErrInUse) {
+				if err := e.m.Delete(ctx, "c", connection.Tag{}); !errors.Is(err, connection.ErrInUse) {
 					violations.Add(1)
 					t.Errorf("Delete while attached: %v", err)
 				}
-				if _, err := e.m.Update(ctx, spec("c", map[string]any{"addr": "p1", "retries": 5}), 0); !errors.Is(err, connection.ErrInUse) {
+				if _, err := e.m.Update(ctx, spec("c", map[string]any{"addr": "p1", "retries": 5}), connection.Tag{}); !errors.Is(err, connection.ErrInUse) {
 					violations.Add(1)
 					t.Errorf("Update while attached: %v", err)
 				}
@@ -168,7 +168,7 @@ func TestSameRefRacesWrites(t *testing.T) {
 				return
 			default:
 			}
-			if err := e.m.Delete(ctx, "c", 0); err == nil {
+			if err := e.m.Delete(ctx, "c", connection.Tag{}); err == nil {
 				deletes.Add(1)
 				// Only this goroutine creates "c", so no one attached
 				// since the delete: a user inside held it across.
@@ -188,7 +188,7 @@ func TestSameRefRacesWrites(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := e.m.Update(ctx, spec("c", map[string]any{"addr": "p1"}), 0); err == nil {
+			if _, err := e.m.Update(ctx, spec("c", map[string]any{"addr": "p1"}), connection.Tag{}); err == nil {
 				updates.Add(1)
 			}
 		}
@@ -257,7 +257,7 @@ func TestAttachIfRacesUpdate(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 300 {
-			e.m.Update(ctx, spec("c", map[string]any{"addr": "p1", "retries": i}), 0)
+			e.m.Update(ctx, spec("c", map[string]any{"addr": "p1", "retries": i}), connection.Tag{})
 		}
 	}()
 	for range 300 {

@@ -178,10 +178,10 @@ func TestOneBadRecordNeverStopsTheHouse(t *testing.T) {
 	}
 	m.Detach("good", "r")
 	// Fixed by an update (its secret given again), or deleted.
-	if _, err := m.Update(ctx, connection.Spec{ID: "sealed", Type: "fake", Props: map[string]any{"addr": "p1", "password": "******"}}, 0); err == nil {
+	if _, err := m.Update(ctx, connection.Spec{ID: "sealed", Type: "fake", Props: map[string]any{"addr": "p1", "password": "******"}}, connection.Tag{}); err == nil {
 		t.Error("a mask restored a secret that could not be opened")
 	}
-	if _, err := m.Update(ctx, connection.Spec{ID: "sealed", Type: "fake", Props: map[string]any{"addr": "p1", "password": "new"}}, 0); err != nil {
+	if _, err := m.Update(ctx, connection.Spec{ID: "sealed", Type: "fake", Props: map[string]any{"addr": "p1", "password": "new"}}, connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Attach(ctx, "sealed", "r"); err != nil {
@@ -189,7 +189,7 @@ func TestOneBadRecordNeverStopsTheHouse(t *testing.T) {
 	}
 	m.Detach("sealed", "r")
 	for _, id := range []string{"not-json", "an-array", "deep", "bad-props", "object-pw", "fake-seal", "no-type"} {
-		if err := m.Delete(ctx, id, 0); err != nil {
+		if err := m.Delete(ctx, id, connection.Tag{}); err != nil {
 			t.Errorf("delete %s: %v", id, err)
 		}
 	}
@@ -222,7 +222,7 @@ func TestSecretByPlace(t *testing.T) {
 	}
 	m.Detach("n", "r")
 	// Bound to its endpoint: the mask is not carried to another addr.
-	if _, err := m.Update(ctx, connection.Spec{ID: "n", Type: "fake", Props: map[string]any{"addr": "p2", "password": "******"}}, 0); !errors.Is(err, connection.ErrInvalidArgument) {
+	if _, err := m.Update(ctx, connection.Spec{ID: "n", Type: "fake", Props: map[string]any{"addr": "p2", "password": "******"}}, connection.Tag{}); !errors.Is(err, connection.ErrInvalidArgument) {
 		t.Errorf("the mask to another endpoint: %v", err)
 	}
 	for name, props := range map[string]map[string]any{

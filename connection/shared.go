@@ -10,17 +10,47 @@ import (
 // shared store, until ctx ends.
 func (m *Manager) follow(ctx context.Context, w store.Watcher) {
 	defer m.followed.Done()
-	w.Watch(ctx, m.resync, m.apply)
+	w.Watch(ctx, func(recs []store.Record, rev int64) {
+		m.resync(recs, rev, true)
+		m.advance(rev)
+	}, func(c store.Change) {
+		m.apply(c, true)
+		m.advance(c.Record.Revision)
+	}, m.advance)
+}
+
+// freshAll waits until this instance has seen what a shared store holds
+// now, before a decision that spans every connection (an apply).
+func (m *Manager) freshAll(ctx context.Context) error {
+	if !m.shared {
+		return nil
+	}
+	sn, ok := m.store.(store.Snapshotter)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := m.writing(ctx)
+	defer cancel()
+	var rev int64
+	err := m.timed("list", func() (err error) {
+		_, rev, err = sn.Snapshot(ctx)
+		return err
+	})
+	if err != nil {
+		return unreadable("", stored(ctx, err))
+	}
+	return m.caughtUp(ctx, "", func() bool { return m.watched >= rev }, sn.RequestProgress)
 }
 
 // resync makes the connections match a full read of the store at rev:
 // each record is applied, and a connection the read lacks is gone,
-// unless it was stored after the read.
-func (m *Manager) resync(recs []store.Record, rev int64) {
+// unless it was stored after the read. The watch's own (watched) has
+// passed rev: the tombs up to it are done with.
+func (m *Manager) resync(recs []store.Record, rev int64, watched bool) {
 	seen := make(map[string]bool, len(recs))
 	for _, r := range recs {
 		seen[r.ID] = true
-		m.apply(store.Change{Record: r})
+		m.apply(store.Change{Record: r}, watched)
 	}
 	m.mu.Lock()
 	var gone []store.Record
@@ -30,19 +60,22 @@ func (m *Manager) resync(recs []store.Record, rev int64) {
 		}
 	}
 	for id, t := range m.tombs {
-		if t <= rev {
+		if watched && t <= rev {
 			delete(m.tombs, id)
 		}
 	}
 	m.mu.Unlock()
 	for _, r := range gone {
-		m.apply(store.Change{Deleted: true, Record: r})
+		m.apply(store.Change{Deleted: true, Record: r}, watched)
 	}
 }
 
 // apply makes one change of the store live here, unless this Manager
 // already has it or something newer: the store's revisions order them.
-func (m *Manager) apply(c store.Change) {
+// watched says the change comes from the watch, in revision order, which
+// is done with a tomb once it reports the delete; a change read by a
+// write (fresh) leaves the tomb for the watch.
+func (m *Manager) apply(c store.Change, watched bool) {
 	r := c.Record
 	for {
 		m.mu.Lock()
@@ -52,7 +85,7 @@ func (m *Manager) apply(c store.Change) {
 		}
 		if t, ok := m.tombs[r.ID]; ok && r.Revision <= t {
 			// Deleted here after that write.
-			if c.Deleted && r.Revision == t {
+			if watched && c.Deleted && r.Revision == t {
 				delete(m.tombs, r.ID)
 			}
 			m.mu.Unlock()

@@ -26,7 +26,7 @@ func TestSharedStoreConverges(t *testing.T) {
 		t.Errorf("%d dials of p after one create seen by two Managers, want 2 (one each, no redial of the echo)", n)
 	}
 
-	if _, err := e.m.Update(ctx, spec("c1", map[string]any{"addr": "q"}), in.Version); err != nil {
+	if _, err := e.m.Update(ctx, spec("c1", map[string]any{"addr": "q"}), in.Tag()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the update on b", func() bool {
@@ -36,7 +36,7 @@ func TestSharedStoreConverges(t *testing.T) {
 	waitFor(t, "b's old link closed", func() bool { return e.fake.OpenConns("p") == 0 })
 
 	// A write on b comes back to a.
-	if err := b.Delete(ctx, "c1", 2); err != nil {
+	if err := b.Delete(ctx, "c1", connection.Tag{Incarnation: in.Incarnation, Version: 2}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the delete on a", func() bool { _, err := e.m.Get("c1"); return err != nil })

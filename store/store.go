@@ -1,8 +1,11 @@
 // Package store defines where connection specs are kept.
 //
-// Every record carries a version: Create fails if the id exists, Update and
-// Delete take the version the caller last read and fail if the record has
-// moved on. A write is durable when the call returns without error.
+// Every record carries a Tag, its incarnation and version: Create fails if
+// the id exists, Update and Delete take the Tag the caller last read and
+// fail if the record has moved on. A Tag never names two states of one id,
+// not even across a delete and a create again: a guard on it can never
+// come true again once it is false. A write is durable when the call
+// returns without error.
 //
 // Implementations: store/memory (tests), store/sqlite (the embedded
 // default) and store/etcd (several instances sharing one set).
@@ -69,6 +72,11 @@ type Record struct {
 	Props json.RawMessage
 	// Version is 1 after Create and grows by one with each Update.
 	Version int64
+	// Incarnation tells apart the records one id has had: a record
+	// created after a delete of the id has another one (greater, in the
+	// stores here), so that no Tag of a deleted record names a later
+	// one. etcd: the key's create revision.
+	Incarnation int64
 	// Revision orders the writes of a shared store (Watcher): a later
 	// write, of any record, has a greater revision. 0 in a store that is
 	// not shared.
@@ -82,22 +90,35 @@ type Record struct {
 	Err error
 }
 
+// Tag names one state of one record: its Incarnation and its Version.
+// No two states an id ever has share a Tag.
+type Tag struct {
+	Incarnation int64
+	Version     int64
+}
+
+// Tag returns the record's Tag.
+func (r Record) Tag() Tag { return Tag{Incarnation: r.Incarnation, Version: r.Version} }
+
 // Store keeps records. Implementations are safe for concurrent use.
 type Store interface {
 	// List returns every record sorted by ID.
 	List(ctx context.Context) ([]Record, error)
 	// Get returns the record id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Record, error)
-	// Create stores rec with Version 1 and both timestamps set to now, and
-	// returns what it stored; ErrExists if rec.ID is taken.
+	// Create stores rec with Version 1, a new Incarnation and both
+	// timestamps set to now, and returns what it stored; ErrExists if
+	// rec.ID is taken.
 	Create(ctx context.Context, rec Record) (Record, error)
-	// Update replaces the Type and Props of the record rec.ID if its
-	// version is version, increments the version, sets UpdatedAt and
-	// returns what it stored; ErrNotFound or ErrVersionMismatch otherwise.
-	Update(ctx context.Context, rec Record, version int64) (Record, error)
-	// Delete removes the record id if its version is version;
-	// ErrNotFound or ErrVersionMismatch otherwise.
-	Delete(ctx context.Context, id string, version int64) error
+	// Update replaces the Type and Props of the record rec.ID if its Tag
+	// is at, increments the version, sets UpdatedAt and returns what it
+	// stored; ErrNotFound or ErrVersionMismatch otherwise. A Version of 0
+	// in at is that of a record whose version is damaged (Record.Err):
+	// the update mends it.
+	Update(ctx context.Context, rec Record, at Tag) (Record, error)
+	// Delete removes the record id if its Tag is at; ErrNotFound or
+	// ErrVersionMismatch otherwise.
+	Delete(ctx context.Context, id string, at Tag) error
 	// Close releases the store.
 	Close() error
 }
@@ -118,9 +139,25 @@ type Watcher interface {
 	// ends; it then returns ctx's error. When the watch is lost (the
 	// store unreachable for long, history compacted) it reads everything
 	// again and calls sync again: a write is never missed, but a caller
-	// may see a write it already saw and must compare revisions. Calls
-	// are made from one goroutine, one at a time.
-	Watch(ctx context.Context, sync func(recs []Record, rev int64), change func(Change)) error
+	// may see a write it already saw and must compare revisions.
+	// progress, if not nil, is called with a revision up to which every
+	// write has been reported, when the store can tell it without a write
+	// (see Snapshotter). Calls are made from one goroutine, one at a time.
+	Watch(ctx context.Context, sync func(recs []Record, rev int64), change func(Change), progress func(rev int64)) error
+}
+
+// Snapshotter is a Watcher that tells the revision of a full read, so
+// that an instance can bring its memory up to it before a decision that
+// spans every record (an apply).
+type Snapshotter interface {
+	// Snapshot returns every record, sorted by ID, and the revision of
+	// the read: no write at or before it is missing from it.
+	Snapshot(ctx context.Context) ([]Record, int64, error)
+	// RequestProgress asks this process's watches to report their
+	// progress soon, although nothing changed: the revision of a
+	// snapshot may lie past the last write of a record (another key of
+	// the store moved it), which no change would ever report.
+	RequestProgress(ctx context.Context) error
 }
 
 // RefReader is a RefHolder that lists the refs every instance holds on a

@@ -247,7 +247,7 @@ func TestNoAnswerQuotesMuchInput(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode < 400 {
-			m.Delete(context.Background(), "p", 0)
+			m.Delete(context.Background(), "p", connection.Tag{})
 			continue // an answer of data, not of an error
 		}
 		if res.StatusCode >= 500 && res.StatusCode != 502 && res.StatusCode != 503 && res.StatusCode != 504 {
@@ -282,7 +282,7 @@ func TestNoScrubberOracle(t *testing.T) {
 	for _, pw := range []string{"4711", "9999"} {
 		ts, m := builtinServer(t)
 		if _, err := m.Update(context.Background(), connection.Spec{ID: "c1", Type: "mqtt",
-			Props: map[string]any{"server": "tcp://127.0.0.1:1", "password": pw}}, 0); err != nil {
+			Props: map[string]any{"server": "tcp://127.0.0.1:1", "password": pw}}, connection.Tag{}); err != nil {
 			t.Fatal(err)
 		}
 		answers[pw] = map[string]string{}

@@ -85,7 +85,7 @@ func FuzzCreateBody(f *testing.F) {
 		if w.Code == http.StatusCreated {
 			var in connection.Info
 			json.Unmarshal(w.Body.Bytes(), &in)
-			m.Delete(context.Background(), in.ID, 0)
+			m.Delete(context.Background(), in.ID, connection.Tag{})
 		}
 	})
 }
@@ -95,9 +95,9 @@ func FuzzCreateBody(f *testing.F) {
 // never carried the stored password to another addr.
 func FuzzUpdateBody(f *testing.F) {
 	for _, s := range []struct{ id, body, ifMatch string }{
-		{"existing", `{"typ":"fake","props":{"addr":"y","password":"******"}}`, `"1"`},
+		{"existing", `{"typ":"fake","props":{"addr":"y","password":"******"}}`, `"1-1"`},
 		{"existing", `{"typ":"fake","props":{"addr":"a","password":"******"}}`, `"1"`},
-		{"existing", `{"typ":"fake","props":{"addr":"a","password":"******","mode":"b"}}`, `W/"1", "1"`},
+		{"existing", `{"typ":"fake","props":{"addr":"a","password":"******","mode":"b"}}`, `W/"1-1", "1-1"`},
 		{"existing", `{"id":"other","typ":"fake","props":{}}`, ""},
 		{"existing", `{"typ":"fake","props":{"url":"mysql://u:******@h/db"}}`, "*"},
 		{"missing", `{"typ":"fake","props":{"addr":"y"}}`, `W/"3"`},
@@ -121,10 +121,10 @@ func FuzzUpdateBody(f *testing.F) {
 			}
 			return
 		}
-		if in1.Version != in0.Version+1 || w.Header().Get("ETag") != fmt.Sprintf(`"%d"`, in1.Version) {
+		if in1.Version != in0.Version+1 || w.Header().Get("ETag") != fmt.Sprintf(`"%d-%d"`, in1.Incarnation, in1.Version) {
 			t.Fatalf("accepted update: version %d -> %d, ETag %s", in0.Version, in1.Version, w.Header().Get("ETag"))
 		}
-		if im := strings.TrimSpace(ifMatch); im != "" && im != "*" && !strongTag(im, in0.Version) {
+		if im := strings.TrimSpace(ifMatch); im != "" && im != "*" && !strongTag(im, in0.Tag()) {
 			t.Fatalf("update accepted with If-Match %q at version %d", ifMatch, in0.Version)
 		}
 		pw, _ := before.Props["password"].(string)
@@ -134,10 +134,10 @@ func FuzzUpdateBody(f *testing.F) {
 	})
 }
 
-// strongTag reports whether the If-Match list names version v by a strong
+// strongTag reports whether the If-Match list names tag v by a strong
 // tag.
-func strongTag(list string, v int64) bool {
-	tag := fmt.Sprintf(`"%d"`, v)
+func strongTag(list string, v connection.Tag) bool {
+	tag := fmt.Sprintf(`"%d-%d"`, v.Incarnation, v.Version)
 	for i := 0; ; {
 		j := strings.Index(list[i:], tag)
 		if j < 0 {
@@ -183,7 +183,7 @@ func FuzzID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id string) {
 		target := "/connections/" + url.PathEscape(id)
 		for _, method := range []string{"GET", "DELETE", "PATCH"} {
-			w := serve(t, h, method, target, nil, "If-Match", `"99"`)
+			w := serve(t, h, method, target, nil, "If-Match", `"1-99"`)
 			if method == "DELETE" && w.Code == http.StatusNoContent {
 				t.Fatalf("DELETE %q with a stale If-Match succeeded", id)
 			}

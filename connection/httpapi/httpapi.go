@@ -79,11 +79,15 @@
 // operator's browser to drive the API. Programs that are not browsers
 // send no Sec-Fetch-Site or Origin header and are not affected.
 //
-// The ETag of a connection is its version, a strong entity tag such as
-// "3". If-Match is honoured as RFC 9110 says: * or no header means any
-// version; a list of tags matches if one of its strong tags is the
-// version; a well-formed tag that does not match, a weak one included, is
-// 412; only a malformed header is 400.
+// The ETag of a connection is its incarnation and version, a strong
+// entity tag such as "1042-3": a tag never repeats for one id, not even
+// after a delete and a create again, so that no If-Match read before a
+// delete matches the connection created after it. If-Match is honoured as
+// RFC 9110 says: * or no header means any version; a list of tags matches
+// if one of its strong tags is the connection's; a well-formed tag that
+// does not match (a weak one, or a bare version such as "3" as earlier
+// releases gave, included) is 412; only a malformed header is 400. The
+// comparison is made against the store, not this instance's memory.
 //
 // The handler does no authentication: mount it behind your own middleware,
 // under any prefix with http.StripPrefix.
@@ -91,6 +95,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -410,19 +415,34 @@ func writeBody(w http.ResponseWriter, status int, contentType string, v any) {
 }
 
 func writeInfo(w http.ResponseWriter, status int, in connection.Info) {
-	w.Header().Set("ETag", etag(in.Version))
+	w.Header().Set("ETag", etag(in.Tag()))
 	writeJSON(w, status, in)
 }
 
-func etag(v int64) string { return `"` + strconv.FormatInt(v, 10) + `"` }
+func etag(t connection.Tag) string {
+	return `"` + strconv.FormatInt(t.Incarnation, 10) + "-" + strconv.FormatInt(t.Version, 10) + `"`
+}
+
+// parseTag reads the opaque part of an ETag of ours ("1042-3").
+func parseTag(s string) (connection.Tag, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return connection.Tag{}, false
+	}
+	inc, err1 := strconv.ParseInt(a, 10, 64)
+	v, err2 := strconv.ParseInt(b, 10, 64)
+	t := connection.Tag{Incarnation: inc, Version: v}
+	// 0 is a damaged record's version; the canonical form only, so that
+	// one tag has one spelling.
+	return t, err1 == nil && err2 == nil && inc >= 0 && v >= 0 && etag(t) == `"`+s+`"`
+}
 
 // precondition is what If-Match asks for, as RFC 9110 defines it: any
-// version (no header, or *), or one of the versions its strong entity
-// tags name. A weak tag, or a tag that is no version of ours, never
-// matches.
+// version (no header, or *), or one of the Tags its strong entity tags
+// name. A weak tag, or a tag that is no ETag of ours, never matches.
 type precondition struct {
-	any      bool
-	versions []int64
+	any  bool
+	tags []connection.Tag
 }
 
 // ifMatch parses If-Match; only a malformed header is an error.
@@ -449,24 +469,24 @@ func ifMatch(r *http.Request) (precondition, error) {
 		tag, after, ok := opaqueTag(rest)
 		if !ok {
 			return pc, &connection.Error{Code: connection.CodeInvalidArgument,
-				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "not an entity tag list; give the ETag returned, such as \"3\""}},
-				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"3\"", quote(field))}
+				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "not an entity tag list; give the ETag returned, such as \"1042-3\""}},
+				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"1042-3\"", quote(field))}
 		}
 		n++
 		rest = strings.TrimLeft(after, " \t")
 		if rest != "" && rest[0] != ',' {
 			return pc, &connection.Error{Code: connection.CodeInvalidArgument,
 				Fields:  connector.FieldErrors{{Field: "If-Match", Message: "entity tags must be separated by commas"}},
-				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"3\"", quote(field))}
+				Message: fmt.Sprintf("If-Match %s is malformed; give the ETag returned, such as \"1042-3\"", quote(field))}
 		}
-		if v, err := strconv.ParseInt(tag, 10, 64); !weak && err == nil && v >= 0 && strconv.FormatInt(v, 10) == tag { // 0: a damaged record's
-			pc.versions = append(pc.versions, v)
+		if t, ok := parseTag(tag); !weak && ok {
+			pc.tags = append(pc.tags, t)
 		}
 	}
 	if n == 0 {
 		return pc, &connection.Error{Code: connection.CodeInvalidArgument,
-			Fields:  connector.FieldErrors{{Field: "If-Match", Message: "empty; give the ETag returned, such as \"3\", or leave it out"}},
-			Message: "If-Match is empty; give the ETag returned, such as \"3\", or leave the header out"}
+			Fields:  connector.FieldErrors{{Field: "If-Match", Message: "empty; give the ETag returned, such as \"1042-3\", or leave it out"}},
+			Message: "If-Match is empty; give the ETag returned, such as \"1042-3\", or leave the header out"}
 	}
 	return pc, nil
 }
@@ -488,24 +508,34 @@ func opaqueTag(s string) (tag, rest string, ok bool) {
 	return "", "", false
 }
 
-// version turns the precondition into the version a write must find (0:
-// any), or the 412 of a precondition that no version can meet.
-func (h *Handler) version(id string, pc precondition) (int64, error) {
+// tag turns the precondition into the Tag a write must find (the zero
+// Tag: any), or the 412 of a precondition that no Tag can meet. One tag
+// goes to the write as it is, which compares it with the store; of
+// several, the one the store holds now is picked.
+func (h *Handler) tag(ctx context.Context, id string, pc precondition) (connection.Tag, error) {
 	if pc.any {
-		return 0, nil
+		return connection.Tag{}, nil
 	}
-	in, err := h.m.Get(id)
+	if len(pc.tags) == 0 {
+		if _, err := h.m.Get(id); err != nil {
+			return connection.Tag{}, err // not found is said first
+		}
+		return connection.Tag{}, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
+			Message: fmt.Sprintf("If-Match names no ETag of connection %s (a weak tag never matches, nor a bare version); read it again and give its ETag", quote(id))}
+	}
+	// The zero Tag ("0-0": a damaged record's, from before incarnations)
+	// would mean any state to the Manager: it is compared here.
+	if len(pc.tags) == 1 && pc.tags[0] != (connection.Tag{}) {
+		return pc.tags[0], nil
+	}
+	in, err := h.m.Fresh(ctx, id)
 	if err != nil {
-		return 0, err
+		return connection.Tag{}, err
 	}
-	if len(pc.versions) == 0 {
-		return 0, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
-			Message: fmt.Sprintf("connection %s is at version %d, which If-Match does not name (a weak tag never matches); read it again and retry", quote(id), in.Version)}
+	if slices.Contains(pc.tags, in.Tag()) {
+		return in.Tag(), nil // the write still compares it, atomically
 	}
-	if slices.Contains(pc.versions, in.Version) {
-		return in.Version, nil // the write still compares it, atomically (0: a damaged record, any)
-	}
-	return 0, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
+	return connection.Tag{}, &connection.Error{Code: connection.CodeVersionMismatch, ID: id,
 		Message: fmt.Sprintf("connection %s is at version %d, which If-Match does not name; read it again and retry", quote(id), in.Version)}
 }
 
@@ -620,13 +650,13 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("the body's id %s differs from the id %s in the URL; an id cannot be changed", quote(spec.ID), quote(id))})
 		return
 	}
-	version, err := h.version(id, pc)
+	at, err := h.tag(r.Context(), id, pc)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	spec.ID = id
-	in, err := h.m.Update(r.Context(), spec, version)
+	in, err := h.m.Update(r.Context(), spec, at)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -637,12 +667,12 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	pc, err := ifMatch(r)
-	var version int64
+	var at connection.Tag
 	if err == nil {
-		version, err = h.version(id, pc)
+		at, err = h.tag(r.Context(), id, pc)
 	}
 	if err == nil {
-		err = h.m.Delete(r.Context(), id, version)
+		err = h.m.Delete(r.Context(), id, at)
 	}
 	if err != nil {
 		h.fail(w, r, err)

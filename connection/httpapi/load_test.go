@@ -112,6 +112,7 @@ func runLoad(tb testing.TB, clients, perClient, maxBatch int, mix loadMix) loadR
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
 			want := map[string]int64{}
+			incs := map[string]int64{} // the incarnation of each, for If-Match
 			next := 0
 			if code, _ := do("POST", "/connections", `{"id":"shared","typ":"`+mix.typ+`","props":`+mix.props+`}`); code == 201 {
 				mu.Lock()
@@ -136,12 +137,14 @@ func runLoad(tb testing.TB, clients, perClient, maxBatch int, mix loadMix) loadR
 				case in(mix.creates) || len(want) == 0: // create
 					id := fmt.Sprintf("c%d-%d", c, next)
 					next++
-					if code, _ := do("POST", "/connections", `{"id":"`+id+`","typ":"`+mix.typ+`","props":`+mix.props+`}`); code == 201 {
-						want[id] = 1
+					if code, b := do("POST", "/connections", `{"id":"`+id+`","typ":"`+mix.typ+`","props":`+mix.props+`}`); code == 201 {
+						var in connection.Info
+						json.Unmarshal(b, &in)
+						want[id], incs[id] = 1, in.Incarnation
 					}
 				case in(mix.updates): // update, with the version it knows
 					id, _ := own()
-					code, _ := do("PUT", "/connections/"+id, `{"typ":"`+mix.typ+`","props":`+mix.update+`}`, "If-Match", `"`+fmt.Sprint(want[id])+`"`)
+					code, _ := do("PUT", "/connections/"+id, `{"typ":"`+mix.typ+`","props":`+mix.update+`}`, "If-Match", fmt.Sprintf(`"%d-%d"`, incs[id], want[id]))
 					if code == 200 {
 						want[id]++
 					}

@@ -63,7 +63,7 @@ func (h *Handler) Document() map[string]any {
 
 	idParam := obj{"name": "id", "in": "path", "required": true, "schema": idSchema()}
 	typeParam := obj{"name": "type", "in": "path", "required": true, "schema": str()}
-	ifMatch := obj{"name": "If-Match", "in": "header", "schema": str(), "description": "the version as a strong entity tag, such as \"3\"; * for any"}
+	ifMatch := obj{"name": "If-Match", "in": "header", "schema": str(), "description": "the ETag of a GET (incarnation and version), such as \"1042-3\"; * for any"}
 	check := func(summary string) obj {
 		return obj{"summary": summary, "parameters": []any{typeParam},
 			"requestBody": jsonBody(ref("CheckProps"), true),
@@ -89,7 +89,7 @@ func (h *Handler) Document() map[string]any {
 		"/connections/{id}": obj{
 			"parameters": []any{idParam},
 			"get": obj{"summary": "Get a connection",
-				"responses": withErrors(obj{"200": jsonResponse("the connection; ETag is its version", ref("Connection"))})},
+				"responses": withErrors(obj{"200": jsonResponse("the connection; ETag is its incarnation and version", ref("Connection"))})},
 			"put": obj{"summary": "Update a connection", "parameters": []any{ifMatch},
 				"requestBody": jsonBody(ref("ConnectionUpdate"), true),
 				"responses":   withErrors(obj{"200": jsonResponse("updated", ref("Connection"))})},

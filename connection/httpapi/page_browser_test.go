@@ -119,7 +119,7 @@ func TestPageOperations(t *testing.T) {
 		t.Fatalf("keepAlive in the form: %q", v)
 	}
 	if _, err := m.Update(ctx, connection.Spec{ID: "m1", Type: "mqtt", Props: map[string]any{
-		"server": "tcp://" + b.Addr(), "password": pagePassword, "keepAlive": 45}}, 0); err != nil {
+		"server": "tcp://" + b.Addr(), "password": pagePassword, "keepAlive": 45}}, connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	br.Do(10*time.Second, "save over the other change",

@@ -132,7 +132,7 @@ connkit_connection_state{connection="a",state="disconnected",type="fake"} 0
 	}
 	// A deleted connection leaves no series behind.
 	m.Detach("a", "r1")
-	if err := m.Delete(ctx, "a", 0); err != nil {
+	if err := m.Delete(ctx, "a", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "connkit_connection_state", "connkit_connection_dials_total", "connkit_connection_refs"); n != 0 {

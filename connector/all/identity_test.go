@@ -61,14 +61,14 @@ func TestNoClientIDFights(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err = m.Update(ctx, connection.Spec{ID: "b", Type: "mqtt", Props: map[string]any{"server": "tcp://127.0.0.1:1", "clientid": "c1"}}, 0)
+	_, err = m.Update(ctx, connection.Spec{ID: "b", Type: "mqtt", Props: map[string]any{"server": "tcp://127.0.0.1:1", "clientid": "c1"}}, connection.Tag{})
 	if !errors.Is(err, connection.ErrAlreadyExists) {
 		t.Errorf("an update onto a's client id: %v", err)
 	}
-	if err := m.Delete(ctx, "a", 0); err != nil {
+	if err := m.Delete(ctx, "a", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Update(ctx, connection.Spec{ID: "b", Type: "mqtt", Props: map[string]any{"server": "tcp://127.0.0.1:1", "clientid": "c1"}}, 0); err != nil {
+	if _, err := m.Update(ctx, connection.Spec{ID: "b", Type: "mqtt", Props: map[string]any{"server": "tcp://127.0.0.1:1", "clientid": "c1"}}, connection.Tag{}); err != nil {
 		t.Errorf("the client id once a is gone: %v", err)
 	}
 	// A race of creates for one client id: one wins.

@@ -728,7 +728,7 @@ func testSecrets(t *testing.T, h Harness) {
 	}
 	// An update that changes nothing but sends the masks back.
 	in, _ := e.m.Get("good")
-	up, err := e.m.Update(context.Background(), connection.Spec{ID: "good", Type: h.Name, Props: in.Props}, 0)
+	up, err := e.m.Update(context.Background(), connection.Spec{ID: "good", Type: h.Name, Props: in.Props}, connection.Tag{})
 	if err != nil {
 		t.Fatalf("update with masked props: %v", err)
 	}
@@ -761,7 +761,7 @@ func testSecretStaysHome(t *testing.T, h Harness) {
 		f, _ := schema.Field(field)
 		return f.Secret || len(f.SecretKeys) > 0
 	}
-	_, err := e.m.Update(context.Background(), connection.Spec{ID: "home", Type: h.Name, Props: secret.MaskProps(schema, h.Props(away.Addr()))}, 0)
+	_, err := e.m.Update(context.Background(), connection.Spec{ID: "home", Type: h.Name, Props: secret.MaskProps(schema, h.Props(away.Addr()))}, connection.Tag{})
 	var ce *connection.Error
 	if !errors.As(err, &ce) || ce.Code != connection.CodeInvalidArgument || len(ce.Fields) == 0 || !isSecret(ce.Fields[0].Field) {
 		t.Errorf("update to another endpoint with the masks: %v, want invalid_argument naming the secret", err)
@@ -797,7 +797,7 @@ func testSecretStaysHome(t *testing.T, h Harness) {
 		t.Fatalf("the other endpoint was dialed %d times; it received %q", n, away.Received())
 	}
 	// The control: with the secrets given, the connection goes there.
-	if _, err := e.m.Update(context.Background(), connection.Spec{ID: "home", Type: h.Name, Props: h.Props(away.Addr())}, 0); err != nil {
+	if _, err := e.m.Update(context.Background(), connection.Spec{ID: "home", Type: h.Name, Props: h.Props(away.Addr())}, connection.Tag{}); err != nil {
 		t.Fatalf("update to another endpoint with the secrets: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -381,7 +381,7 @@ func TestAttachOfAnotherType(t *testing.T) {
 	if in, _ := m.Get("db"); in.RefCount != 0 {
 		t.Errorf("a refused attach left refs %v", in.Refs)
 	}
-	if err := m.Delete(ctx, "db", 0); err != nil {
+	if err := m.Delete(ctx, "db", connection.Tag{}); err != nil {
 		t.Errorf("delete after a refused attach: %v", err)
 	}
 }
@@ -400,12 +400,12 @@ func TestPasswordInServerURL(t *testing.T) {
 	if strings.Contains(fmt.Sprint(in.Props), pw) || !strings.Contains(in.Props["server"].(string), "******") {
 		t.Fatalf("the server's password is shown: %v", in.Props)
 	}
-	if _, err := m.Update(ctx, connection.Spec{ID: "bus", Type: Type, Props: in.Props}, 0); err != nil {
+	if _, err := m.Update(ctx, connection.Spec{ID: "bus", Type: Type, Props: in.Props}, connection.Tag{}); err != nil {
 		t.Fatalf("PUT of the masked server: %v", err)
 	}
 	connectortest.WaitState(t, m, "bus", connection.StateConnected, 10*time.Second)
 	other := strings.Replace(in.Props["server"].(string), authAddr, "127.0.0.1:1", 1)
-	if _, err := m.Update(ctx, connection.Spec{ID: "bus", Type: Type, Props: map[string]any{"server": other}}, 0); !errors.Is(err, connection.ErrInvalidArgument) {
+	if _, err := m.Update(ctx, connection.Spec{ID: "bus", Type: Type, Props: map[string]any{"server": other}}, connection.Tag{}); !errors.Is(err, connection.ErrInvalidArgument) {
 		t.Errorf("the masked server moved elsewhere: %v, want invalid_argument", err)
 	}
 	if strings.Contains(logs.String(), pw) {

@@ -117,7 +117,7 @@ func TestSQLiteShared(t *testing.T) {
 	}
 	m.Detach("db", "rule1/sink")
 	m.Detach("db", "rule2/source")
-	if err := m.Delete(ctx, "db", 0); err != nil {
+	if err := m.Delete(ctx, "db", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.PingContext(ctx); err == nil {

@@ -241,7 +241,7 @@ func TestServerMode(t *testing.T) {
 		}
 	}
 	m.Detach("wss", "rule1/source")
-	if err := m.Delete(ctx, "wss", 0); err != nil {
+	if err := m.Delete(ctx, "wss", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	// The path is gone with the connection.

@@ -43,7 +43,7 @@ func TestRulesShareAndHoldTheirConnection(t *testing.T) {
 		t.Error("two rules got two live connections for one connection")
 	}
 	// While rules run, the connection cannot be deleted.
-	if err := m.Delete(ctx, "bus", 0); !errors.Is(err, connection.ErrInUse) {
+	if err := m.Delete(ctx, "bus", connection.Tag{}); !errors.Is(err, connection.ErrInUse) {
 		t.Fatalf("Delete while rules run: %v, want ErrInUse", err)
 	}
 	e.Stop("r1")
@@ -52,7 +52,7 @@ func TestRulesShareAndHoldTheirConnection(t *testing.T) {
 		t.Errorf("refs after stopping r1: %v", in.Refs)
 	}
 	e.Stop("r2")
-	if err := m.Delete(ctx, "bus", 0); err != nil {
+	if err := m.Delete(ctx, "bus", connection.Tag{}); err != nil {
 		t.Fatalf("Delete after every rule stopped: %v", err)
 	}
 }

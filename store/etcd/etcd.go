@@ -91,10 +91,11 @@ type held struct {
 }
 
 var (
-	_ store.Store     = (*Store)(nil)
-	_ store.Watcher   = (*Store)(nil)
-	_ store.RefHolder = (*Store)(nil)
-	_ store.RefReader = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Watcher     = (*Store)(nil)
+	_ store.RefHolder   = (*Store)(nil)
+	_ store.RefReader   = (*Store)(nil)
+	_ store.Snapshotter = (*Store)(nil)
 )
 
 // Open connects to the etcd members at endpoints (host:port) and returns
@@ -241,6 +242,7 @@ func (s *Store) Instance() string { return s.instance }
 func (s *Store) Client() *clientv3.Client { return s.cli }
 
 func (s *Store) key(id string) string    { return s.prefix + "c/" + id }
+func (s *Store) tomb(id string) string   { return s.prefix + "t/" + id }
 func (s *Store) refsOf(id string) string { return s.prefix + "r/" + id + "/" }
 func (s *Store) refKey(id, ref string) string {
 	return s.refsOf(id) + s.instance + "/" + s.token + "/" + url.PathEscape(ref)
@@ -258,7 +260,8 @@ type value struct {
 // valid is no record of this Store (a Store under a nested prefix has
 // its keys below this one's): ok is false, and it is logged once. A value
 // that is not a record is one, damaged: its Err says so.
-func (s *Store) decode(key, val []byte, version, rev int64) (rec store.Record, ok bool) {
+func (s *Store) decode(kv *mvccpb.KeyValue) (rec store.Record, ok bool) {
+	key, val := kv.Key, kv.Value
 	id := strings.TrimPrefix(string(key), s.prefix+"c/")
 	if !store.ValidID(id) {
 		s.mu.Lock()
@@ -274,10 +277,10 @@ func (s *Store) decode(key, val []byte, version, rev int64) (rec store.Record, o
 	}
 	var v value
 	if err := json.Unmarshal(val, &v); err != nil {
-		return store.Record{ID: id, Version: version, Revision: rev, Err: fmt.Errorf("etcd store: the value of key %s is not a record: %v", truncate(string(key)), err)}, true
+		return store.Record{ID: id, Version: kv.Version, Incarnation: kv.CreateRevision, Revision: kv.ModRevision, Err: fmt.Errorf("etcd store: the value of key %s is not a record: %v", truncate(string(key)), err)}, true
 	}
 	return store.Record{ID: id, Type: v.Type, Props: v.Props,
-		Version: version, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}, true
+		Version: kv.Version, Incarnation: kv.CreateRevision, Revision: kv.ModRevision, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}, true
 }
 
 // truncate bounds a key in a message.
@@ -332,6 +335,9 @@ func (s *Store) List(ctx context.Context) ([]store.Record, error) {
 	return recs, err
 }
 
+// Snapshot implements store.Snapshotter.
+func (s *Store) Snapshot(ctx context.Context) ([]store.Record, int64, error) { return s.list(ctx) }
+
 func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err error) {
 	err = s.call(ctx, func(ctx context.Context, _ bool) error {
 		res, err := s.cli.Get(ctx, s.prefix+"c/", clientv3.WithPrefix())
@@ -341,7 +347,7 @@ func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err e
 		rev = res.Header.Revision
 		recs = make([]store.Record, 0, len(res.Kvs))
 		for _, kv := range res.Kvs {
-			if r, ok := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision); ok {
+			if r, ok := s.decode(kv); ok {
 				recs = append(recs, r)
 			}
 		}
@@ -363,7 +369,7 @@ func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error
 		}
 		kv := res.Kvs[0]
 		var ok bool
-		if rec, ok = s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision); !ok {
+		if rec, ok = s.decode(kv); !ok {
 			return store.ErrNotFound
 		}
 		return nil
@@ -371,7 +377,11 @@ func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error
 	return rec, err
 }
 
-// Create implements store.Store.
+// Create implements store.Store. Its guard can never come true again
+// once it is false: the key absent and its tomb (t/ID, put by every
+// delete) where this attempt read it. An attempt that etcd applies late,
+// after a later attempt, a delete and a create again, finds the tomb
+// moved and changes nothing.
 func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record, err error) {
 	now := time.Now().UTC()
 	b, err := json.Marshal(value{Type: rec.Type, Props: rec.Props, CreatedAt: now, UpdatedAt: now})
@@ -379,30 +389,51 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 		return store.Record{}, err
 	}
 	err = s.call(ctx, func(ctx context.Context, again bool) error {
-		k := s.key(rec.ID)
-		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(b))).Else(clientv3.OpGet(k)).Commit()
+		k, t := s.key(rec.ID), s.tomb(rec.ID)
+		tomb, err := s.cli.Get(ctx, t, clientv3.WithKeysOnly())
 		if err != nil {
 			return err
 		}
+		var tombRev int64
+		if len(tomb.Kvs) > 0 {
+			tombRev = tomb.Kvs[0].ModRevision
+		}
+		res, err := s.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(t), "=", tombRev),
+		).Then(clientv3.OpPut(k, string(b)), clientv3.OpDelete(t)).Else(clientv3.OpGet(k)).Commit()
+		if err != nil {
+			return err
+		}
+		inc := res.Header.Revision
 		if !res.Succeeded {
+			kvs := res.Responses[0].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				return errRaced // deleted between the read of the tomb and the transaction
+			}
 			// After an attempt of unknown outcome, the record may be
 			// ours: its value holds our creation time to the nanosecond.
-			kvs := res.Responses[0].GetResponseRange().Kvs
-			if !again || len(kvs) == 0 || kvs[0].Version != 1 || string(kvs[0].Value) != string(b) {
+			if !again || kvs[0].Version != 1 || string(kvs[0].Value) != string(b) {
 				return store.ErrExists
 			}
-			res.Header.Revision = kvs[0].ModRevision
+			inc = kvs[0].CreateRevision
 		}
 		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: 1,
-			Revision: res.Header.Revision, CreatedAt: now, UpdatedAt: now}
+			Incarnation: inc, Revision: inc, CreatedAt: now, UpdatedAt: now}
 		return nil
 	})
 	return out, err
 }
 
+// errRaced is an attempt whose reads a write of another moved before its
+// transaction: the next attempt reads again.
+var errRaced = errors.New("etcd store: raced another write; trying again")
+
 // Update implements store.Store. It fails with an *InUseError while an
-// instance holds a ref on the record.
-func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (out store.Record, err error) {
+// instance holds a ref on the record. Its guard is the Tag (create
+// revision and version: one state of the key, ever) and the mod revision
+// it read, so that an attempt applied late changes nothing.
+func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (out store.Record, err error) {
 	var b []byte
 	err = s.call(ctx, func(ctx context.Context, again bool) error {
 		k := s.key(rec.ID)
@@ -413,18 +444,22 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (ou
 		if len(cur.Kvs) == 0 {
 			return store.ErrNotFound
 		}
-		if again && b != nil && string(cur.Kvs[0].Value) == string(b) && cur.Kvs[0].Version == version+1 {
+		kv := cur.Kvs[0]
+		if again && b != nil && string(kv.Value) == string(b) && kv.CreateRevision == at.Incarnation && kv.Version == at.Version+1 {
 			// An earlier attempt was applied: its value holds our update
 			// time to the nanosecond.
 			var v value
 			json.Unmarshal(b, &v)
-			out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: version + 1,
-				Revision: cur.Kvs[0].ModRevision, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
+			out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: at.Version + 1,
+				Incarnation: at.Incarnation, Revision: kv.ModRevision, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
 			return nil
+		}
+		if kv.CreateRevision != at.Incarnation || kv.Version != at.Version {
+			return store.ErrVersionMismatch
 		}
 		now := time.Now().UTC()
 		var v value
-		if err := json.Unmarshal(cur.Kvs[0].Value, &v); err != nil {
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
 			// A damaged record is mended by the update.
 			v = value{CreatedAt: now}
 		}
@@ -433,55 +468,60 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (ou
 			return err
 		}
 		res, err := s.cli.Txn(ctx).If(
-			clientv3.Compare(clientv3.Version(k), "=", version),
-			clientv3.Compare(clientv3.ModRevision(k), "=", cur.Kvs[0].ModRevision),
+			clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(s.refsOf(rec.ID)), "=", 0).WithPrefix(),
 		).Then(clientv3.OpPut(k, string(b))).Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(rec.ID), clientv3.WithPrefix(), clientv3.WithLimit(50))).Commit()
 		if err != nil {
 			return err
 		}
 		if !res.Succeeded {
-			return s.refused(rec.ID, version, res)
+			return s.refused(rec.ID, at, res)
 		}
-		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: version + 1,
-			Revision: res.Header.Revision, CreatedAt: v.CreatedAt, UpdatedAt: now}
+		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: at.Version + 1,
+			Incarnation: at.Incarnation, Revision: res.Header.Revision, CreatedAt: v.CreatedAt, UpdatedAt: now}
 		return nil
 	})
 	return out, err
 }
 
 // Delete implements store.Store. It fails with an *InUseError while an
-// instance holds a ref on the record.
-func (s *Store) Delete(ctx context.Context, id string, version int64) error {
+// instance holds a ref on the record. Its guard is the Tag, and it puts
+// the id's tomb with a value of its own, so that a later attempt tells
+// its own delete from another's.
+func (s *Store) Delete(ctx context.Context, id string, at store.Tag) error {
+	wid := make([]byte, 12)
+	rand.Read(wid)
+	mine := hex.EncodeToString(wid)
 	return s.call(ctx, func(ctx context.Context, again bool) error {
 		k := s.key(id)
 		res, err := s.cli.Txn(ctx).If(
-			clientv3.Compare(clientv3.Version(k), "=", version),
+			clientv3.Compare(clientv3.CreateRevision(k), "=", at.Incarnation),
+			clientv3.Compare(clientv3.Version(k), "=", at.Version),
 			clientv3.Compare(clientv3.CreateRevision(s.refsOf(id)), "=", 0).WithPrefix(),
-		).Then(clientv3.OpDelete(k)).Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50))).Commit()
+		).Then(clientv3.OpDelete(k), clientv3.OpPut(s.tomb(id), mine)).
+			Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50)), clientv3.OpGet(s.tomb(id))).Commit()
 		if err != nil {
 			return err
 		}
 		if !res.Succeeded {
-			err := s.refused(id, version, res)
-			if again && errors.Is(err, store.ErrNotFound) {
-				return nil // gone: an earlier attempt deleted it
+			if tomb := res.Responses[2].GetResponseRange().Kvs; again && len(tomb) > 0 && string(tomb[0].Value) == mine {
+				return nil // an earlier attempt deleted it
 			}
-			return err
+			return s.refused(id, at, res)
 		}
 		return nil
 	})
 }
 
 // refused tells why a guarded write failed, from its Else reads: no
-// record, another version (or, for an update, a write in between), or
-// refs.
-func (s *Store) refused(id string, version int64, res *clientv3.TxnResponse) error {
+// record, another incarnation or version (or, for an update, a write in
+// between), or refs.
+func (s *Store) refused(id string, at store.Tag, res *clientv3.TxnResponse) error {
 	recs := res.Responses[0].GetResponseRange().Kvs
 	if len(recs) == 0 {
 		return store.ErrNotFound
 	}
-	if recs[0].Version != version {
+	if recs[0].CreateRevision != at.Incarnation || recs[0].Version != at.Version {
 		return store.ErrVersionMismatch
 	}
 	refs := res.Responses[1].GetResponseRange().Kvs

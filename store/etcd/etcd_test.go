@@ -55,18 +55,18 @@ func TestRefsAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	var iu *store.InUseError
-	if err := a.Delete(ctx, "c1", r.Version); !errors.As(err, &iu) || len(iu.Refs) != 1 || iu.Refs[0] != (store.Ref{Instance: "b", Name: "rule/1 sink"}) {
+	if err := a.Delete(ctx, "c1", r.Tag()); !errors.As(err, &iu) || len(iu.Refs) != 1 || iu.Refs[0] != (store.Ref{Instance: "b", Name: "rule/1 sink"}) {
 		t.Fatalf("Delete while b holds a ref: %v (%+v), want in use by b's ref", err, iu)
 	}
-	if _, err := a.Update(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{"x":1}`)}, r.Version); !errors.Is(err, store.ErrInUse) {
+	if _, err := a.Update(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{"x":1}`)}, r.Tag()); !errors.Is(err, store.ErrInUse) {
 		t.Fatalf("Update while b holds a ref: %v, want ErrInUse", err)
 	}
 	b.ReleaseRef(ctx, "c1", "rule/1 sink")
-	if err := a.Delete(ctx, "c1", r.Version); !errors.Is(err, store.ErrInUse) {
+	if err := a.Delete(ctx, "c1", r.Tag()); !errors.Is(err, store.ErrInUse) {
 		t.Fatalf("Delete with one of two attaches released: %v, want ErrInUse", err)
 	}
 	b.ReleaseRef(ctx, "c1", "rule/1 sink")
-	if err := a.Delete(ctx, "c1", r.Version); err != nil {
+	if err := a.Delete(ctx, "c1", r.Tag()); err != nil {
 		t.Fatalf("Delete after the last release: %v", err)
 	}
 	if err := b.HoldRef(ctx, "c1", "late"); !errors.Is(err, store.ErrNotFound) {
@@ -84,14 +84,15 @@ func TestHoldRacesDelete(t *testing.T) {
 	defer b.Close()
 	for i := range 50 {
 		id := fmt.Sprintf("c%d", i)
-		if _, err := a.Create(ctx, store.Record{ID: id, Type: "fake", Props: []byte(`{}`)}); err != nil {
+		c, err := a.Create(ctx, store.Record{ID: id, Type: "fake", Props: []byte(`{}`)})
+		if err != nil {
 			t.Fatal(err)
 		}
 		var hold, del error
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); hold = b.HoldRef(ctx, id, "r") }()
-		go func() { defer wg.Done(); del = a.Delete(ctx, id, 1) }()
+		go func() { defer wg.Done(); del = a.Delete(ctx, id, c.Tag()) }()
 		wg.Wait()
 		if (hold == nil) == (del == nil) {
 			t.Fatalf("round %d: hold %v, delete %v: want exactly one to succeed", i, hold, del)
@@ -117,7 +118,8 @@ func TestCrashedInstanceRefsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Create(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{}`)}); err != nil {
+	c1, err := a.Create(ctx, store.Record{ID: "c1", Type: "fake", Props: []byte(`{}`)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.HoldRef(ctx, "c1", "r"); err != nil {
@@ -126,7 +128,7 @@ func TestCrashedInstanceRefsExpire(t *testing.T) {
 	b.Crash()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		err := a.Delete(ctx, "c1", 1)
+		err := a.Delete(ctx, "c1", c1.Tag())
 		if err == nil {
 			break
 		}
@@ -146,7 +148,8 @@ func TestSameInstanceName(t *testing.T) {
 	defer s2.Close()
 	defer s3.Close()
 	ctx := context.Background()
-	if _, err := s3.Create(ctx, store.Record{ID: "x", Type: "fake", Props: []byte(`{}`)}); err != nil {
+	x, err := s3.Create(ctx, store.Record{ID: "x", Type: "fake", Props: []byte(`{}`)})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []*etcd.Store{s1, s2} {
@@ -157,11 +160,11 @@ func TestSameInstanceName(t *testing.T) {
 	if err := s2.ReleaseRef(ctx, "x", "rule1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s3.Delete(ctx, "x", 1); !errors.Is(err, store.ErrInUse) {
+	if err := s3.Delete(ctx, "x", x.Tag()); !errors.Is(err, store.ErrInUse) {
 		t.Fatalf("delete while the first dup still holds rule1: %v, want in_use", err)
 	}
 	s1.ReleaseRef(ctx, "x", "rule1")
-	if err := s3.Delete(ctx, "x", 1); err != nil {
+	if err := s3.Delete(ctx, "x", x.Tag()); err != nil {
 		t.Fatalf("delete once both released: %v", err)
 	}
 }

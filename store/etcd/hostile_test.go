@@ -46,7 +46,7 @@ func TestNestedPrefixes(t *testing.T) {
 	if got := strings.Join(ids, ","); got != "fromb,q,sync" {
 		t.Errorf("lists %s", got)
 	}
-	if err := outer.Delete(ctx, "fromb", 0); err != nil {
+	if err := outer.Delete(ctx, "fromb", connection.Tag{}); err != nil {
 		t.Errorf("its own fromb: %v", err)
 	}
 	if res, _ := st.Client().Get(ctx, p+"/c/q/c/fromb"); len(res.Kvs) != 1 {
@@ -139,7 +139,7 @@ func TestDamagedRecordEveryInstance(t *testing.T) {
 		eventually(t, inst+": ok connected", 2*time.Second, func() bool { return state(m, "ok") == connection.StateConnected })
 	}
 	eventually(t, "a follows the damaged write", 2*time.Second, func() bool { in, err := a.Get("damaged"); return err == nil && in.Permanent })
-	if _, err := a.Update(ctx, connection.Spec{ID: "damaged", Type: "fake", Props: map[string]any{"addr": "x"}}, 0); err != nil {
+	if _, err := a.Update(ctx, connection.Spec{ID: "damaged", Type: "fake", Props: map[string]any{"addr": "x"}}, connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "damaged mended and connected", 2*time.Second, func() bool { return state(a, "damaged") == connection.StateConnected })

@@ -78,16 +78,16 @@ func TestManagersShareConnections(t *testing.T) {
 	if _, err := b.Attach(ctx, "c1", "rule-7/sink"); err != nil {
 		t.Fatal(err)
 	}
-	err := a.Delete(ctx, "c1", 0)
+	err := a.Delete(ctx, "c1", connection.Tag{})
 	var ce *connection.Error
 	if !errors.As(err, &ce) || ce.Code != connection.CodeInUse || len(ce.Refs) != 1 || ce.Refs[0] != "b: rule-7/sink" {
 		t.Fatalf("delete on a while b holds a ref: %v, want in_use naming b: rule-7/sink", err)
 	}
-	if _, err := a.Update(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "q"}}, 0); !errors.As(err, &ce) || ce.Code != connection.CodeInUse {
+	if _, err := a.Update(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "q"}}, connection.Tag{}); !errors.As(err, &ce) || ce.Code != connection.CodeInUse {
 		t.Fatalf("update on a while b holds a ref: %v, want in_use", err)
 	}
 	b.Detach("c1", "rule-7/sink")
-	in, err := a.Update(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "q", "password": "pw2"}}, 0)
+	in, err := a.Update(ctx, connection.Spec{ID: "c1", Type: "fake", Props: map[string]any{"addr": "q", "password": "pw2"}}, connection.Tag{})
 	if err != nil {
 		t.Fatalf("update after the detach: %v", err)
 	}
@@ -95,7 +95,7 @@ func TestManagersShareConnections(t *testing.T) {
 		got, err := b.Get("c1")
 		return err == nil && got.Version == in.Version && got.Props["addr"] == "q" && got.State == connection.StateConnected
 	})
-	if err := b.Delete(ctx, "c1", 0); err != nil {
+	if err := b.Delete(ctx, "c1", connection.Tag{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the delete on a", time.Second, func() bool { _, err := a.Get("c1"); return err != nil })
@@ -207,7 +207,7 @@ func TestAttachRacesDeleteAcrossManagers(t *testing.T) {
 		var attachErr, deleteErr error
 		var wg sync.WaitGroup
 		wg.Go(func() { <-start; _, attachErr = b.Attach(ctx, id, "rule/source") })
-		wg.Go(func() { <-start; deleteErr = a.Delete(ctx, id, 0) })
+		wg.Go(func() { <-start; deleteErr = a.Delete(ctx, id, connection.Tag{}) })
 		close(start)
 		wg.Wait()
 		var ce *connection.Error
@@ -220,7 +220,7 @@ func TestAttachRacesDeleteAcrossManagers(t *testing.T) {
 			}
 			attached++
 			b.Detach(id, "rule/source")
-			if err := a.Delete(ctx, id, 0); err != nil {
+			if err := a.Delete(ctx, id, connection.Tag{}); err != nil {
 				t.Fatalf("%s: delete after the detach: %v", id, err)
 			}
 		case deleteErr == nil:
@@ -270,7 +270,7 @@ func TestLeaseLostRefsNotRevived(t *testing.T) {
 	}
 	grants := sa.Grants()
 	px.Cut()
-	eventually(t, "b deletes x once a's lease expired", 10*time.Second, func() bool { return b.Delete(ctx, "x", 0) == nil })
+	eventually(t, "b deletes x once a's lease expired", 10*time.Second, func() bool { return b.Delete(ctx, "x", connection.Tag{}) == nil })
 	px.Restore()
 	eventually(t, "x gone on a", 10*time.Second, func() bool { _, err := a.Get("x"); return err != nil })
 	eventually(t, "a's new lease", 10*time.Second, func() bool { return sa.Grants() > grants })
@@ -283,7 +283,7 @@ func TestLeaseLostRefsNotRevived(t *testing.T) {
 	}
 	eventually(t, "new x on a", 2*time.Second, func() bool { return state(a, "x") == connection.StateConnected })
 	a.Detach("x", "rule1/src") // of the old x: does nothing
-	if err := b.Delete(ctx, "x", 0); err != nil {
+	if err := b.Delete(ctx, "x", connection.Tag{}); err != nil {
 		t.Fatalf("the new x, which nobody holds: %v", err)
 	}
 }

@@ -12,8 +12,9 @@ import (
 
 // Watch implements store.Watcher. A watch that etcd cancels (history
 // compacted, a member without a leader) is followed by a full read and a
-// new watch from its revision.
-func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change)) error {
+// new watch from its revision. A progress notice of etcd's (asked for
+// by RequestProgress) is reported to progress.
+func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change), progress func(int64)) error {
 	wait := 100 * time.Millisecond
 	for {
 		recs, rev, err := s.list(ctx)
@@ -32,12 +33,18 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 		}
 		wait = 100 * time.Millisecond
 		sync(recs, rev)
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wctx, cancel := context.WithCancel(watchStream(ctx))
 	events:
 		for res := range s.cli.Watch(wctx, s.prefix+"c/", clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV()) {
 			if res.Err() != nil {
 				s.log.Warn("etcd store: watch lost; reading everything again", "err", res.Err())
 				break
+			}
+			if res.IsProgressNotify() {
+				if progress != nil {
+					progress(res.Header.Revision)
+				}
+				continue
 			}
 			for _, ev := range res.Events {
 				var c store.Change
@@ -49,7 +56,7 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 					c.Deleted = true
 					kv = ev.PrevKv
 				}
-				r, ok := s.decode(kv.Key, kv.Value, kv.Version, kv.ModRevision)
+				r, ok := s.decode(kv)
 				if !ok {
 					continue
 				}
@@ -62,4 +69,15 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 			return ctx.Err()
 		}
 	}
+}
+
+// watchStream marks a context for the watch's gRPC stream: etcd's client
+// shares one stream per set of metadata, and RequestProgress reaches the
+// watches of the stream its context names.
+func watchStream(ctx context.Context) context.Context { return clientv3.WithRequireLeader(ctx) }
+
+// RequestProgress implements store.Snapshotter: etcd answers on the
+// watch's stream with the revision up to which it has sent every event.
+func (s *Store) RequestProgress(ctx context.Context) error {
+	return s.cli.RequestProgress(watchStream(ctx))
 }

@@ -31,8 +31,9 @@ func New() *Store {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Watcher = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Watcher     = (*Store)(nil)
+	_ store.Snapshotter = (*Store)(nil)
 )
 
 // record notes a write of r. s.mu must be held.
@@ -43,8 +44,8 @@ func (s *Store) record(r store.Record, deleted bool) {
 }
 
 // Watch implements store.Watcher. The store never loses a watch: sync is
-// called once.
-func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change)) error {
+// called once. Every write is a change, so progress is never needed.
+func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change), _ func(int64)) error {
 	s.mu.Lock()
 	recs := make([]store.Record, 0, len(s.recs))
 	for _, r := range s.recs {
@@ -81,8 +82,14 @@ func clone(r store.Record) store.Record {
 
 // List implements store.Store.
 func (s *Store) List(ctx context.Context) ([]store.Record, error) {
+	recs, _, err := s.Snapshot(ctx)
+	return recs, err
+}
+
+// Snapshot implements store.Snapshotter.
+func (s *Store) Snapshot(ctx context.Context) ([]store.Record, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,8 +98,12 @@ func (s *Store) List(ctx context.Context) ([]store.Record, error) {
 		out = append(out, clone(r))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out, s.rev, nil
 }
+
+// RequestProgress implements store.Snapshotter: every revision is a
+// write of a record, which the watches report.
+func (s *Store) RequestProgress(ctx context.Context) error { return ctx.Err() }
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
@@ -121,14 +132,14 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 	now := s.now().UTC()
 	rec = clone(rec)
 	s.rev++
-	rec.Version, rec.Revision, rec.CreatedAt, rec.UpdatedAt = 1, s.rev, now, now
+	rec.Version, rec.Revision, rec.Incarnation, rec.CreatedAt, rec.UpdatedAt = 1, s.rev, s.rev, now, now
 	s.recs[rec.ID] = rec
 	s.record(rec, false)
 	return clone(rec), nil
 }
 
 // Update implements store.Store.
-func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (store.Record, error) {
+func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, err
 	}
@@ -138,7 +149,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 	if !ok {
 		return store.Record{}, store.ErrNotFound
 	}
-	if old.Version != version {
+	if old.Tag() != at {
 		return store.Record{}, store.ErrVersionMismatch
 	}
 	old.Type, old.Props = rec.Type, slices.Clone(rec.Props)
@@ -152,7 +163,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 }
 
 // Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, id string, version int64) error {
+func (s *Store) Delete(ctx context.Context, id string, at store.Tag) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -162,7 +173,7 @@ func (s *Store) Delete(ctx context.Context, id string, version int64) error {
 	if !ok {
 		return store.ErrNotFound
 	}
-	if old.Version != version {
+	if old.Tag() != at {
 		return store.ErrVersionMismatch
 	}
 	delete(s.recs, id)

@@ -38,7 +38,7 @@ func TestGroupCommit(t *testing.T) {
 			case i%10 == 0:
 				_, errs[i] = s.Create(ctx, store.Record{ID: "taken", Type: "x", Props: []byte(`{}`)})
 			case i%10 == 1:
-				_, errs[i] = s.Update(ctx, store.Record{ID: "taken", Type: "x", Props: []byte(`{}`)}, 99)
+				_, errs[i] = s.Update(ctx, store.Record{ID: "taken", Type: "x", Props: []byte(`{}`)}, store.Tag{Version: 99})
 			default:
 				_, errs[i] = s.Create(ctx, store.Record{ID: fmt.Sprintf("c%d", i), Type: "x", Props: []byte(`{}`)})
 			}

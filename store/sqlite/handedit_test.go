@@ -37,10 +37,10 @@ func TestHandEditedRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
-		`INSERT INTO connections VALUES ('text', 'fake', '{"addr":"p1"}', 1, '2026-01-01', 'garbage')`,
-		`INSERT INTO connections VALUES ('number', 'fake', 123, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
-		`INSERT INTO connections VALUES ('version', 'fake', CAST('{"addr":"p1"}' AS BLOB), 'notanint', '', '')`,
-		`INSERT INTO connections VALUES ('bad id', 'fake', CAST('{"addr":"p1"}' AS BLOB), 1, '', '')`,
+		`INSERT INTO connections (id, typ, props, version, created_at, updated_at) VALUES ('text', 'fake', '{"addr":"p1"}', 1, '2026-01-01', 'garbage')`,
+		`INSERT INTO connections (id, typ, props, version, created_at, updated_at) VALUES ('number', 'fake', 123, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO connections (id, typ, props, version, created_at, updated_at) VALUES ('version', 'fake', CAST('{"addr":"p1"}' AS BLOB), 'notanint', '', '')`,
+		`INSERT INTO connections (id, typ, props, version, created_at, updated_at) VALUES ('bad id', 'fake', CAST('{"addr":"p1"}' AS BLOB), 1, '', '')`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -68,8 +68,9 @@ func TestHandEditedRows(t *testing.T) {
 			t.Errorf("%s: %+v %v", id, in.Status, err)
 		}
 	}
-	// Mended through the API, by the ETag it shows ("0"); that tag does
-	// not match a record that is not damaged.
+	// Mended through the API, by the ETag it shows ("0-0": no
+	// incarnation, the version damaged); that tag does not match a
+	// record that is not damaged.
 	h := httpapi.New(m, &httpapi.Options{Logger: slog.New(slog.DiscardHandler)})
 	put := func(id, tag string) int {
 		req := httptest.NewRequest("PUT", "/connections/"+id, strings.NewReader(`{"typ":"fake","props":{"addr":"p1"}}`))
@@ -78,17 +79,17 @@ func TestHandEditedRows(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec.Code
 	}
-	if code := put("text", `"0"`); code != 412 {
-		t.Errorf(`If-Match "0" on a sound record: %d`, code)
+	if code := put("text", `"0-0"`); code != 412 {
+		t.Errorf(`If-Match "0-0" on a sound record: %d`, code)
 	}
 	if in, _ := m.Get("version"); in.Version != 0 {
 		t.Fatalf("the damaged record's version: %d", in.Version)
 	}
-	if code := put("version", `"0"`); code != 200 {
-		t.Fatalf(`mend the version with If-Match "0": %d`, code)
+	if code := put("version", `"0-0"`); code != 200 {
+		t.Fatalf(`mend the version with If-Match "0-0": %d`, code)
 	}
 	connectortest.WaitState(t, m, "version", connection.StateConnected, 5*time.Second)
-	if err := m.Delete(ctx, "number", 0); err != nil {
+	if err := m.Delete(ctx, "number", connection.Tag{}); err != nil {
 		t.Errorf("delete: %v", err)
 	}
 	if n := len(m.List()); n != 2 {

@@ -56,7 +56,27 @@ const schema = `CREATE TABLE IF NOT EXISTS connections (
 	version    INTEGER NOT NULL,
 	created_at TEXT NOT NULL,
 	updated_at TEXT NOT NULL
-) WITHOUT ROWID`
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS connkit_counters (
+	name  TEXT PRIMARY KEY NOT NULL,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO connkit_counters (name, value) VALUES ('incarnation', 0)`
+
+// migrate adds what a database made by an earlier release lacks: the
+// incarnation of each record (0 for those it holds; every record created
+// from now on takes the next of the counter, so none repeats).
+func migrate(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('connections') WHERE name = 'incarnation'`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := db.ExecContext(ctx, `ALTER TABLE connections ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0`)
+	return err
+}
 
 // Open opens or creates the database at path, creating its directory if
 // needed. The path ":memory:" gives a private in-memory database.
@@ -97,6 +117,10 @@ func OpenWith(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: create table: %w", path, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite store %s: add the incarnation column: %w", path, err)
 	}
 	opened = true
 	s := &Store{db: db, lock: lock, now: time.Now, maxBatch: 128, ops: make(chan *op), quit: make(chan struct{}), stopped: make(chan struct{})}
@@ -153,8 +177,8 @@ type scanner interface{ Scan(...any) error }
 func scan(s scanner) (store.Record, error) {
 	var r store.Record
 	var id, typ, c, u sql.NullString
-	var props, version any
-	if err := s.Scan(&id, &typ, &props, &version, &c, &u); err != nil {
+	var props, version, inc any
+	if err := s.Scan(&id, &typ, &props, &version, &c, &u, &inc); err != nil {
 		return store.Record{}, err
 	}
 	r.ID, r.Type = id.String, typ.String
@@ -170,6 +194,9 @@ func scan(s scanner) (store.Record, error) {
 		r.Version = v
 	} else if r.Err == nil {
 		r.Err = fmt.Errorf("sqlite store: record %q: version %v is not a positive number", short(r.ID), version)
+	}
+	if n, ok := inc.(int64); ok {
+		r.Incarnation = n // anything else, a hand edit, is 0: a tag of 0 names it
 	}
 	r.CreatedAt, r.UpdatedAt = parseTime(c.String), parseTime(u.String)
 	return r, nil
@@ -194,7 +221,17 @@ func parseTime(s string) time.Time {
 	return time.Time{}
 }
 
-const cols = `id, typ, props, version, created_at, updated_at`
+const cols = `id, typ, props, version, created_at, updated_at, incarnation`
+
+// atTag is the condition of a write at a Tag: its incarnation (0 also
+// names one that is no number) and version (0 names one that is no
+// positive number: the write mends it). Its arguments are those of
+// tagArgs.
+const atTag = `(incarnation = ? OR (? = 0 AND typeof(incarnation) != 'integer')) AND (version = ? OR (? = 0 AND (typeof(version) != 'integer' OR version <= 0)))`
+
+func tagArgs(at store.Tag) []any {
+	return []any{at.Incarnation, at.Incarnation, at.Version, at.Version}
+}
 
 // List implements store.Store.
 func (s *Store) List(ctx context.Context) ([]store.Record, error) {
@@ -234,15 +271,18 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 	now := s.now().UTC()
 	rec.Version, rec.CreatedAt, rec.UpdatedAt = 1, now, now
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`INSERT INTO connections (`+cols+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			rec.ID, rec.Type, []byte(rec.Props), rec.Version, ts(now), ts(now))
+		// The next incarnation of the counter, which only grows.
+		err := tx.QueryRow(`INSERT INTO connections (`+cols+`) SELECT ?, ?, ?, ?, ?, ?, value + 1 FROM connkit_counters WHERE name = 'incarnation'
+			ON CONFLICT (id) DO NOTHING RETURNING incarnation`,
+			rec.ID, rec.Type, []byte(rec.Props), rec.Version, ts(now), ts(now)).Scan(&rec.Incarnation)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrExists
+		}
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return store.ErrExists
-		}
-		return nil
+		_, err = tx.Exec(`UPDATE connkit_counters SET value = ? WHERE name = 'incarnation'`, rec.Incarnation)
+		return err
 	})
 	if errors.Is(err, store.ErrExists) {
 		return store.Record{}, err
@@ -258,7 +298,7 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (store.Record, err
 }
 
 // Update implements store.Store.
-func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (store.Record, error) {
+func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (store.Record, error) {
 	now := s.now().UTC()
 	var out store.Record
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -266,8 +306,8 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 		// number): the write mends it.
 		row := tx.QueryRow(`UPDATE connections SET typ = ?, props = ?, updated_at = ?,
 			version = CASE WHEN typeof(version) = 'integer' AND version > 0 THEN version + 1 ELSE 1 END
-			WHERE id = ? AND (version = ? OR (? = 0 AND (typeof(version) != 'integer' OR version <= 0))) RETURNING `+cols,
-			rec.Type, []byte(rec.Props), ts(now), rec.ID, version, version)
+			WHERE id = ? AND `+atTag+` RETURNING `+cols,
+			append([]any{rec.Type, []byte(rec.Props), ts(now), rec.ID}, tagArgs(at)...)...)
 		var err error
 		out, err = scan(row)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -285,9 +325,9 @@ func (s *Store) Update(ctx context.Context, rec store.Record, version int64) (st
 }
 
 // Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, id string, version int64) error {
+func (s *Store) Delete(ctx context.Context, id string, at store.Tag) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`DELETE FROM connections WHERE id = ? AND (version = ? OR (? = 0 AND (typeof(version) != 'integer' OR version <= 0)))`, id, version, version)
+		res, err := tx.Exec(`DELETE FROM connections WHERE id = ? AND `+atTag, append([]any{id}, tagArgs(at)...)...)
 		if err != nil {
 			return err
 		}

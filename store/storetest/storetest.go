@@ -141,11 +141,11 @@ func testUpdate(t *testing.T, s store.Store) {
 	}
 	next := rec("a", `{"v":2}`)
 	next.Type = "other"
-	u, err := s.Update(ctx, next, 1)
+	u, err := s.Update(ctx, next, c.Tag())
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if u.Version != 2 || u.Type != "other" || string(u.Props) != `{"v":2}` {
+	if u.Version != 2 || u.Incarnation != c.Incarnation || u.Type != "other" || string(u.Props) != `{"v":2}` {
 		t.Errorf("Update returned %+v", u)
 	}
 	if !u.CreatedAt.Truncate(time.Microsecond).Equal(c.CreatedAt.Truncate(time.Microsecond)) || u.UpdatedAt.Before(c.UpdatedAt) {
@@ -158,22 +158,24 @@ func testUpdate(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(u, g, same); diff != "" {
 		t.Errorf("Get after Update (-update +get):\n%s", diff)
 	}
-	if _, err := s.Update(ctx, rec("missing", `{}`), 1); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Update(ctx, rec("missing", `{}`), c.Tag()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Update of a missing id: %v, want ErrNotFound", err)
 	}
 }
 
 func testUpdateMismatch(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	if _, err := s.Create(ctx, rec("a", `{"v":1}`)); err != nil {
+	c, err := s.Create(ctx, rec("a", `{"v":1}`))
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []int64{0, 2, -1} {
-		if _, err := s.Update(ctx, rec("a", `{"v":9}`), v); !errors.Is(err, store.ErrVersionMismatch) {
-			t.Errorf("Update with version %d: %v, want ErrVersionMismatch", v, err)
+	for _, at := range []store.Tag{{Incarnation: c.Incarnation, Version: 2}, {Incarnation: c.Incarnation, Version: -1},
+		{Incarnation: c.Incarnation + 1, Version: 1}, {Incarnation: c.Incarnation - 1, Version: 1}} {
+		if _, err := s.Update(ctx, rec("a", `{"v":9}`), at); !errors.Is(err, store.ErrVersionMismatch) {
+			t.Errorf("Update at %+v: %v, want ErrVersionMismatch", at, err)
 		}
-		if err := s.Delete(ctx, "a", v); !errors.Is(err, store.ErrVersionMismatch) {
-			t.Errorf("Delete with version %d: %v, want ErrVersionMismatch", v, err)
+		if err := s.Delete(ctx, "a", at); !errors.Is(err, store.ErrVersionMismatch) {
+			t.Errorf("Delete at %+v: %v, want ErrVersionMismatch", at, err)
 		}
 	}
 	g, err := s.Get(ctx, "a")
@@ -184,22 +186,39 @@ func testUpdateMismatch(t *testing.T, s store.Store) {
 
 func testDelete(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	if _, err := s.Create(ctx, rec("a", `{}`)); err != nil {
+	first, err := s.Create(ctx, rec("a", `{}`))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, "a", 1); err != nil {
+	if err := s.Delete(ctx, "a", first.Tag()); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if _, err := s.Get(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get after Delete: %v, want ErrNotFound", err)
 	}
-	if err := s.Delete(ctx, "a", 1); !errors.Is(err, store.ErrNotFound) {
+	if err := s.Delete(ctx, "a", first.Tag()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Delete: %v, want ErrNotFound", err)
 	}
-	// The id is free again, and starts over at version 1.
+	// The id is free again, and starts over at version 1, in another
+	// incarnation: no tag of the first names it.
 	c, err := s.Create(ctx, rec("a", `{}`))
 	if err != nil || c.Version != 1 {
-		t.Errorf("Create after Delete: %+v, %v", c, err)
+		t.Fatalf("Create after Delete: %+v, %v", c, err)
+	}
+	if c.Incarnation == first.Incarnation || c.Tag() == first.Tag() {
+		t.Errorf("the id's second record has the first one's incarnation %d", c.Incarnation)
+	}
+	if g, _ := s.Get(ctx, "a"); g.Incarnation != c.Incarnation {
+		t.Errorf("Get: incarnation %d, Create said %d", g.Incarnation, c.Incarnation)
+	}
+	if _, err := s.Update(ctx, rec("a", `{"v":1}`), first.Tag()); !errors.Is(err, store.ErrVersionMismatch) {
+		t.Errorf("Update with the deleted record's tag: %v, want ErrVersionMismatch", err)
+	}
+	if err := s.Delete(ctx, "a", first.Tag()); !errors.Is(err, store.ErrVersionMismatch) {
+		t.Errorf("Delete with the deleted record's tag: %v, want ErrVersionMismatch", err)
+	}
+	if g, err := s.Get(ctx, "a"); err != nil || g.Version != 1 {
+		t.Errorf("after writes with a stale tag: %+v, %v", g, err)
 	}
 }
 
@@ -207,7 +226,8 @@ func testDelete(t *testing.T, s store.Store) {
 // one may win.
 func testConcurrentUpdates(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	if _, err := s.Create(ctx, rec("a", `{}`)); err != nil {
+	c, err := s.Create(ctx, rec("a", `{}`))
+	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 16
@@ -217,7 +237,7 @@ func testConcurrentUpdates(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = s.Update(ctx, rec("a", fmt.Sprintf(`{"v":%d}`, i)), 1)
+			_, errs[i] = s.Update(ctx, rec("a", fmt.Sprintf(`{"v":%d}`, i)), c.Tag())
 		}()
 	}
 	wg.Wait()
@@ -266,7 +286,7 @@ func testWatch(t *testing.T, s store.Store) {
 	changes := make(chan store.Change, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Watch(wctx, func(recs []store.Record, rev int64) { synced <- recs }, func(c store.Change) { changes <- c })
+		done <- w.Watch(wctx, func(recs []store.Record, rev int64) { synced <- recs }, func(c store.Change) { changes <- c }, nil)
 	}()
 	defer func() {
 		cancel()
@@ -286,11 +306,11 @@ func testWatch(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, err := s.Update(ctx, rec("a", `{"v":2}`), 1)
+	a2, err := s.Update(ctx, rec("a", `{"v":2}`), a.Tag())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, "a", 2); err != nil {
+	if err := s.Delete(ctx, "a", a2.Tag()); err != nil {
 		t.Fatal(err)
 	}
 	want := []struct {

@@ -694,7 +694,7 @@ function openForm(mode, c) {
   form.id = c ? c.id : '';
   // The version, not the ETag header as received: a proxy that
   // compresses may have weakened it, and a weak tag never matches.
-  form.etag = c ? `"${c.version}"` : '';
+  form.etag = c ? `"${c.incarnation}-${c.version}"` : '';
   clearErrors();
   $('f-check-result').replaceChildren();
   $('edit-title').textContent = mode === 'create' ? 'New connection' : `Edit ${c.id}`;
