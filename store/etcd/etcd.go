@@ -35,6 +35,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/connkit/connkit/store"
 )
@@ -54,6 +55,9 @@ type Options struct {
 	RefTTL time.Duration
 	// Logger receives the store's own warnings; default slog.Default().
 	Logger *slog.Logger
+	// DialOptions are added to the gRPC client's (interceptors, for
+	// tracing, or for tests that delay a request).
+	DialOptions []grpc.DialOption
 }
 
 // Store is a store.Store on etcd. Use Open.
@@ -140,6 +144,7 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error
 		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               zap.NewNop(),
 		Context:              context.Background(),
+		DialOptions:          opts.DialOptions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd store: %w", err)
