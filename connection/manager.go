@@ -53,7 +53,7 @@ type Options struct {
 	// Apply's) from its call to its answer, whatever it waits for: the
 	// store, or another write of the same connection before it. Past it
 	// the write fails with ErrUnavailable (it may or may not have been
-	// applied if the store had it). Default 5 s.
+	// applied if the store had it). Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// WatchInterval is how often the address of a peer that refuses
 	// connections is probed, once for all the connections to it: when it
@@ -159,7 +159,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		conns:        make(map[string]*entry),
 		maxProps:     opts.MaxPropsBytes,
 		maxConns:     opts.MaxConnections,
-		writeTimeout: orDefault(opts.WriteTimeout, 5*time.Second),
+		writeTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
 		policy:       opts.Policy,
 		bus:          newBus(max(opts.EventHistory, 1024)),
 		progress:     make(chan struct{}),
@@ -567,6 +567,9 @@ func (m *Manager) idle(ctx context.Context, id string) (*entry, error) {
 		m.mu.Lock()
 	}
 }
+
+// DefaultWriteTimeout is Options.WriteTimeout's default.
+const DefaultWriteTimeout = 5 * time.Second
 
 // errWriteTimeout is the cause of a write's context past WriteTimeout.
 var errWriteTimeout = fmt.Errorf("%w: no answer within the write timeout", store.ErrUnavailable)

@@ -36,6 +36,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/connkit/connkit/store"
 )
@@ -144,7 +145,13 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error
 		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               zap.NewNop(),
 		Context:              context.Background(),
-		DialOptions:          opts.DialOptions,
+		// gRPC's own backoff grows to 2 minutes: after an outage of 10 s
+		// the first write waited 7 s for the next dial. A member that is
+		// back is found within half a second.
+		DialOptions: append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})}, opts.DialOptions...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd store: %w", err)
