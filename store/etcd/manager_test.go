@@ -310,3 +310,55 @@ func TestLeaseLostRefsNotRevived(t *testing.T) {
 		t.Fatalf("the new x, which nobody holds: %v", err)
 	}
 }
+
+// TestCutInstanceDecidesFromStore: an instance cut off from etcd has not
+// seen another's delete and update; a create it is asked for is not
+// refused as existing, nor an apply found unchanged, from its memory:
+// both are unavailable, and nothing is changed. After the heal it
+// follows both writes.
+func TestCutInstanceDecidesFromStore(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	p := newPrefix(t)
+	fake := connectortest.NewFake()
+	fake.SetUp("x", true)
+	proxy := connectortest.NewProxy(t, ep)
+	a, _ := manager(t, fake, []string{ep}, p, "a")
+	c, _ := manager(t, fake, []string{proxy.Addr()}, p, "c")
+	ctx := context.Background()
+	spec := func(id string, retries int) connection.Spec {
+		return connection.Spec{ID: id, Type: "fake", Props: map[string]any{"addr": "x", "retries": retries}}
+	}
+	for _, id := range []string{"k1", "k2"} {
+		if _, err := a.Create(ctx, spec(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "c follows", 2*time.Second, func() bool { _, err := c.Get("k2"); return err == nil })
+	proxy.Cut()
+	if err := a.Delete(ctx, "k1", connection.Tag{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Update(ctx, spec("k2", 2), connection.Tag{}); err != nil {
+		t.Fatal(err)
+	}
+	unavailable := func(what string, err error) {
+		t.Helper()
+		var ce *connection.Error
+		if !errors.As(err, &ce) || ce.Code != connection.CodeUnavailable {
+			t.Errorf("%s on the cut instance: %v, want unavailable", what, err)
+		}
+	}
+	_, err := c.Create(ctx, spec("k1", 1))
+	unavailable("create of an id it still holds", err)
+	res, err := c.Apply(ctx, []connection.Spec{spec("k1", 1), spec("k2", 1)}, nil)
+	unavailable(fmt.Sprintf("apply of what it holds (%+v)", res), err)
+	proxy.Restore()
+	eventually(t, "c follows the delete and the update", 5*time.Second, func() bool {
+		_, err := c.Get("k1")
+		in, err2 := c.Get("k2")
+		return err != nil && err2 == nil && in.Version == 2
+	})
+	if _, err := a.Get("k1"); err == nil {
+		t.Error("k1 was created again")
+	}
+}
