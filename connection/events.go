@@ -19,6 +19,14 @@ const (
 	EventStatus   EventKind = "status" // the state or the error changed
 	EventAttached EventKind = "attached"
 	EventDetached EventKind = "detached"
+	// EventRevoked: another instance changed the connection under the
+	// attaches of Ref here, which are ended (Handle.Done).
+	EventRevoked EventKind = "revoked"
+	// EventRefsLapsed: this instance's refs on the connection may have
+	// lapsed (the store unreached for longer than their time-to-live):
+	// other instances may now change it. EventRefsHeld: they hold again.
+	EventRefsLapsed EventKind = "refs_lapsed"
+	EventRefsHeld   EventKind = "refs_held"
 	// EventLagged tells a subscriber that read too slowly that events up
 	// to Seq were dropped: read the current state (List) again; the
 	// events after Seq follow.

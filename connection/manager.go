@@ -103,6 +103,7 @@ type Manager struct {
 	// watched is the revision the watch has applied up to; progress is
 	// closed at each change it applies, then replaced.
 	watched  int64
+	lapsed   bool // this instance's refs may have lapsed (store.RefLease)
 	progress chan struct{}
 	// unfollow ends the watch of a shared store; followed waits for it.
 	unfollow context.CancelFunc
@@ -229,6 +230,9 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		fctx, m.unfollow = context.WithCancel(context.Background())
 		m.tombs = map[string]int64{}
 		m.shared = true
+		if rl, ok := s.(store.RefLease); ok {
+			rl.NotifyRefs(m.refsLease)
+		}
 		m.followed.Add(1)
 		go m.follow(fctx, w)
 	}

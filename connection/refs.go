@@ -2,6 +2,7 @@ package connection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,6 +18,10 @@ type hold struct {
 	client any
 	end    func() // ends the client of a connector.Viewer; nil otherwise
 	handle bool   // made by Hold: only its Handle releases it
+	// revoked is closed, and err set (under m.mu), when another instance
+	// changed the connection under this attach.
+	revoked chan struct{}
+	err     error
 }
 
 // refState is every attach of one ref name. While it exists the
@@ -153,6 +158,87 @@ func (h *Handle) ID() string { return h.id }
 // Ref returns the ref name of this attach.
 func (h *Handle) Ref() string { return h.h.ref }
 
+// Done is closed when the attach is revoked: another instance sharing
+// the store updated or deleted the connection under it, which it can
+// only do once this instance's refs lapsed (cut off from the store for
+// longer than their time-to-live). The client is ended then; Err says
+// why. Attach again.
+func (h *Handle) Done() <-chan struct{} { return h.h.revoked }
+
+// Err is nil until Done is closed, and then an error that wraps
+// ErrRevoked and says what happened.
+func (h *Handle) Err() error {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	return h.h.err
+}
+
+// ErrRevoked is the error of an attach that another instance changed the
+// connection under; see Handle.Done.
+var ErrRevoked = errors.New("attach revoked")
+
+// revoke ends every attach of e, which another instance has changed (what
+// says how): their refs had lapsed, or no instance could have. m.mu must
+// be held; the caller stops the holds returned and releases their refs
+// after unlocking.
+func (m *Manager) revoke(e *entry, what string) []*hold {
+	var out []*hold
+	for name, rs := range e.refs {
+		for _, h := range rs.holds {
+			h.err = fmt.Errorf("%w: connection %s was %s by another instance while attached here as %s (this instance's refs had lapsed: it was cut off from the store for longer than their time-to-live); attach again", ErrRevoked, quote(e.rec.ID), what, quote(h.ref))
+			close(h.revoked)
+			out = append(out, h)
+		}
+		if len(rs.holds) > 0 {
+			m.bus.publish(Event{Kind: EventRevoked, ID: e.rec.ID, Type: e.rec.Type, Ref: name, Remote: true})
+		}
+		rs.holds = nil
+		if rs.ending == 0 && rs.release == nil {
+			delete(e.refs, name)
+		}
+	}
+	if len(out) > 0 {
+		e.refsGen++
+	}
+	return out
+}
+
+// RefsLapsed reports whether this instance's refs may have lapsed (its
+// store is a store.RefLease, unreached for longer than their
+// time-to-live): until they hold again, other instances may change the
+// connections used here, whose attaches are then revoked.
+func (m *Manager) RefsLapsed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lapsed
+}
+
+// refsLease tells, when the store's refs lapse or hold again, the
+// connections this instance uses: from a lapse on, another instance may
+// change them.
+func (m *Manager) refsLease(held bool) {
+	kind := EventRefsHeld
+	if !held {
+		kind = EventRefsLapsed
+	}
+	m.mu.Lock()
+	m.lapsed = !held
+	var ids []string
+	for id, e := range m.conns {
+		if len(e.refs) > 0 {
+			ids = append(ids, id)
+			m.bus.publish(Event{Kind: kind, ID: id, Type: e.rec.Type})
+		}
+	}
+	m.mu.Unlock()
+	slices.Sort(ids)
+	if !held {
+		m.log.Warn("refs of this instance may have lapsed (the store unreached for longer than their time-to-live): other instances may now update or delete the connections used here, whose attaches are then revoked", "connections", ids)
+	} else {
+		m.log.Info("refs of this instance hold again", "connections", ids)
+	}
+}
+
 // Close releases this attach. It is idempotent and returns nil.
 func (h *Handle) Close() error {
 	h.m.mu.Lock()
@@ -229,7 +315,7 @@ func (m *Manager) attach(ctx context.Context, id, ref string, accept func(any) e
 
 		// The client is made and approved without the lock; the attach is
 		// recorded only if nothing changed meanwhile.
-		h := &hold{ref: ref, handle: handle}
+		h := &hold{ref: ref, handle: handle, revoked: make(chan struct{})}
 		if v, ok := l.conn.(connector.Viewer); ok {
 			h.client, h.end = v.View(ref)
 		} else {

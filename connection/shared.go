@@ -114,14 +114,9 @@ func (m *Manager) apply(c store.Change, watched bool) {
 			m.changed(EventDeleted, e, true)
 			l, refs := e.live, e.refNames()
 			// Attaches here can only remain if this instance's lease was
-			// lost: their refs are withdrawn, so that none is published
-			// again on a later connection of the same id.
-			var dropped []*hold
-			for _, rs := range e.refs {
-				dropped = append(dropped, rs.holds...)
-				rs.holds = nil
-			}
-			e.refsGen++
+			// lost: they are revoked, and their refs withdrawn, so that
+			// none is published again on a later connection of the id.
+			dropped := m.revoke(e, "deleted")
 			m.mu.Unlock()
 			for _, h := range dropped {
 				h.stop()
@@ -170,11 +165,19 @@ func (m *Manager) apply(c store.Change, watched bool) {
 		if old != nil {
 			old.mute()
 		}
+		revoked := m.revoke(e, "updated")
 		e.rec, e.schema, e.live, e.broken, e.identity = ne.rec, ne.schema, ne.live, ne.broken, ne.identity
 		e.setProps(ne.props)
 		m.changed(EventUpdated, e, true)
 		e.busy = make(chan struct{})
 		m.mu.Unlock()
+		for _, h := range revoked {
+			h.stop()
+			m.releaseRef(r.ID, h.ref)
+		}
+		if len(revoked) > 0 {
+			m.log.Warn("connection updated by another instance while attached here: its attaches are revoked", "connection", r.ID, "attaches", len(revoked))
+		}
 		// The old link goes before the new one dials.
 		if old != nil {
 			old.stop()

@@ -183,3 +183,15 @@ type RefHolder interface {
 	// Instance names this instance in the refs it publishes.
 	Instance() string
 }
+
+// RefLease is a RefHolder whose refs hold only while it reaches the
+// store (they live under a lease): cut off for longer than their
+// time-to-live, it can no longer promise that no other instance changes
+// what it holds, and says so.
+type RefLease interface {
+	// NotifyRefs registers f (before any HoldRef; one f). f(false) is
+	// called, no later than the store would let another instance write
+	// past the refs, when they may have lapsed; f(true) when they are
+	// published again. Calls are made from one goroutine, in order.
+	NotifyRefs(f func(held bool))
+}

@@ -77,8 +77,11 @@ type Store struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	mu     sync.Mutex
-	lease  clientv3.LeaseID
+	mu    sync.Mutex
+	lease clientv3.LeaseID
+	// until is when the refs may lapse, unless the lease is renewed.
+	until  time.Time
+	onRefs func(held bool)
 	grants int              // leases granted and refs published under them
 	refs   map[string]*held // by key
 	stale  map[string]int64 // released refs not yet withdrawn: key to revision
@@ -92,6 +95,7 @@ type held struct {
 	id    string // of the record
 	count int
 	rev   int64 // the mod revision of its last put
+	inc   int64 // the incarnation of the record it was put on
 	value string
 }
 
@@ -100,6 +104,7 @@ var (
 	_ store.Watcher     = (*Store)(nil)
 	_ store.RefHolder   = (*Store)(nil)
 	_ store.RefReader   = (*Store)(nil)
+	_ store.RefLease    = (*Store)(nil)
 	_ store.Snapshotter = (*Store)(nil)
 )
 

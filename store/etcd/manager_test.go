@@ -362,3 +362,120 @@ func TestCutInstanceDecidesFromStore(t *testing.T) {
 		t.Error("k1 was created again")
 	}
 }
+
+// TestRefsFencedAcrossPartition: an instance cut off from etcd holds two
+// connections. It says that its refs may have lapsed before any other
+// instance can write past them; once another instance has updated one
+// and deleted the other, the attaches on them are revoked, each saying
+// why, never left with a closed client in silence, and no ref of theirs
+// is published again.
+func TestRefsFencedAcrossPartition(t *testing.T) {
+	ep := connectortest.Env(t, "CONNKIT_ETCD_ENDPOINTS")
+	fake := connectortest.NewFake()
+	fake.SetUp("p", true)
+	px := connectortest.NewProxy(t, ep)
+	p := newPrefix(t)
+	logs := slog.New(slog.DiscardHandler)
+	sc, err := etcd.Open(context.Background(), []string{px.Addr()}, &etcd.Options{Prefix: p, Instance: "c", Timeout: 2 * time.Second, RefTTL: 2 * time.Second, Logger: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{}
+	reg.Register("fake", fake)
+	c, err := connection.New(context.Background(), sc, &connection.Options{Registry: reg, Logger: logs, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); sc.Close() })
+	a, _ := manager(t, fake, []string{ep}, p, "a")
+	ctx := context.Background()
+	spec := func(id string, retries int) connection.Spec {
+		return connection.Spec{ID: id, Type: "fake", Props: map[string]any{"addr": "p", "retries": retries}}
+	}
+	for _, id := range []string{"k1", "k2"} {
+		if _, err := a.Create(ctx, spec(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "c follows", 2*time.Second, func() bool { return state(c, "k2") == connection.StateConnected })
+	h1, err := c.Hold(ctx, "k1", "rule1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := c.Hold(ctx, "k2", "rule2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs := c.Subscribe(sctx, connection.SubscribeOptions{})
+	var mu sync.Mutex
+	lapsed := map[string]time.Time{}
+	revoked := map[string]bool{}
+	go func() {
+		for ev := range evs {
+			mu.Lock()
+			switch ev.Kind {
+			case connection.EventRefsLapsed:
+				lapsed[ev.ID] = time.Now()
+			case connection.EventRevoked:
+				revoked[ev.ID+" "+ev.Ref] = true
+			}
+			mu.Unlock()
+		}
+	}()
+	px.Cut()
+	var updated time.Time
+	eventually(t, "a updates k1 once c's refs lapsed", 10*time.Second, func() bool {
+		_, err := a.Update(ctx, spec("k1", 2), connection.Tag{})
+		updated = time.Now()
+		return err == nil
+	})
+	mu.Lock()
+	for _, id := range []string{"k1", "k2"} {
+		if at, ok := lapsed[id]; !ok || !at.Before(updated) {
+			t.Errorf("%s: c said its refs lapsed at %v, the update of another instance was accepted at %v: the warning must come first", id, at, updated)
+		}
+	}
+	mu.Unlock()
+	if !c.RefsLapsed() {
+		t.Error("RefsLapsed is false on the cut instance")
+	}
+	if err := a.Delete(ctx, "k2", connection.Tag{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h1.Done():
+		t.Fatal("revoked before c saw the update")
+	default:
+	}
+	px.Restore()
+	for _, h := range []*connection.Handle{h1, h2} {
+		select {
+		case <-h.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the attach was not revoked after the heal", h.ID())
+		}
+	}
+	want := map[*connection.Handle]string{h1: "k1\" was updated", h2: "k2\" was deleted"}
+	for h, w := range want {
+		if err := h.Err(); !errors.Is(err, connection.ErrRevoked) || !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: Err %v, want ErrRevoked saying %s", h.ID(), err, w)
+		}
+	}
+	eventually(t, "revoked events", 2*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return revoked["k1 rule1"] && revoked["k2 rule2"]
+	})
+	eventually(t, "refs hold again", 5*time.Second, func() bool { return !c.RefsLapsed() })
+	if in, err := c.Get("k1"); err != nil || len(in.Refs) != 0 || in.Version != 2 {
+		t.Errorf("k1 on c: %+v %v, want version 2 with no refs", in, err)
+	}
+	// No ref of c's is published again: a updates k1 once more.
+	if _, err := a.Update(ctx, spec("k1", 3), connection.Tag{}); err != nil {
+		t.Errorf("k1 after the heal: %v", err)
+	}
+	h1.Close()
+	h2.Close()
+}

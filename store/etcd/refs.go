@@ -3,8 +3,10 @@ package etcd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/connkit/connkit/store"
@@ -13,12 +15,13 @@ import (
 // grant takes a new lease and publishes under it every held ref whose
 // record still exists.
 func (s *Store) grant(ctx context.Context) error {
+	sent := time.Now()
 	l, err := s.cli.Grant(ctx, int64((s.ttl+time.Second-1)/time.Second))
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.lease = l.ID
+	s.lease, s.until = l.ID, sent.Add(time.Duration(l.TTL)*time.Second)
 	refs := make(map[string]*held, len(s.refs))
 	for k, h := range s.refs {
 		refs[k] = h
@@ -26,11 +29,16 @@ func (s *Store) grant(ctx context.Context) error {
 	s.mu.Unlock()
 	for k, h := range refs {
 		s.mu.Lock()
-		v := h.value
+		v, inc := h.value, h.inc
 		s.mu.Unlock()
 		// A record deleted while the lease was gone keeps no ref: a
-		// record made later with its id is not in use by this one.
-		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(h.id)), ">", 0)).
+		// record made later with its id (another incarnation) is not in
+		// use by this one.
+		guard := clientv3.Compare(clientv3.CreateRevision(s.key(h.id)), ">", 0)
+		if inc != 0 {
+			guard = clientv3.Compare(clientv3.CreateRevision(s.key(h.id)), "=", inc)
+		}
+		res, err := s.cli.Txn(ctx).If(guard).
 			Then(clientv3.OpPut(k, v, clientv3.WithLease(l.ID))).Commit()
 		if err != nil {
 			return err
@@ -52,37 +60,94 @@ func (s *Store) grant(ctx context.Context) error {
 	return nil
 }
 
-// keepAlive keeps the lease alive until Close. A lease lost (etcd away
-// for longer than its time-to-live) is replaced, and the refs published
-// again, as soon as etcd answers.
+// keepAlive keeps the lease alive until Close. It renews the lease
+// itself, a third of its time-to-live apart, so that it knows until when
+// the refs hold for sure: the time a renewal that etcd granted was sent,
+// plus the time-to-live (etcd counts from when it got it). Past that
+// without a renewal, the refs may have lapsed, and the Manager is told
+// before any other instance can write past them. A lease lost is
+// replaced, and the refs published again, as soon as etcd answers.
 func (s *Store) keepAlive() {
 	defer s.wg.Done()
+	every := s.ttl / 3
+	held := true
 	for {
 		s.mu.Lock()
-		lease := s.lease
+		lease, until := s.lease, s.until
 		s.mu.Unlock()
-		ch, err := s.cli.KeepAlive(s.ctx, lease)
-		if err == nil {
-			for range ch {
-			}
+		// A call never runs past the moment the refs may lapse, so that
+		// the lapse is told on time.
+		wait := every
+		if left := time.Until(until); held && left < wait {
+			wait = max(left, 0)
 		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if held && !time.Now().Before(until) {
+			held = false
+			s.log.Warn("etcd store: this instance's refs may have lapsed: etcd did not renew their lease in time; other instances may now change the connections used here", "instance", s.instance, "ttl", s.ttl)
+			s.notifyRefs(false)
+		}
+		timeout := every
+		if left := time.Until(until); held && left > 0 && left < timeout {
+			timeout = left
+		}
+		sent := time.Now()
+		ctx, cancel := context.WithTimeout(s.ctx, timeout)
+		res, err := s.cli.KeepAliveOnce(ctx, lease)
+		cancel()
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("etcd store: lease lost; refs are published again once etcd answers", "instance", s.instance)
-		for {
-			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
-			err := s.grant(ctx)
-			cancel()
-			if err == nil {
-				break
+		if err == nil && res.TTL > 0 {
+			s.mu.Lock()
+			if s.lease == lease {
+				s.until = sent.Add(time.Duration(res.TTL) * time.Second)
 			}
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-time.After(time.Second):
+			s.mu.Unlock()
+			if !held {
+				// The lease outlived the silence: the refs never went.
+				held = true
+				s.log.Info("etcd store: this instance's refs hold again", "instance", s.instance)
+				s.notifyRefs(true)
 			}
+			continue
 		}
+		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			continue // no answer: try again
+		}
+		if held {
+			held = false
+			s.log.Warn("etcd store: this instance's lease is gone, and its refs with it; they are published again", "instance", s.instance)
+			s.notifyRefs(false)
+		}
+		ctx, cancel = context.WithTimeout(s.ctx, s.timeout)
+		err = s.grant(ctx)
+		cancel()
+		if err == nil {
+			held = true
+			s.log.Info("etcd store: this instance's refs are published again under a new lease", "instance", s.instance)
+			s.notifyRefs(true)
+		}
+	}
+}
+
+// NotifyRefs implements store.RefLease.
+func (s *Store) NotifyRefs(f func(held bool)) {
+	s.mu.Lock()
+	s.onRefs = f
+	s.mu.Unlock()
+}
+
+func (s *Store) notifyRefs(held bool) {
+	s.mu.Lock()
+	f := s.onRefs
+	s.mu.Unlock()
+	if f != nil {
+		f(held)
 	}
 }
 
@@ -105,7 +170,7 @@ func (s *Store) HoldRef(ctx context.Context, id, ref string) error {
 		lease := s.lease
 		s.mu.Unlock()
 		res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(id)), ">", 0)).
-			Then(clientv3.OpPut(k, string(v), clientv3.WithLease(lease))).Commit()
+			Then(clientv3.OpPut(k, string(v), clientv3.WithLease(lease)), clientv3.OpGet(s.key(id), clientv3.WithKeysOnly())).Commit()
 		if err != nil {
 			return err
 		}
@@ -114,6 +179,9 @@ func (s *Store) HoldRef(ctx context.Context, id, ref string) error {
 		}
 		s.mu.Lock()
 		h.rev = max(h.rev, res.Header.Revision)
+		if kvs := res.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && h.inc == 0 {
+			h.inc = kvs[0].CreateRevision
+		}
 		s.mu.Unlock()
 		return nil
 	})
