@@ -826,6 +826,25 @@ func (m *Manager) Update(ctx context.Context, spec Spec, ifMatch Tag) (Info, err
 	}
 	ctx, cancel := m.writing(ctx)
 	defer cancel()
+	for {
+		in, err := m.update(ctx, spec, ifMatch)
+		if !m.again(ctx, ifMatch, err) {
+			return in, err
+		}
+	}
+}
+
+// again says whether a write with no precondition (ifMatch zero) that
+// failed with err is tried again: another instance wrote the record
+// between this one's read and its write (the store refused the tag it
+// read), which asks for no answer of version_mismatch, as nothing was
+// asked to match.
+func (m *Manager) again(ctx context.Context, ifMatch Tag, err error) bool {
+	var ce *Error
+	return m.shared && ifMatch == (Tag{}) && ctx.Err() == nil && errors.As(err, &ce) && ce.Code == CodeVersionMismatch
+}
+
+func (m *Manager) update(ctx context.Context, spec Spec, ifMatch Tag) (Info, error) {
 	if err := m.fresh(ctx, spec.ID); err != nil {
 		return Info{}, err
 	}
@@ -930,6 +949,15 @@ func (m *Manager) Delete(ctx context.Context, id string, ifMatch Tag) error {
 	}
 	ctx, cancel := m.writing(ctx)
 	defer cancel()
+	for {
+		err := m.delete(ctx, id, ifMatch)
+		if !m.again(ctx, ifMatch, err) {
+			return err
+		}
+	}
+}
+
+func (m *Manager) delete(ctx context.Context, id string, ifMatch Tag) error {
 	if err := m.fresh(ctx, id); err != nil {
 		return err
 	}

@@ -308,8 +308,8 @@ func truncate(s string) string {
 	return s
 }
 
-// call runs fn within the Store's timeout, in attempts of at most half of
-// it: a member that dies with a request in flight (its leader gone) makes
+// call runs fn within the Store's timeout, in attempts of at most a
+// second (attempt) or half of it: a member that dies with a request in flight (its leader gone) makes
 // etcd answer "request timed out" only after seconds, and the next
 // attempt reaches the new leader. again tells fn that an earlier attempt
 // may have been applied. A timeout of the Store's own (not the caller's)
@@ -321,7 +321,7 @@ func (s *Store) call(ctx context.Context, fn func(ctx context.Context, again boo
 	deadline := time.Now().Add(s.timeout)
 	var err error
 	for again := false; ; again = true {
-		end := time.Now().Add(s.timeout / 2)
+		end := time.Now().Add(min(s.timeout/2, attempt))
 		if end.After(deadline) {
 			end = deadline
 		}
@@ -441,6 +441,13 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 	})
 	return out, err
 }
+
+// attempt bounds one attempt of a call: a request to a member that hangs
+// (paused, or cut off from its peers) is tried again on another, so that
+// a write is answered within a second or two of a member's fault rather
+// than at the timeout. An attempt applied late changes nothing (the
+// guards of Create, Update and Delete can never come true again).
+const attempt = time.Second
 
 // errRaced is an attempt whose reads a write of another moved before its
 // transaction: the next attempt reads again.

@@ -79,9 +79,25 @@ func (m *Member) Stop() {
 	if m.cmd == nil {
 		return
 	}
+	m.cmd.Process.Signal(syscall.SIGCONT) // a paused member dies too
 	m.cmd.Process.Signal(syscall.SIGKILL)
 	m.cmd.Wait()
 	m.cmd = nil
+}
+
+// Pause stops the member as a stalled host would (SIGSTOP): its sockets
+// stay open and nothing answers.
+func (m *Member) Pause() {
+	if m.cmd != nil {
+		m.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a paused member (SIGCONT).
+func (m *Member) Resume() {
+	if m.cmd != nil {
+		m.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
 
 // WaitHealthy polls the member's /health until it answers true.
