@@ -370,7 +370,9 @@ func TestChaos(t *testing.T) {
 	}
 	for name, ds := range lat {
 		slices.Sort(ds)
-		q := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond) }
+		q := func(p float64) time.Duration {
+			return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond)
+		}
 		t.Logf("writes during %-45s n=%4d p50 %v p99 %v max %v", name, len(ds), q(0.5), q(0.99), ds[len(ds)-1].Round(time.Millisecond))
 		if ds[len(ds)-1] > connection.DefaultWriteTimeout+time.Second {
 			t.Errorf("a write during %s answered after %v, past the write timeout", name, ds[len(ds)-1])
