@@ -629,7 +629,7 @@ func (m *Manager) fresh(ctx context.Context, id string) error {
 			return e == nil || !e.stored || e != before || e.rec.Revision > held || held == 0
 		}
 		return e != nil && e.stored && e.rec.Revision >= rec.Revision || m.watched >= rec.Revision
-	}, nil)
+	}, m.askProgress())
 }
 
 // caughtUp waits until seen (called with m.mu held) is true, re-checked
@@ -664,6 +664,15 @@ func (m *Manager) caughtUp(ctx context.Context, id string, seen func() bool, ask
 			return unreadable(id, fmt.Errorf("%w: this instance has not yet seen the store's last write (its watch is behind)", store.ErrUnavailable))
 		}
 	}
+}
+
+// askProgress is how a wait for the watch asks the store for its
+// progress (which also finds a watch that hangs), or nil.
+func (m *Manager) askProgress() func(context.Context) error {
+	if sn, ok := m.store.(store.Snapshotter); ok {
+		return sn.RequestProgress
+	}
+	return nil
 }
 
 // advance notes that the watch has applied everything up to rev.

@@ -39,7 +39,7 @@ func (m *Manager) freshAll(ctx context.Context) error {
 	if err != nil {
 		return unreadable("", stored(ctx, err))
 	}
-	return m.caughtUp(ctx, "", func() bool { return m.watched >= rev }, sn.RequestProgress)
+	return m.caughtUp(ctx, "", func() bool { return m.watched >= rev }, m.askProgress())
 }
 
 // resync makes the connections match a full read of the store at rev:

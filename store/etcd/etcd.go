@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -73,9 +74,12 @@ type Store struct {
 	timeout time.Duration
 	ttl     time.Duration
 	log     *slog.Logger
-	ctx     context.Context // ends at Close
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// asked is when the oldest progress request the watch has not yet
+	// answered was made (unix ns), or 0.
+	asked  atomic.Int64
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu    sync.Mutex
 	lease clientv3.LeaseID

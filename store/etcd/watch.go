@@ -12,7 +12,8 @@ import (
 
 // Watch implements store.Watcher. A watch that etcd cancels (history
 // compacted, a member without a leader) is followed by a full read and a
-// new watch from its revision. A progress notice of etcd's (asked for
+// new watch from its revision, as is a watch that leaves a progress
+// request unanswered for a second. A progress notice of etcd's (asked for
 // by RequestProgress) is reported to progress.
 func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), change func(store.Change), progress func(int64)) error {
 	wait := 100 * time.Millisecond
@@ -34,8 +35,28 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 		wait = 100 * time.Millisecond
 		sync(recs, rev)
 		wctx, cancel := context.WithCancel(watchStream(ctx))
+		ch := s.cli.Watch(wctx, s.prefix+"c/", clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV())
+		tick := time.NewTicker(stall / 4)
 	events:
-		for res := range s.cli.Watch(wctx, s.prefix+"c/", clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV()) {
+		for {
+			var res clientv3.WatchResponse
+			var ok bool
+			select {
+			case res, ok = <-ch:
+			case <-tick.C:
+				if a := s.asked.Load(); a != 0 && time.Since(time.Unix(0, a)) > stall {
+					// The member the watch is on hangs (paused, or cut
+					// off from its peers): a new watch finds another.
+					s.asked.Store(0)
+					s.log.Warn("etcd store: the watch did not answer a progress request; watching again", "after", stall)
+					break events
+				}
+				continue
+			}
+			if !ok {
+				break
+			}
+			s.asked.Store(0)
 			if res.Err() != nil {
 				s.log.Warn("etcd store: watch lost; reading everything again", "err", res.Err())
 				break
@@ -64,6 +85,7 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 				change(c)
 			}
 		}
+		tick.Stop()
 		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -78,6 +100,17 @@ func watchStream(ctx context.Context) context.Context { return clientv3.WithRequ
 
 // RequestProgress implements store.Snapshotter: etcd answers on the
 // watch's stream with the revision up to which it has sent every event.
+// A watch that leaves a request unanswered for longer than stall is made
+// again.
 func (s *Store) RequestProgress(ctx context.Context) error {
+	s.asked.CompareAndSwap(0, time.Now().UnixNano())
+	// The request waits on the stream's sender, which a hung member can
+	// hold: never long.
+	ctx, cancel := context.WithTimeout(ctx, stall/4)
+	defer cancel()
 	return s.cli.RequestProgress(watchStream(ctx))
 }
+
+// stall is how long a watch may leave a progress request unanswered
+// before it is made again.
+const stall = time.Second
