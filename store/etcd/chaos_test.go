@@ -166,7 +166,8 @@ type fault struct {
 // linearizable per id (porcupine), every write must answer within the
 // write timeout, and after every heal the instances must converge on
 // what etcd holds. CONNKIT_CHAOS_SECONDS sets the length (make bench
-// runs it long); the measures are logged.
+// runs it long) and CONNKIT_CHAOS_SEED the clients' seed (logged); the
+// measures are logged.
 func TestChaos(t *testing.T) {
 	// Short by default (each fault once, held 2-3 s); long, the faults
 	// are held as long as the tester held them (pauses of 5-15 s,
@@ -176,6 +177,11 @@ func TestChaos(t *testing.T) {
 		secs, _ = strconv.Atoi(v)
 		long = true
 	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("CONNKIT_CHAOS_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("seed %d (CONNKIT_CHAOS_SEED)", seed)
 	hold := func(short, long1 time.Duration) time.Duration {
 		if long {
 			return long1
@@ -226,7 +232,7 @@ func TestChaos(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(client), 7))
+			rng := rand.New(rand.NewPCG(uint64(client), seed))
 			seen := map[string]store.Tag{}
 			for time.Now().Before(end) {
 				mi := rng.IntN(len(managers))
