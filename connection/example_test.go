@@ -75,6 +75,30 @@ func ExampleManager_Hold() {
 	// <nil>
 }
 
+// A rule holds its connection and stops when its attach is revoked: on a
+// shared store, another instance changed the connection under it (on
+// etcd, only once this instance's refs lapsed; the memory store here
+// publishes no refs at all).
+func ExampleHandle_Done() {
+	ctx := context.Background()
+	reg := &registry.Registry{}
+	reg.Register("fake", connectortest.NewFake())
+	shared := memory.New()
+	here, _ := connection.New(ctx, shared, &connection.Options{Registry: reg})
+	defer here.Close()
+	other, _ := connection.New(ctx, shared, &connection.Options{Registry: reg})
+	defer other.Close()
+	here.Create(ctx, connection.Spec{ID: "bus", Type: "fake", Props: map[string]any{"addr": "broker"}})
+
+	h, _ := here.Hold(ctx, "bus", "rule1/source")
+	other.Update(ctx, connection.Spec{ID: "bus", Type: "fake", Props: map[string]any{"addr": "broker", "retries": 5}}, connection.Tag{})
+	<-h.Done()
+	fmt.Println(errors.Is(h.Err(), connection.ErrRevoked))
+	h.Close()
+	// Output:
+	// true
+}
+
 func ExampleManager_Create_invalid() {
 	reg := &registry.Registry{}
 	reg.Register("fake", connectortest.NewFake())

@@ -100,9 +100,13 @@ type Manager struct {
 	// tombs holds, for a shared store, the revision of each connection
 	// this Manager deleted, until the store's watch has passed it.
 	tombs map[string]int64
-	// watched is the revision the watch has applied up to; progress is
-	// closed at each change it applies, then replaced.
-	watched  int64
+	// gone holds, for a shared store, the revision of each record whose
+	// delete the watch has applied since its last full read, so that a
+	// write that read the record before the delete knows memory is past
+	// it.
+	gone map[string]int64
+	// progress is closed at each change or progress notice the watch
+	// applies, then replaced, for the writes that wait on memory.
 	lapsed   bool // this instance's refs may have lapsed (store.RefLease)
 	progress chan struct{}
 	// unfollow ends the watch of a shared store; followed waits for it.
@@ -229,6 +233,7 @@ func New(ctx context.Context, s store.Store, opts *Options) (*Manager, error) {
 		var fctx context.Context
 		fctx, m.unfollow = context.WithCancel(context.Background())
 		m.tombs = map[string]int64{}
+		m.gone = map[string]int64{}
 		m.shared = true
 		if rl, ok := s.(store.RefLease); ok {
 			rl.NotifyRefs(m.refsLease)
@@ -623,12 +628,12 @@ func (m *Manager) fresh(ctx context.Context, id string) error {
 		return unreadable(id, stored(ctx, err))
 	}
 	return m.caughtUp(ctx, id, func() bool {
-		e := m.conns[id]
 		if gone {
 			// The entry read before is no longer here, or is newer.
+			e := m.conns[id]
 			return e == nil || !e.stored || e != before || e.rec.Revision > held || held == 0
 		}
-		return e != nil && e.stored && e.rec.Revision >= rec.Revision || m.watched >= rec.Revision
+		return m.covers(rec)
 	}, m.askProgress())
 }
 
@@ -666,6 +671,17 @@ func (m *Manager) caughtUp(ctx context.Context, id string, seen func() bool, ask
 	}
 }
 
+// covers reports whether memory holds the record r or something newer:
+// a later write of it, or its delete. It never trusts a revision the
+// watch says it has reached without a write, as etcd 3.4 may say so of a
+// watch it has not yet caught up. m.mu must be held.
+func (m *Manager) covers(r store.Record) bool {
+	if e := m.conns[r.ID]; e != nil && e.stored && e.rec.Revision >= r.Revision {
+		return true
+	}
+	return m.gone[r.ID] >= r.Revision || m.tombs[r.ID] >= r.Revision && m.tombs[r.ID] > 0
+}
+
 // askProgress is how a wait for the watch asks the store for its
 // progress (which also finds a watch that hangs), or nil.
 func (m *Manager) askProgress() func(context.Context) error {
@@ -675,10 +691,10 @@ func (m *Manager) askProgress() func(context.Context) error {
 	return nil
 }
 
-// advance notes that the watch has applied everything up to rev.
-func (m *Manager) advance(rev int64) {
+// advance wakes the writes that wait on memory: the watch applied a
+// change, or told its progress (up to rev; a hint, never proof).
+func (m *Manager) advance(int64) {
 	m.mu.Lock()
-	m.watched = max(m.watched, rev)
 	close(m.progress)
 	m.progress = make(chan struct{})
 	m.mu.Unlock()

@@ -31,15 +31,35 @@ func (m *Manager) freshAll(ctx context.Context) error {
 	}
 	ctx, cancel := m.writing(ctx)
 	defer cancel()
+	var recs []store.Record
 	var rev int64
 	err := m.timed("list", func() (err error) {
-		_, rev, err = sn.Snapshot(ctx)
+		recs, rev, err = sn.Snapshot(ctx)
 		return err
 	})
 	if err != nil {
 		return unreadable("", stored(ctx, err))
 	}
-	return m.caughtUp(ctx, "", func() bool { return m.watched >= rev }, m.askProgress())
+	// Memory must hold every record of the read, or something newer, and
+	// nothing the read lacks unless it was written after it. Whatever
+	// differs is settled by a write the watch has yet to apply.
+	return m.caughtUp(ctx, "", func() bool {
+		for _, r := range recs {
+			if !m.covers(r) {
+				return false
+			}
+		}
+		in := make(map[string]bool, len(recs))
+		for _, r := range recs {
+			in[r.ID] = true
+		}
+		for id, e := range m.conns {
+			if e.stored && !in[id] && e.rec.Revision <= rev {
+				return false
+			}
+		}
+		return true
+	}, m.askProgress())
 }
 
 // resync makes the connections match a full read of the store at rev:
@@ -64,6 +84,12 @@ func (m *Manager) resync(recs []store.Record, rev int64, watched bool) {
 			delete(m.tombs, id)
 		}
 	}
+	if watched && len(m.gone) > 10000 {
+		// Only a write in flight that read a record before its delete
+		// needs its entry; past this many, such a write may wait out its
+		// timeout rather than memory grow with every id ever deleted.
+		clear(m.gone)
+	}
 	m.mu.Unlock()
 	for _, r := range gone {
 		m.apply(store.Change{Deleted: true, Record: r}, watched)
@@ -82,6 +108,9 @@ func (m *Manager) apply(c store.Change, watched bool) {
 		if m.closed {
 			m.mu.Unlock()
 			return
+		}
+		if watched && c.Deleted {
+			m.gone[r.ID] = max(m.gone[r.ID], r.Revision)
 		}
 		if t, ok := m.tombs[r.ID]; ok && r.Revision <= t {
 			// Deleted here after that write.

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -89,6 +90,9 @@ type Store struct {
 	grants int              // leases granted and refs published under them
 	refs   map[string]*held // by key
 	stale  map[string]int64 // released refs not yet withdrawn: key to revision
+	// markers are the markers of writes that have answered, for the
+	// sweep to delete.
+	markers map[string]bool
 	// ignored holds the keys under c/ that are no record of this Store,
 	// so that each is logged once.
 	ignored map[string]bool
@@ -119,7 +123,7 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Store, error
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{prefix: opts.Prefix, instance: opts.Instance, timeout: opts.Timeout, ttl: opts.RefTTL, log: opts.Logger, refs: map[string]*held{}, stale: map[string]int64{}, ignored: map[string]bool{}}
+	s := &Store{prefix: opts.Prefix, instance: opts.Instance, timeout: opts.Timeout, ttl: opts.RefTTL, log: opts.Logger, refs: map[string]*held{}, stale: map[string]int64{}, markers: map[string]bool{}, ignored: map[string]bool{}}
 	if s.prefix == "" {
 		s.prefix = "/connkit/"
 	}
@@ -398,6 +402,55 @@ func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error
 	return rec, err
 }
 
+// Every write carries a marker of its own (w/WRITE, random per call):
+// each attempt's transaction requires it absent and puts it, so that of
+// the attempts of one write at most one is applied, and a later attempt
+// tells from the marker that an earlier one was. The sweep deletes the
+// markers once the write has answered. An attempt applied after that
+// changes nothing, as each write's guard names a state its key can be in
+// only once, which has passed by then.
+
+// marker returns the key of a new write's marker.
+func (s *Store) marker() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return s.prefix + "w/" + hex.EncodeToString(b)
+}
+
+// done hands a write's marker to the sweep.
+func (s *Store) done(w string, sent bool) {
+	if sent {
+		s.mu.Lock()
+		s.markers[w] = true
+		s.mu.Unlock()
+	}
+}
+
+// landed reads w from a refused transaction's Else: the revision at
+// which an earlier attempt of the write was applied, or 0.
+func landed(r *etcdserverpb.ResponseOp) int64 {
+	if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 && len(kvs[0].Value) == 0 {
+		return kvs[0].CreateRevision
+	}
+	return 0
+}
+
+// fence makes sure that no earlier attempt of the write whose marker is
+// w can be applied from now on, before a refusal decided without a
+// transaction is answered: it returns the revision at which one was
+// applied, or 0 if none was (nor ever will be).
+func (s *Store) fence(ctx context.Context, w string) (int64, error) {
+	res, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(w), "=", 0)).
+		Then(clientv3.OpPut(w, "fenced")).Else(clientv3.OpGet(w)).Commit()
+	if err != nil {
+		return 0, err
+	}
+	if res.Succeeded {
+		return 0, nil
+	}
+	return landed(res.Responses[0]), nil
+}
+
 // Create implements store.Store. Its guard can never come true again
 // once it is false: the key absent and its tomb (t/ID, put by every
 // delete) where this attempt read it. An attempt that etcd applies late,
@@ -409,7 +462,9 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 	if err != nil {
 		return store.Record{}, err
 	}
-	err = s.call(ctx, func(ctx context.Context, again bool) error {
+	w, sent := s.marker(), false
+	defer func() { s.done(w, sent) }()
+	err = s.call(ctx, func(ctx context.Context, _ bool) error {
 		k, t := s.key(rec.ID), s.tomb(rec.ID)
 		tomb, err := s.cli.Get(ctx, t, clientv3.WithKeysOnly())
 		if err != nil {
@@ -419,25 +474,24 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 		if len(tomb.Kvs) > 0 {
 			tombRev = tomb.Kvs[0].ModRevision
 		}
+		sent = true
 		res, err := s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
 			clientv3.Compare(clientv3.ModRevision(t), "=", tombRev),
-		).Then(clientv3.OpPut(k, string(b)), clientv3.OpDelete(t)).Else(clientv3.OpGet(k)).Commit()
+			clientv3.Compare(clientv3.CreateRevision(w), "=", 0),
+		).Then(clientv3.OpPut(k, string(b)), clientv3.OpDelete(t), clientv3.OpPut(w, "")).
+			Else(clientv3.OpGet(k), clientv3.OpGet(w)).Commit()
 		if err != nil {
 			return err
 		}
 		inc := res.Header.Revision
 		if !res.Succeeded {
-			kvs := res.Responses[0].GetResponseRange().Kvs
-			if len(kvs) == 0 {
-				return errRaced // deleted between the read of the tomb and the transaction
-			}
-			// After an attempt of unknown outcome, the record may be
-			// ours: its value holds our creation time to the nanosecond.
-			if !again || kvs[0].Version != 1 || string(kvs[0].Value) != string(b) {
+			if inc = landed(res.Responses[1]); inc == 0 {
+				if len(res.Responses[0].GetResponseRange().Kvs) == 0 {
+					return errRaced // deleted between the read of the tomb and the transaction
+				}
 				return store.ErrExists
 			}
-			inc = kvs[0].CreateRevision
 		}
 		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: 1,
 			Incarnation: inc, Revision: inc, CreatedAt: now, UpdatedAt: now}
@@ -458,81 +512,100 @@ const attempt = time.Second
 var errRaced = errors.New("etcd store: raced another write; trying again")
 
 // Update implements store.Store. It fails with an *InUseError while an
-// instance holds a ref on the record. Its guard is the Tag (create
-// revision and version: one state of the key, ever) and the mod revision
-// it read, so that an attempt applied late changes nothing.
+// instance holds a ref on the record. Its guard is the mod revision it
+// read, one state of the key ever, so that an attempt applied late
+// changes nothing.
 func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (out store.Record, err error) {
-	var b []byte
-	err = s.call(ctx, func(ctx context.Context, again bool) error {
+	w, sent := s.marker(), false
+	defer func() { s.done(w, sent) }()
+	var v value
+	result := func(rev int64) {
+		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: at.Version + 1,
+			Incarnation: at.Incarnation, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
+	}
+	err = s.call(ctx, func(ctx context.Context, _ bool) error {
 		k := s.key(rec.ID)
 		cur, err := s.cli.Get(ctx, k)
 		if err != nil {
 			return err
 		}
+		var refusal error
 		if len(cur.Kvs) == 0 {
-			return store.ErrNotFound
+			refusal = store.ErrNotFound
+		} else if kv := cur.Kvs[0]; kv.CreateRevision != at.Incarnation || kv.Version != at.Version {
+			refusal = store.ErrVersionMismatch
+		}
+		if refusal != nil {
+			if sent {
+				// An earlier attempt may have been applied, or be yet.
+				rev, err := s.fence(ctx, w)
+				if err != nil {
+					return err
+				}
+				if rev != 0 {
+					result(rev)
+					return nil
+				}
+			}
+			return refusal
 		}
 		kv := cur.Kvs[0]
-		if again && b != nil && string(kv.Value) == string(b) && kv.CreateRevision == at.Incarnation && kv.Version == at.Version+1 {
-			// An earlier attempt was applied: its value holds our update
-			// time to the nanosecond.
-			var v value
-			json.Unmarshal(b, &v)
-			out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: at.Version + 1,
-				Incarnation: at.Incarnation, Revision: kv.ModRevision, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
-			return nil
-		}
-		if kv.CreateRevision != at.Incarnation || kv.Version != at.Version {
-			return store.ErrVersionMismatch
-		}
 		now := time.Now().UTC()
-		var v value
+		v = value{}
 		if err := json.Unmarshal(kv.Value, &v); err != nil {
 			// A damaged record is mended by the update.
 			v = value{CreatedAt: now}
 		}
 		v.Type, v.Props, v.UpdatedAt = rec.Type, rec.Props, now
-		if b, err = json.Marshal(v); err != nil {
+		b, err := json.Marshal(v)
+		if err != nil {
 			return err
 		}
+		sent = true
 		res, err := s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(s.refsOf(rec.ID)), "=", 0).WithPrefix(),
-		).Then(clientv3.OpPut(k, string(b))).Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(rec.ID), clientv3.WithPrefix(), clientv3.WithLimit(50))).Commit()
+			clientv3.Compare(clientv3.CreateRevision(w), "=", 0),
+		).Then(clientv3.OpPut(k, string(b)), clientv3.OpPut(w, "")).
+			Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(rec.ID), clientv3.WithPrefix(), clientv3.WithLimit(50)), clientv3.OpGet(w)).Commit()
 		if err != nil {
 			return err
 		}
 		if !res.Succeeded {
+			if rev := landed(res.Responses[2]); rev != 0 {
+				result(rev)
+				return nil
+			}
 			return s.refused(rec.ID, at, res)
 		}
-		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: at.Version + 1,
-			Incarnation: at.Incarnation, Revision: res.Header.Revision, CreatedAt: v.CreatedAt, UpdatedAt: now}
+		result(res.Header.Revision)
 		return nil
 	})
 	return out, err
 }
 
 // Delete implements store.Store. It fails with an *InUseError while an
-// instance holds a ref on the record. Its guard is the Tag, and it puts
-// the id's tomb with a value of its own, so that a later attempt tells
-// its own delete from another's.
+// instance holds a ref on the record. Its guard is the Tag (create
+// revision and version: one state of the key, ever), and it puts the
+// id's tomb, which moves every create's guard on.
 func (s *Store) Delete(ctx context.Context, id string, at store.Tag) error {
-	wid := make([]byte, 12)
-	rand.Read(wid)
-	mine := hex.EncodeToString(wid)
-	return s.call(ctx, func(ctx context.Context, again bool) error {
+	w, sent := s.marker(), false
+	defer func() { s.done(w, sent) }()
+	return s.call(ctx, func(ctx context.Context, _ bool) error {
 		k := s.key(id)
+		sent = true
 		res, err := s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(k), "=", at.Incarnation),
 			clientv3.Compare(clientv3.Version(k), "=", at.Version),
 			clientv3.Compare(clientv3.CreateRevision(s.refsOf(id)), "=", 0).WithPrefix(),
-		).Then(clientv3.OpDelete(k), clientv3.OpPut(s.tomb(id), mine)).
-			Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50)), clientv3.OpGet(s.tomb(id))).Commit()
+			clientv3.Compare(clientv3.CreateRevision(w), "=", 0),
+		).Then(clientv3.OpDelete(k), clientv3.OpPut(s.tomb(id), ""), clientv3.OpPut(w, "")).
+			Else(clientv3.OpGet(k), clientv3.OpGet(s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50)), clientv3.OpGet(w)).Commit()
 		if err != nil {
 			return err
 		}
 		if !res.Succeeded {
-			if tomb := res.Responses[2].GetResponseRange().Kvs; again && len(tomb) > 0 && string(tomb[0].Value) == mine {
+			if landed(res.Responses[2]) != 0 {
 				return nil // an earlier attempt deleted it
 			}
 			return s.refused(id, at, res)
@@ -599,6 +672,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	s.cli.Revoke(ctx, lease)
+	s.clearMarkers(ctx)
 	cancel()
 	return s.cli.Close()
 }

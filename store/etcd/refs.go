@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -236,7 +237,7 @@ func (s *Store) unpublish(ctx context.Context, k string, rev int64) error {
 }
 
 // sweep withdraws, once a second, the refs whose release could not reach
-// etcd.
+// etcd, and deletes the markers of the writes that have answered.
 func (s *Store) sweep() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -262,5 +263,34 @@ func (s *Store) sweep() {
 				s.mu.Unlock()
 			}
 		}
+		s.clearMarkers(s.ctx)
+	}
+}
+
+// clearMarkers deletes the markers of the writes that have answered, in
+// transactions of at most 128 (etcd's default limit of operations).
+func (s *Store) clearMarkers(ctx context.Context) {
+	s.mu.Lock()
+	markers := make([]string, 0, len(s.markers))
+	for k := range s.markers {
+		markers = append(markers, k)
+	}
+	s.mu.Unlock()
+	for batch := range slices.Chunk(markers, 128) {
+		ops := make([]clientv3.Op, len(batch))
+		for i, k := range batch {
+			ops[i] = clientv3.OpDelete(k)
+		}
+		tctx, cancel := context.WithTimeout(ctx, s.timeout)
+		_, err := s.cli.Txn(tctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		for _, k := range batch {
+			delete(s.markers, k)
+		}
+		s.mu.Unlock()
 	}
 }
