@@ -22,6 +22,10 @@ type lateTxn struct {
 	mu    sync.Mutex
 	armed bool
 	held  chan func()
+	// land, if set, makes the armed transaction reach etcd at once,
+	// closing land, while its caller times out all the same: an answer
+	// lost on the way back.
+	land chan struct{}
 }
 
 func (l *lateTxn) arm() {
@@ -39,6 +43,14 @@ func (l *lateTxn) intercept(ctx context.Context, method string, req, reply any, 
 	l.mu.Unlock()
 	if !hold {
 		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	if l.land != nil {
+		if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
+			return err
+		}
+		close(l.land)
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	late := reflect.New(reflect.TypeOf(reply).Elem()).Interface()
 	l.held <- func() {
@@ -172,4 +184,38 @@ func TestLateAttemptChangesNothing(t *testing.T) {
 			t.Errorf("the acknowledged second update, after the first's first attempt applied late: %s", got)
 		}
 	})
+}
+
+// TestRetryAppliesOnce: a create whose first attempt was applied but
+// whose answer was lost is tried again; meanwhile another instance
+// deleted the record. The retry sees that its write landed and answers
+// it, rather than create the record a second time (its guard, the key
+// absent and the tomb where it read it, held again).
+func TestRetryAppliesOnce(t *testing.T) {
+	ctx := context.Background()
+	p := newPrefix(t)
+	s, l := openLate(t, p)
+	other := open(t, "other", p)
+	defer other.Close()
+	l.land = make(chan struct{})
+	l.arm()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Create(ctx, store.Record{ID: "k", Type: "fake", Props: []byte(`{"w":"c1"}`)})
+		done <- err
+	}()
+	<-l.land
+	r, err := other.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Delete(ctx, "k", r.Tag()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the create whose first attempt landed: %v", err)
+	}
+	if r, err := other.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the create was applied twice: %s %v", r.Props, err)
+	}
 }
