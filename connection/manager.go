@@ -608,8 +608,14 @@ func stored(ctx context.Context, err error) error {
 // memory does not catch up within the write's time. A store that is this
 // Manager's alone needs no read: memory is the truth.
 func (m *Manager) fresh(ctx context.Context, id string) error {
+	_, err := m.freshGone(ctx, id)
+	return err
+}
+
+// freshGone is fresh, and says whether the store had no record id.
+func (m *Manager) freshGone(ctx context.Context, id string) (bool, error) {
 	if !m.shared {
-		return nil
+		return false, nil
 	}
 	m.mu.Lock()
 	before := m.conns[id]
@@ -625,9 +631,9 @@ func (m *Manager) fresh(ctx context.Context, id string) error {
 	})
 	gone := errors.Is(err, store.ErrNotFound)
 	if err != nil && !gone {
-		return unreadable(id, stored(ctx, err))
+		return false, unreadable(id, stored(ctx, err))
 	}
-	return m.caughtUp(ctx, id, func() bool {
+	return gone, m.caughtUp(ctx, id, func() bool {
 		if gone {
 			// The entry read before is no longer here, or is newer.
 			e := m.conns[id]
@@ -727,8 +733,14 @@ func (m *Manager) Fresh(ctx context.Context, id string) (Info, error) {
 	}
 	ctx, cancel := m.writing(ctx)
 	defer cancel()
-	if err := m.fresh(ctx, id); err != nil {
+	gone, err := m.freshGone(ctx, id)
+	if err != nil {
 		return Info{}, err
+	}
+	if gone {
+		// The store said so: memory may yet apply a create older than
+		// the delete the read saw.
+		return Info{}, notFound(id)
 	}
 	return m.Get(id)
 }
