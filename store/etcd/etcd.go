@@ -75,6 +75,8 @@ type Store struct {
 	timeout time.Duration
 	ttl     time.Duration
 	log     *slog.Logger
+	// rev is the greatest revision any answer of etcd's has carried.
+	rev atomic.Int64
 	// asked is when the oldest progress request the watch has not yet
 	// answered was made (unix ns), or 0.
 	asked  atomic.Int64
@@ -210,6 +212,7 @@ func (s *Store) claim(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("etcd store: %w", err)
 	}
+	s.saw(res.Header)
 	if err := s.nested(ctx); err != nil {
 		if res.Succeeded {
 			s.cli.Delete(ctx, own) // a mark of a store that never ran
@@ -370,6 +373,7 @@ func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err e
 			return err
 		}
 		rev = res.Header.Revision
+		s.saw(res.Header)
 		recs = make([]store.Record, 0, len(res.Kvs))
 		for _, kv := range res.Kvs {
 			if r, ok := s.decode(kv); ok {
@@ -389,6 +393,7 @@ func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error
 		if err != nil {
 			return err
 		}
+		s.saw(res.Header)
 		if len(res.Kvs) == 0 {
 			return store.ErrNotFound
 		}
@@ -452,10 +457,11 @@ func (s *Store) fence(ctx context.Context, w string) (int64, error) {
 }
 
 // Create implements store.Store. Its guard can never come true again
-// once it is false: the key absent and its tomb (t/ID, put by every
-// delete) where this attempt read it. An attempt that etcd applies late,
-// after a later attempt, a delete and a create again, finds the tomb
-// moved and changes nothing.
+// once it is false: the key absent, and its tomb (t/ID, put by every
+// delete) no later than the last revision this Store had seen when the
+// attempt was sent. An attempt that etcd applies late, after a later
+// attempt, a delete and a create again, finds the tomb moved past it and
+// changes nothing.
 func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record, err error) {
 	now := time.Now().UTC()
 	b, err := json.Marshal(value{Type: rec.Type, Props: rec.Props, CreatedAt: now, UpdatedAt: now})
@@ -466,29 +472,27 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 	defer func() { s.done(w, sent) }()
 	err = s.call(ctx, func(ctx context.Context, _ bool) error {
 		k, t := s.key(rec.ID), s.tomb(rec.ID)
-		tomb, err := s.cli.Get(ctx, t, clientv3.WithKeysOnly())
-		if err != nil {
-			return err
-		}
-		var tombRev int64
-		if len(tomb.Kvs) > 0 {
-			tombRev = tomb.Kvs[0].ModRevision
-		}
+		// Any delete after this attempt was sent puts the tomb at a
+		// revision past every one this Store has seen; one before that
+		// this Store has not seen fails the guard, and its revision is
+		// seen for the next attempt.
+		seen := s.rev.Load()
 		sent = true
 		res, err := s.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
-			clientv3.Compare(clientv3.ModRevision(t), "=", tombRev),
+			clientv3.Compare(clientv3.ModRevision(t), "<", seen+1),
 			clientv3.Compare(clientv3.CreateRevision(w), "=", 0),
 		).Then(clientv3.OpPut(k, string(b)), clientv3.OpDelete(t), clientv3.OpPut(w, "")).
 			Else(clientv3.OpGet(k), clientv3.OpGet(w)).Commit()
 		if err != nil {
 			return err
 		}
+		s.saw(res.Header)
 		inc := res.Header.Revision
 		if !res.Succeeded {
 			if inc = landed(res.Responses[1]); inc == 0 {
 				if len(res.Responses[0].GetResponseRange().Kvs) == 0 {
-					return errRaced // deleted between the read of the tomb and the transaction
+					return errRaced // a delete this Store had not seen: now it has
 				}
 				return store.ErrExists
 			}
@@ -506,6 +510,19 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 // than at the timeout. An attempt applied late changes nothing (the
 // guards of Create, Update and Delete can never come true again).
 const attempt = time.Second
+
+// saw notes the revision of an answer of etcd's.
+func (s *Store) saw(h *etcdserverpb.ResponseHeader) {
+	if h == nil {
+		return
+	}
+	for {
+		cur := s.rev.Load()
+		if h.Revision <= cur || s.rev.CompareAndSwap(cur, h.Revision) {
+			return
+		}
+	}
+}
 
 // errRaced is an attempt whose reads a write of another moved before its
 // transaction: the next attempt reads again.
@@ -529,6 +546,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (out
 		if err != nil {
 			return err
 		}
+		s.saw(cur.Header)
 		var refusal error
 		if len(cur.Kvs) == 0 {
 			refusal = store.ErrNotFound
@@ -571,6 +589,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (out
 		if err != nil {
 			return err
 		}
+		s.saw(res.Header)
 		if !res.Succeeded {
 			if rev := landed(res.Responses[2]); rev != 0 {
 				result(rev)
@@ -604,6 +623,7 @@ func (s *Store) Delete(ctx context.Context, id string, at store.Tag) error {
 		if err != nil {
 			return err
 		}
+		s.saw(res.Header)
 		if !res.Succeeded {
 			if landed(res.Responses[2]) != 0 {
 				return nil // an earlier attempt deleted it

@@ -57,6 +57,7 @@ func (s *Store) Watch(ctx context.Context, sync func([]store.Record, int64), cha
 				break
 			}
 			s.asked.Store(0)
+			s.saw(res.Header)
 			if res.Err() != nil {
 				s.log.Warn("etcd store: watch lost; reading everything again", "err", res.Err())
 				break
