@@ -22,7 +22,13 @@ import (
 
 func manager(t testing.TB, fake *connectortest.Fake, eps []string, prefix, instance string) (*connection.Manager, *etcd.Store) {
 	t.Helper()
-	s, err := etcd.Open(context.Background(), eps, &etcd.Options{Prefix: prefix, Instance: instance, Timeout: 2 * time.Second,
+	return managerTTL(t, fake, eps, prefix, instance, 0)
+}
+
+// managerTTL is manager with the refs' time-to-live (0: the default).
+func managerTTL(t testing.TB, fake *connectortest.Fake, eps []string, prefix, instance string, ttl time.Duration) (*connection.Manager, *etcd.Store) {
+	t.Helper()
+	s, err := etcd.Open(context.Background(), eps, &etcd.Options{Prefix: prefix, Instance: instance, Timeout: 2 * time.Second, RefTTL: ttl,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -270,18 +276,7 @@ func TestLeaseLostRefsNotRevived(t *testing.T) {
 	fake.SetUp("p", true)
 	px := connectortest.NewProxy(t, ep)
 	p := newPrefix(t)
-	logs := slog.New(slog.DiscardHandler)
-	sa, err := etcd.Open(context.Background(), []string{px.Addr()}, &etcd.Options{Prefix: p, Instance: "a", Timeout: 2 * time.Second, RefTTL: 2 * time.Second, Logger: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Register("fake", fake)
-	a, err := connection.New(context.Background(), sa, &connection.Options{Registry: reg, Logger: logs, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); sa.Close() })
+	a, sa := managerTTL(t, fake, []string{px.Addr()}, p, "a", 2*time.Second)
 	b, sb := manager(t, fake, []string{ep}, p, "b")
 	ctx := context.Background()
 	if _, err := b.Create(ctx, connection.Spec{ID: "x", Type: "fake", Props: map[string]any{"addr": "p"}}); err != nil {
@@ -375,18 +370,7 @@ func TestRefsFencedAcrossPartition(t *testing.T) {
 	fake.SetUp("p", true)
 	px := connectortest.NewProxy(t, ep)
 	p := newPrefix(t)
-	logs := slog.New(slog.DiscardHandler)
-	sc, err := etcd.Open(context.Background(), []string{px.Addr()}, &etcd.Options{Prefix: p, Instance: "c", Timeout: 2 * time.Second, RefTTL: 2 * time.Second, Logger: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry.Registry{}
-	reg.Register("fake", fake)
-	c, err := connection.New(context.Background(), sc, &connection.Options{Registry: reg, Logger: logs, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); sc.Close() })
+	c, _ := managerTTL(t, fake, []string{px.Addr()}, p, "c", 2*time.Second)
 	a, _ := manager(t, fake, []string{ep}, p, "a")
 	ctx := context.Background()
 	spec := func(id string, retries int) connection.Spec {
