@@ -104,10 +104,10 @@ type Manager struct {
 	// delete the watch has applied since its last full read, so that a
 	// write that read the record before the delete knows memory is past
 	// it.
-	gone map[string]int64
+	gone   map[string]int64
+	lapsed bool // this instance's refs may have lapsed (store.RefLease)
 	// progress is closed at each change or progress notice the watch
 	// applies, then replaced, for the writes that wait on memory.
-	lapsed   bool // this instance's refs may have lapsed (store.RefLease)
 	progress chan struct{}
 	// unfollow ends the watch of a shared store; followed waits for it.
 	unfollow context.CancelFunc

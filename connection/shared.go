@@ -43,15 +43,15 @@ func (m *Manager) freshAll(ctx context.Context) error {
 	// Memory must hold every record of the read, or something newer, and
 	// nothing the read lacks unless it was written after it. Whatever
 	// differs is settled by a write the watch has yet to apply.
+	in := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		in[r.ID] = true
+	}
 	return m.caughtUp(ctx, "", func() bool {
 		for _, r := range recs {
 			if !m.covers(r) {
 				return false
 			}
-		}
-		in := make(map[string]bool, len(recs))
-		for _, r := range recs {
-			in[r.ID] = true
 		}
 		for id, e := range m.conns {
 			if e.stored && !in[id] && e.rec.Revision <= rev {

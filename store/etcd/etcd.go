@@ -320,24 +320,24 @@ func truncate(s string) string {
 }
 
 // call runs fn within the Store's timeout, in attempts of at most a
-// second (attempt) or half of it: a member that dies with a request in flight (its leader gone) makes
-// etcd answer "request timed out" only after seconds, and the next
-// attempt reaches the new leader. again tells fn that an earlier attempt
-// may have been applied. A timeout of the Store's own (not the caller's)
-// is store.ErrUnavailable.
-func (s *Store) call(ctx context.Context, fn func(ctx context.Context, again bool) error) error {
+// second (attempt) or half of it: a member that dies with a request in
+// flight (its leader gone) makes etcd answer "request timed out" only
+// after seconds, and the next attempt reaches the new leader. A write
+// tells an earlier attempt of its own by its marker. A timeout of the
+// Store's own (not the caller's) is store.ErrUnavailable.
+func (s *Store) call(ctx context.Context, fn func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(s.timeout)
 	var err error
-	for again := false; ; again = true {
+	for {
 		end := time.Now().Add(min(s.timeout/2, attempt))
 		if end.After(deadline) {
 			end = deadline
 		}
 		actx, cancel := context.WithDeadline(ctx, end)
-		err = fn(actx, again)
+		err = fn(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -367,7 +367,7 @@ func (s *Store) List(ctx context.Context) ([]store.Record, error) {
 func (s *Store) Snapshot(ctx context.Context) ([]store.Record, int64, error) { return s.list(ctx) }
 
 func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err error) {
-	err = s.call(ctx, func(ctx context.Context, _ bool) error {
+	err = s.call(ctx, func(ctx context.Context) error {
 		res, err := s.cli.Get(ctx, s.prefix+"c/", clientv3.WithPrefix())
 		if err != nil {
 			return err
@@ -388,7 +388,7 @@ func (s *Store) list(ctx context.Context) (recs []store.Record, rev int64, err e
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, id string) (rec store.Record, err error) {
-	err = s.call(ctx, func(ctx context.Context, _ bool) error {
+	err = s.call(ctx, func(ctx context.Context) error {
 		res, err := s.cli.Get(ctx, s.key(id))
 		if err != nil {
 			return err
@@ -470,7 +470,7 @@ func (s *Store) Create(ctx context.Context, rec store.Record) (out store.Record,
 	}
 	w, sent := s.marker(), false
 	defer func() { s.done(w, sent) }()
-	err = s.call(ctx, func(ctx context.Context, _ bool) error {
+	err = s.call(ctx, func(ctx context.Context) error {
 		k, t := s.key(rec.ID), s.tomb(rec.ID)
 		// Any delete after this attempt was sent puts the tomb at a
 		// revision past every one this Store has seen; one before that
@@ -540,7 +540,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (out
 		out = store.Record{ID: rec.ID, Type: rec.Type, Props: append(json.RawMessage(nil), rec.Props...), Version: at.Version + 1,
 			Incarnation: at.Incarnation, Revision: rev, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
 	}
-	err = s.call(ctx, func(ctx context.Context, _ bool) error {
+	err = s.call(ctx, func(ctx context.Context) error {
 		k := s.key(rec.ID)
 		cur, err := s.cli.Get(ctx, k)
 		if err != nil {
@@ -610,7 +610,7 @@ func (s *Store) Update(ctx context.Context, rec store.Record, at store.Tag) (out
 func (s *Store) Delete(ctx context.Context, id string, at store.Tag) error {
 	w, sent := s.marker(), false
 	defer func() { s.done(w, sent) }()
-	return s.call(ctx, func(ctx context.Context, _ bool) error {
+	return s.call(ctx, func(ctx context.Context) error {
 		k := s.key(id)
 		sent = true
 		res, err := s.cli.Txn(ctx).If(
@@ -671,7 +671,7 @@ func (s *Store) parseRefs(id string, kvs []*mvccpb.KeyValue) []store.Ref {
 
 // Refs implements store.RefReader.
 func (s *Store) Refs(ctx context.Context, id string) (refs []store.Ref, err error) {
-	err = s.call(ctx, func(ctx context.Context, _ bool) error {
+	err = s.call(ctx, func(ctx context.Context) error {
 		res, err := s.cli.Get(ctx, s.refsOf(id), clientv3.WithPrefix(), clientv3.WithLimit(50))
 		if err != nil {
 			return err

@@ -165,7 +165,7 @@ func (s *Store) HoldRef(ctx context.Context, id, ref string) error {
 	}
 	h.count++
 	s.mu.Unlock()
-	err := s.call(ctx, func(ctx context.Context, _ bool) error {
+	err := s.call(ctx, func(ctx context.Context) error {
 		// The lease of each attempt: one lost meanwhile is replaced.
 		s.mu.Lock()
 		lease := s.lease
@@ -230,7 +230,7 @@ func (s *Store) withdraw(ctx context.Context, k string, rev int64) error {
 }
 
 func (s *Store) unpublish(ctx context.Context, k string, rev int64) error {
-	return s.call(ctx, func(ctx context.Context, _ bool) error {
+	return s.call(ctx, func(ctx context.Context) error {
 		_, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpDelete(k)).Commit()
 		return err
 	})
