@@ -154,7 +154,7 @@ func FuzzCheckBody(f *testing.F) {
 	for _, s := range []struct{ typ, body string }{
 		{"fake", `{"addr":"ok"}`}, {"fake", `{"connectionSelector":"existing"}`},
 		{"fake", `{"connectionSelector":"existing","password":"******"}`}, {"fake", `{"connectionSelector":5}`},
-		{"fake", `{"addr":"ok","table":"missing"}`}, {"nope", `{}`}, {"fake", `[`}, {"fake", `{"mode":[1]}`},
+		{"fake", `{"addr":"ok","table":"missing"}`}, {"fake", `{"table":"missing"}`}, {"nope", `{}`}, {"fake", `[`}, {"fake", `{"mode":[1]}`},
 	} {
 		f.Add(s.typ, []byte(s.body))
 	}

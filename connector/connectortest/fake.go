@@ -294,12 +294,16 @@ func (f *Fake) Checks(addr string) int {
 func (f *Fake) CheckSource(ctx context.Context, raw map[string]any) error { return f.check(ctx, raw) }
 
 // CheckSink implements connector.SinkChecker. A "table" of "missing" fails
-// with connector.ReasonMissing.
+// with connector.ReasonMissing once the peer has answered, as a real
+// connector learns it: props are checked and the peer reached first.
 func (f *Fake) CheckSink(ctx context.Context, raw map[string]any) error {
+	if err := f.check(ctx, raw); err != nil {
+		return err
+	}
 	if raw["table"] == "missing" {
 		return connector.CheckFailed(connector.ReasonMissing, errors.New(`table "missing" does not exist`))
 	}
-	return f.check(ctx, raw)
+	return nil
 }
 
 func (f *Fake) check(ctx context.Context, raw map[string]any) error {
