@@ -43,6 +43,30 @@ func NewBroker(t testing.TB) *Broker {
 	return b
 }
 
+// Persist makes the broker keep its sessions and queued messages on disk
+// across a Restart, as a broker with "persistence true" does. Call it
+// before Start.
+func (b *Broker) Persist() {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	conf := fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\nuser root\nsys_interval 1\nlog_dest none\nlistener %d 127.0.0.1\nallow_anonymous true\n", dir, b.port)
+	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// Restart stops the broker as an operator would (SIGTERM: a persistent
+// one saves its sessions) and starts it again on the same port.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	if b.cmd != nil && b.cmd.Process != nil {
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.cmd.Wait()
+		b.cmd = nil
+	}
+	b.Start()
+}
+
 // Addr returns the broker's host:port.
 func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
 

@@ -271,7 +271,7 @@ func (s *settings) connect(ctx context.Context, clientID string, wg *sync.WaitGr
 		if d, ok := ctx.Deadline(); ok {
 			timeout = max(time.Second, time.Until(d))
 		}
-		cl, err := s.mqtt.Dial(ctx, clientID, lost)
+		cl, err := s.mqtt.Dial(ctx, clientID, lost, nil)
 		connector.StepNext(ctx, "handshake", err)
 		if err != nil {
 			return nil, connector.CheckFailed(mqttdial.Reason(err), err)

@@ -28,7 +28,9 @@ func probe(ctx context.Context, raw map[string]any) error {
 	if s.clientID != "" {
 		id = randomID(s.clientID + "-probe-")
 	}
-	cl, err := s.Dial(ctx, id, nil)
+	// A clean session of its own: a probe never leaves one at the broker.
+	s.CleanSession = true
+	cl, err := s.Dial(ctx, id, nil, nil)
 	connector.StepNext(ctx, "handshake", err)
 	if err != nil {
 		return connector.CheckFailed(mqttdial.Reason(err), err)

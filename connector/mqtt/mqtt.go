@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "username", Kind: connector.String, Endpoint: true, Doc: "user name"},
 	{Name: "password", Kind: connector.String, Secret: true, Doc: "password"},
 	{Name: "keepAlive", Kind: connector.Int, Default: 30, Doc: "seconds between keep-alive pings"},
+	{Name: "enableClientSession", Kind: connector.Bool, Default: false, Doc: "keep the session at the broker across reconnects (clean session off): its subscriptions stay and it queues QoS 1 and 2 messages while connkit is away; needs a clientid"},
+	{Name: "publishBuffer", Kind: connector.Int, Default: defaultPublishBuffer, Doc: "QoS 1 and 2 publishes the connection may owe the broker, queued while the link is down or sent and not yet acknowledged; past it a publish fails at once; 0 queues none (a publish while down fails)"},
+	{Name: "clientStatePath", Kind: connector.String, Doc: "a directory where QoS 1 and 2 publishes are kept on disk until the broker acknowledges them, so that a restart of the process loses none; needs a clientid"},
 	connector.MaxMessageField(connector.DefaultMaxMessageBytes, "the largest packet the broker may send, as its remaining length (topic, properties and payload); a larger one closes the session, which the Manager redials"),
 }, connector.TLSFields()...)}
 
@@ -106,13 +110,32 @@ var schemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": tru
 // settings are decoded and checked props.
 type settings struct {
 	mqttdial.Config
-	clientID string
+	clientID  string
+	buffer    int
+	statePath string
 }
+
+// defaultPublishBuffer is publishBuffer's default.
+const defaultPublishBuffer = 1000
 
 func parse(p connector.Props) (*settings, error) {
 	var fe connector.FieldErrors
 	s := &settings{clientID: p.String("clientid")}
-	s.Username, s.Password, s.CleanSession = p.String("username"), p.String("password"), true
+	s.Username, s.Password = p.String("username"), p.String("password")
+	s.CleanSession = !p.Bool("enableClientSession")
+	if !s.CleanSession && s.clientID == "" {
+		fe = append(fe, connector.FieldError{Field: "clientid", Message: "enableClientSession needs a stable clientid: set one that no other client of the broker uses"})
+	}
+	s.statePath = p.String("clientStatePath")
+	if s.statePath != "" && s.clientID == "" {
+		fe = append(fe, connector.FieldError{Field: "clientid", Message: "clientStatePath needs a stable clientid, to find its messages again after a restart: set one"})
+	}
+	switch b := p.Int("publishBuffer"); {
+	case b < 0 || b > 1_000_000:
+		fe = append(fe, connector.FieldError{Field: "publishBuffer", Message: "must be from 0 to 1000000 messages"})
+	default:
+		s.buffer = int(b)
+	}
 	u, err := url.Parse(p.String("server"))
 	switch {
 	case err != nil:
@@ -172,7 +195,16 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if s.clientID == "" {
 		s.clientID = randomID("connkit-")
 	}
-	return &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), qos: map[string]byte{}}, nil
+	c := &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), qos: map[string]byte{}, stale: map[string]bool{}}
+	c.q.max = s.buffer
+	if s.statePath != "" {
+		root, err := ev.Policy().File(s.statePath)
+		if err != nil {
+			return nil, connector.FieldErrors{{Field: "clientStatePath", Message: err.Error()}}
+		}
+		c.q.dir = stateDir(root, s.clientID)
+	}
+	return c, nil
 }
 
 type conn struct {
@@ -182,9 +214,23 @@ type conn struct {
 
 	mu     sync.Mutex
 	cur    paho.Client         // the connected client, nil while down
+	down   chan struct{}       // closed when cur goes down
 	subs   fanout.Set[handler] // the attaches' handlers per topic
 	qos    map[string]byte     // the QoS of each broker subscription
+	stale  map[string]bool     // a persistent session's subscriptions to drop on the next link
+	q      queue               // the QoS 1 and 2 publishes owed to the broker
 	closed bool
+
+	wg sync.WaitGroup // the publishes followed (send)
+}
+
+// drop marks the current link down, under c.mu.
+func (c *conn) drop() {
+	c.cur = nil
+	if c.down != nil {
+		close(c.down)
+		c.down = nil
+	}
 }
 
 var errClosed = errors.New("mqtt: connection closed")
@@ -196,24 +242,27 @@ func (c *conn) Connect(ctx context.Context) error {
 		c.mu.Unlock()
 		return errClosed
 	}
-	stale := c.cur
-	c.cur = nil
+	old := c.cur
+	c.drop()
 	c.mu.Unlock()
-	if stale != nil {
-		stale.Disconnect(0)
+	if old != nil {
+		old.Disconnect(0)
+	}
+	if err := c.ready(); err != nil {
+		return err
 	}
 	var cl paho.Client
 	cl, err := c.s.Dial(ctx, c.s.clientID, func(lostCl paho.Client, err error) {
 		c.mu.Lock()
 		current := c.cur == lostCl
 		if current {
-			c.cur = nil
+			c.drop()
 		}
 		c.mu.Unlock()
 		if current {
 			c.ev.Lost(err)
 		}
-	})
+	}, c.deliver)
 	if err != nil {
 		if mqttdial.Reason(err) == connector.ReasonUnauthorized {
 			return connector.Permanent(err)
@@ -226,19 +275,35 @@ func (c *conn) Connect(ctx context.Context) error {
 		cl.Disconnect(0)
 		return errClosed
 	}
-	c.cur = cl
 	if !cl.IsConnectionOpen() {
 		// Lost before it became current: the lost handler ignored it.
-		c.cur = nil
 		c.mu.Unlock()
 		cl.Disconnect(0)
 		return errors.New("the link dropped while connecting")
 	}
+	c.cur, c.down = cl, make(chan struct{})
+	c.q.flushing = true // what is queued goes before any new publish
 	restore := make(map[string]byte, len(c.qos))
 	for topic, q := range c.qos {
 		restore[topic] = q
 	}
+	var stale []string
+	for topic := range c.stale {
+		stale = append(stale, topic)
+	}
 	c.mu.Unlock()
+	if len(stale) > 0 {
+		// Released while the link was down: the persistent session
+		// still has them.
+		if err := waitToken(ctx, cl.Unsubscribe(stale...)); err != nil {
+			return fmt.Errorf("dropping %d subscriptions of released attaches: %w", len(stale), err)
+		}
+		c.mu.Lock()
+		for _, topic := range stale {
+			delete(c.stale, topic)
+		}
+		c.mu.Unlock()
+	}
 	if len(restore) > 0 {
 		// Routes first, so that no message of the new subscriptions is
 		// missed.
@@ -250,6 +315,7 @@ func (c *conn) Connect(ctx context.Context) error {
 			return fmt.Errorf("restoring %d subscriptions: %w", len(restore), err)
 		}
 	}
+	c.flush(cl)
 	return nil
 }
 
@@ -299,12 +365,68 @@ func (c *conn) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	cl := c.cur
-	c.cur = nil
+	c.drop()
+	pending := c.q.pending
+	c.q.pending, c.q.owed = nil, c.q.owed-len(pending)
 	c.mu.Unlock()
 	if cl != nil {
 		cl.Disconnect(250)
 	}
+	// Kept on disk, if clientStatePath is set: the next open sends them.
+	for _, o := range pending {
+		o.tok.complete(ErrClosed)
+	}
+	c.wg.Wait()
 	return nil
+}
+
+// deliver takes the messages no route takes: those a persistent
+// session's broker sends before Connect has added the routes, for the
+// subscriptions it kept. Each goes to the handlers of every filter of
+// ours it matches.
+func (c *conn) deliver(_ paho.Client, msg paho.Message) {
+	c.active()
+	var hs []handler
+	c.mu.Lock()
+	for topic := range c.qos {
+		if match(topic, msg.Topic()) {
+			for _, e := range c.subs.Of(topic) {
+				hs = append(hs, e.V)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, h := range hs {
+		if !h.v.s.Ended() {
+			h.h(h.v, msg)
+		}
+	}
+}
+
+// match reports whether topic matches filter, with its + and #
+// wildcards; a topic that starts with $ is matched by no wildcard in
+// the first level (MQTT 3.1.1, 4.7.2).
+func match(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	for {
+		f, frest, fmore := strings.Cut(filter, "/")
+		t, trest, tmore := strings.Cut(topic, "/")
+		switch {
+		case f == "#":
+			return true
+		case f != "+" && f != t:
+			return false
+		case !fmore && !tmore:
+			return true
+		case !fmore:
+			return false
+		case !tmore:
+			return frest == "#"
+		}
+		filter, topic = frest, trest
+	}
 }
 
 // dispatch delivers a message of topic's subscription to every ref on it.
@@ -334,6 +456,7 @@ func (c *conn) subscribe(v *view, topic string, qos byte, h paho.MessageHandler)
 		return doneToken(v.s.Err("mqtt"))
 	}
 	need := c.subs.Add(topic, v.s.Key(), handler{v, h})
+	delete(c.stale, topic)
 	if q, ok := c.qos[topic]; !ok || qos > q {
 		c.qos[topic], need = qos, true
 	}
@@ -354,6 +477,11 @@ func (c *conn) unsubscribe(key string, topics ...string) paho.Token {
 		delete(c.qos, topic)
 	}
 	cl := c.cur
+	if cl == nil && !c.s.CleanSession {
+		for _, topic := range gone {
+			c.stale[topic] = true
+		}
+	}
 	c.mu.Unlock()
 	if len(gone) == 0 || cl == nil {
 		return doneToken(nil)

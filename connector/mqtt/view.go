@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -60,13 +61,34 @@ func (v *view) Connect() paho.Token { return doneToken(v.s.Err("mqtt")) }
 // Disconnect does nothing: detach the ref from the Manager instead.
 func (v *view) Disconnect(uint) {}
 
+// Publish sends a message. At QoS 1 and 2 it is queued while the link is
+// down (up to publishBuffer messages, then it fails at once with
+// ErrBufferFull) and sent on the next link; its token completes when the
+// broker acknowledged it, or with an error when it never will (the
+// connection closed). A message whose link drops before the broker's
+// acknowledgement is sent again on the next link: at QoS 1 and 2 the
+// broker may get it twice. QoS 0 is never queued: while the link is down
+// it fails at once with ErrNotConnected.
 func (v *view) Publish(topic string, qos byte, retained bool, payload any) paho.Token {
-	cl, err := v.link()
+	if qos > 2 {
+		return doneToken(fmt.Errorf("mqtt: QoS %d; use 0, 1 or 2", qos))
+	}
+	if qos == 0 {
+		cl, err := v.link()
+		if err != nil {
+			return doneToken(err)
+		}
+		v.c.active()
+		return cl.Publish(topic, qos, retained, payload)
+	}
+	if err := v.s.Err("mqtt"); err != nil {
+		return doneToken(err)
+	}
+	b, err := payloadBytes(payload)
 	if err != nil {
 		return doneToken(err)
 	}
-	v.c.active()
-	return cl.Publish(topic, qos, retained, payload)
+	return v.c.publish(topic, qos, retained, b)
 }
 
 // Subscribe adds this attach's handler to topic. The broker is asked only
@@ -132,6 +154,14 @@ func doneToken(err error) paho.Token {
 	t := &token{done: make(chan struct{}), err: err}
 	close(t.done)
 	return t
+}
+
+func newToken() *token { return &token{done: make(chan struct{})} }
+
+// complete ends t with err; once.
+func (t *token) complete(err error) {
+	t.err = err
+	close(t.done)
 }
 
 func allTokens(toks []paho.Token) paho.Token {

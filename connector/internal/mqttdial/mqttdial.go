@@ -156,12 +156,17 @@ type closeNow struct {
 func (c closeNow) Close() error { return c.ws.CloseNow() }
 
 // Dial connects a new paho client under ctx with clientID; lost, if set,
-// is its connection-lost handler.
-func (c *Config) Dial(ctx context.Context, clientID string, lost paho.ConnectionLostHandler) (paho.Client, error) {
+// is its connection-lost handler, and deliver, if set, gets every message
+// no route takes: those a persistent session's broker sends as soon as
+// CONNACK is out, before any route is added.
+func (c *Config) Dial(ctx context.Context, clientID string, lost paho.ConnectionLostHandler, deliver paho.MessageHandler) (paho.Client, error) {
 	a := &attempt{}
 	o := c.options(ctx, clientID, a)
 	if lost != nil {
 		o.SetConnectionLostHandler(lost)
+	}
+	if deliver != nil {
+		o.SetDefaultPublishHandler(deliver)
 	}
 	cl := paho.NewClient(o)
 	tok := cl.Connect()

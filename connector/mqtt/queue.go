@@ -1,0 +1,346 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// ErrBufferFull is the error of a QoS 1 or 2 publish when publishBuffer
+// messages are owed to the broker already: queued while the link is down,
+// or sent and not yet acknowledged. The call fails at once; it never
+// waits for room.
+var ErrBufferFull = errors.New("mqtt: the publish buffer is full")
+
+// outgoing is one QoS 1 or 2 publish the connection owes the broker until
+// the broker acknowledges it.
+type outgoing struct {
+	seq      uint64
+	topic    string
+	qos      byte
+	retained bool
+	payload  []byte
+	tok      *token
+	file     string // under clientStatePath; "" if kept in memory only
+}
+
+// queue holds what the connection owes the broker; guarded by conn.mu.
+type queue struct {
+	max      int           // publishBuffer
+	dir      string        // clientStatePath's directory of this client id, "" for none
+	loaded   bool          // dir's messages of an earlier run are in pending
+	loading  chan struct{} // closed when a read of dir under way ends
+	seq      uint64
+	pending  []*outgoing // waiting for a link, in seq order
+	owed     int         // pending, in flight, or being written to dir
+	flushing bool        // Connect is handing pending to a new link
+}
+
+// add puts o back among the pending, in seq order.
+func (q *queue) add(o *outgoing) {
+	i, _ := slices.BinarySearchFunc(q.pending, o.seq, func(x *outgoing, s uint64) int {
+		switch {
+		case x.seq < s:
+			return -1
+		case x.seq > s:
+			return 1
+		}
+		return 0
+	})
+	q.pending = slices.Insert(q.pending, i, o)
+}
+
+func payloadBytes(payload any) ([]byte, error) {
+	switch p := payload.(type) {
+	case string:
+		return []byte(p), nil
+	case []byte:
+		return bytes.Clone(p), nil
+	case bytes.Buffer:
+		return bytes.Clone(p.Bytes()), nil
+	case *bytes.Buffer:
+		return bytes.Clone(p.Bytes()), nil
+	}
+	return nil, fmt.Errorf("mqtt: a payload of type %T; use string, []byte or bytes.Buffer", payload)
+}
+
+// stateDir is the directory of clientID's queue under root: its name is
+// the id in hex, so no id can name a path elsewhere.
+func stateDir(root, clientID string) string {
+	return filepath.Join(root, "mqtt-"+hex.EncodeToString([]byte(clientID)))
+}
+
+// A message file is: qos, retained (one byte each), the topic's length
+// (uint16, big endian), the topic, the payload.
+const fileHeader = 4
+
+// save writes o to dir durably, before its publish is acknowledged to the
+// caller as queued: a crash after Publish returned loses nothing.
+func save(dir string, o *outgoing) error {
+	b := make([]byte, 0, fileHeader+len(o.topic)+len(o.payload))
+	ret := byte(0)
+	if o.retained {
+		ret = 1
+	}
+	b = append(b, o.qos, ret)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(o.topic)))
+	b = append(append(b, o.topic...), o.payload...)
+	f, err := os.CreateTemp(dir, "tmp-")
+	if err != nil {
+		return fmt.Errorf("mqtt: queueing the publish in clientStatePath: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	name := filepath.Join(dir, fmt.Sprintf("%020d.msg", o.seq))
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("mqtt: queueing the publish in clientStatePath: %w", err)
+	}
+	o.file = name
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// load reads the messages an earlier run left in dir, at most max, in
+// the order they were published, and the next sequence number. Files
+// that are not messages of ours are left alone; a damaged one is renamed
+// .bad and skipped.
+func load(dir string, max int) (msgs []*outgoing, next uint64, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("clientStatePath: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("clientStatePath: %w", err)
+	}
+	for _, e := range ents { // sorted by name: by seq
+		name, ok := strings.CutSuffix(e.Name(), ".msg")
+		seq, perr := strconv.ParseUint(name, 10, 64)
+		if !ok || perr != nil || !e.Type().IsRegular() {
+			if strings.HasPrefix(e.Name(), "tmp-") {
+				os.Remove(filepath.Join(dir, e.Name())) // a save a crash cut short
+			}
+			continue
+		}
+		next = max64(next, seq+1)
+		if len(msgs) >= max {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		o, err := readMessage(path)
+		if err != nil {
+			os.Rename(path, path+".bad")
+			continue
+		}
+		o.seq, o.file, o.tok = seq, path, newToken()
+		msgs = append(msgs, o)
+	}
+	return msgs, next, nil
+}
+
+func max64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// maxFile bounds what load reads of one file: the largest packet MQTT
+// can carry.
+const maxFile = 256 << 20
+
+func readMessage(path string) (*outgoing, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() < fileHeader || fi.Size() > maxFile {
+		return nil, errors.New("not a message")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint16(b[2:4]))
+	if b[0] < 1 || b[0] > 2 || b[1] > 1 || fileHeader+n > len(b) {
+		return nil, errors.New("not a message")
+	}
+	return &outgoing{qos: b[0], retained: b[1] == 1, topic: string(b[fileHeader : fileHeader+n]), payload: b[fileHeader+n:]}, nil
+}
+
+// publish sends a QoS 1 or 2 message now, or queues it for the next link;
+// its token completes when the broker acknowledged it.
+func (c *conn) publish(topic string, qos byte, retained bool, payload []byte) paho.Token {
+	if err := c.ready(); err != nil {
+		return doneToken(err)
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return doneToken(ErrClosed)
+	case c.q.max <= 0 && c.cur == nil:
+		c.mu.Unlock()
+		return doneToken(ErrNotConnected)
+	case c.q.max > 0 && c.q.owed >= c.q.max:
+		c.mu.Unlock()
+		return doneToken(fmt.Errorf("%w: %d messages are owed to the broker already (publishBuffer); retry once it acknowledges them", ErrBufferFull, c.q.max))
+	}
+	c.q.seq++
+	o := &outgoing{seq: c.q.seq, topic: topic, qos: qos, retained: retained, payload: payload, tok: newToken()}
+	c.q.owed++
+	dir := c.q.dir
+	c.mu.Unlock()
+	if dir != "" {
+		if err := save(dir, o); err != nil {
+			c.mu.Lock()
+			c.q.owed--
+			c.mu.Unlock()
+			return doneToken(err)
+		}
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.q.owed--
+		c.mu.Unlock()
+		o.tok.complete(ErrClosed)
+		return o.tok
+	case c.cur != nil && !c.q.flushing && len(c.q.pending) == 0:
+		cl, down := c.cur, c.down
+		c.mu.Unlock()
+		c.send(cl, down, o)
+		return o.tok
+	case c.q.max <= 0:
+		c.q.owed--
+		c.mu.Unlock()
+		o.tok.complete(ErrNotConnected)
+		return o.tok
+	}
+	c.q.add(o)
+	c.mu.Unlock()
+	return o.tok
+}
+
+// send hands o to the link cl and follows it: acknowledged, it is done
+// (and its file removed); if the link goes down first, it is queued again
+// for the next one (at QoS 1 the broker may then get it twice).
+func (c *conn) send(cl paho.Client, down <-chan struct{}, o *outgoing) {
+	pt := cl.Publish(o.topic, o.qos, o.retained, o.payload)
+	c.active()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		var err error
+		select {
+		case <-pt.Done():
+			err = pt.Error()
+		case <-down:
+			err = ErrNotConnected
+		}
+		c.mu.Lock()
+		if err != nil && c.q.max > 0 && !c.closed && (!cl.IsConnectionOpen() || errors.Is(err, paho.ErrNotConnected)) {
+			c.q.add(o) // the next link sends it
+			c.mu.Unlock()
+			return
+		}
+		c.q.owed--
+		if c.closed && err != nil {
+			err = ErrClosed
+		}
+		c.mu.Unlock()
+		if err == nil && o.file != "" {
+			os.Remove(o.file)
+		}
+		o.tok.complete(err)
+	}()
+}
+
+// flush hands what is pending to the link cl that Connect made current,
+// before any later publish, until none is left or cl is no longer
+// current.
+func (c *conn) flush(cl paho.Client) {
+	for {
+		c.mu.Lock()
+		if c.cur != cl || len(c.q.pending) == 0 {
+			c.q.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		batch, down := c.q.pending, c.down
+		c.q.pending = nil
+		c.mu.Unlock()
+		for _, o := range batch {
+			c.send(cl, down, o)
+		}
+	}
+}
+
+// ready reads clientStatePath's messages of an earlier run into the
+// queue, once, before anything is numbered or sent; callers that come
+// while another reads wait for it without holding a lock.
+func (c *conn) ready() error {
+	c.mu.Lock()
+	if c.q.dir == "" || c.q.loaded {
+		c.mu.Unlock()
+		return nil
+	}
+	if wait := c.q.loading; wait != nil {
+		c.mu.Unlock()
+		<-wait
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.q.loaded {
+			return errors.New("mqtt: clientStatePath could not be read; see the connection's status")
+		}
+		return nil
+	}
+	done := make(chan struct{})
+	c.q.loading = done
+	dir, max := c.q.dir, c.q.max
+	c.mu.Unlock()
+	msgs, next, err := load(dir, max)
+	c.mu.Lock()
+	defer close(done)
+	defer c.mu.Unlock()
+	c.q.loading = nil
+	if err != nil {
+		return err
+	}
+	c.q.loaded = true
+	c.q.seq = max64(c.q.seq, next)
+	for _, o := range msgs {
+		c.q.add(o)
+	}
+	c.q.owed += len(msgs)
+	return nil
+}

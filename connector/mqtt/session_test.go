@@ -1,0 +1,254 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/connkit/connkit/connection"
+	"github.com/connkit/connkit/connector/connectortest"
+)
+
+// count is how many distinct payloads b holds of want, and how many it
+// holds in all (duplicates are allowed at QoS 1).
+func (b *inbox) count(want []string) (distinct, all int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seen := map[string]bool{}
+	for _, m := range b.msgs {
+		seen[m] = true
+	}
+	for _, w := range want {
+		if seen[w] {
+			distinct++
+		}
+	}
+	return distinct, len(b.msgs)
+}
+
+func payloads(prefix string, n int) []string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = fmt.Sprintf("%s-%03d", prefix, i)
+	}
+	return p
+}
+
+// sysCount follows a counter of the broker's $SYS tree.
+func sysCount(t *testing.T, addr, topic string) func() string {
+	t.Helper()
+	c := bare(t, addr)
+	last := make(chan string, 1)
+	wait(t, c.Subscribe(topic, 0, func(_ paho.Client, m paho.Message) {
+		select {
+		case <-last:
+		default:
+		}
+		last <- string(m.Payload())
+	}))
+	cur := ""
+	return func() string {
+		select {
+		case cur = <-last:
+		default:
+		}
+		return cur
+	}
+}
+
+// TestPersistentSession: with enableClientSession, what the broker gets
+// for the session's subscriptions while connkit is away reaches the
+// views once it is back, after a partition and after a restart of a
+// broker with persistence alike; and a topic released while away is
+// dropped from the session on the next link.
+func TestPersistentSession(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		name := "partition"
+		if restart {
+			name = "broker-restart"
+		}
+		t.Run(name, func(t *testing.T) {
+			b := connectortest.NewBroker(t)
+			b.Persist()
+			b.Start()
+			p := connectortest.NewProxy(t, b.Addr())
+			m := newManager(t, nil)
+			create(t, m, "s", map[string]any{"server": "tcp://" + p.Addr(), "clientid": "persistent-" + name, "enableClientSession": true})
+			in := &inbox{}
+			wait(t, attach(t, m, "s", "rule1").Subscribe("t/#", 1, in.handler))
+			other := attach(t, m, "s", "rule2")
+			wait(t, other.Subscribe("u/#", 1, func(paho.Client, paho.Message) {}))
+
+			p.Cut()
+			connectortest.WaitState(t, m, "s", connection.StateDisconnected, 10*time.Second)
+			m.Detach("s", "rule2")
+			if restart {
+				b.Restart()
+			}
+			subs := sysCount(t, b.Addr(), "$SYS/broker/subscriptions/count")
+			pub := bare(t, b.Addr())
+			want := payloads("away", 50)
+			for _, w := range want {
+				wait(t, pub.Publish("t/x", 1, false, w))
+			}
+			p.Restore()
+			waitFor(t, "the 50 messages sent while away", 15*time.Second, func() bool {
+				d, _ := in.count(want)
+				return d == len(want)
+			})
+			// The session holds t/# and the $SYS watcher its own: u/# is gone.
+			waitFor(t, "the released topic to leave the session", 10*time.Second, func() bool { return subs() == "2" })
+			_, all := in.count(want)
+			t.Logf("%s: 50 of 50 delivered, %d deliveries", name, all)
+		})
+	}
+}
+
+// TestPublishWhileDown: a QoS 1 publish while the link is down is queued
+// and acknowledged once the broker has it; past publishBuffer one fails
+// at once; QoS 0 is never queued.
+func TestPublishWhileDown(t *testing.T) {
+	b := connectortest.NewBroker(t)
+	b.Start()
+	p := connectortest.NewProxy(t, b.Addr())
+	m := newManager(t, nil)
+	create(t, m, "q", map[string]any{"server": "tcp://" + p.Addr(), "publishBuffer": 30})
+	c := attach(t, m, "q", "rule1")
+	sub := bare(t, b.Addr())
+	in := &inbox{}
+	wait(t, sub.Subscribe("q/#", 1, in.handler))
+
+	p.Cut()
+	connectortest.WaitState(t, m, "q", connection.StateDisconnected, 10*time.Second)
+	want := payloads("queued", 30)
+	var toks []paho.Token
+	for _, w := range want {
+		toks = append(toks, c.Publish("q/x", 1, false, w))
+	}
+	for i, tok := range toks {
+		select {
+		case <-tok.Done():
+			t.Fatalf("publish %d done while the link is down: %v", i, tok.Error())
+		default:
+		}
+	}
+	full := c.Publish("q/x", 1, false, "one too many")
+	if !full.WaitTimeout(time.Second) || !errors.Is(full.Error(), ErrBufferFull) || !strings.Contains(full.Error().Error(), "publishBuffer") {
+		t.Fatalf("publish past the buffer: %v", full.Error())
+	}
+	if tok := c.Publish("q/x", 0, false, "qos 0"); !tok.WaitTimeout(time.Second) || !errors.Is(tok.Error(), ErrNotConnected) {
+		t.Fatalf("QoS 0 while down: %v", tok.Error())
+	}
+
+	p.Restore()
+	for i, tok := range toks {
+		if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+			t.Fatalf("queued publish %d: %v", i, tok.Error())
+		}
+	}
+	waitFor(t, "the queued messages at the subscriber", 10*time.Second, func() bool {
+		d, _ := in.count(want)
+		return d == len(want)
+	})
+	in.mu.Lock()
+	first := in.msgs[0]
+	in.mu.Unlock()
+	if first != want[0] {
+		t.Errorf("the first message the broker passed on is %q, want %q: the queue keeps its order", first, want[0])
+	}
+	// The buffer has room again.
+	wait(t, c.Publish("q/x", 1, false, "after"))
+}
+
+// TestClientStatePath: publishes queued while the link is down survive
+// a restart of the process (a new Manager) when clientStatePath is set,
+// and their files go once the broker has them.
+func TestClientStatePath(t *testing.T) {
+	b := connectortest.NewBroker(t)
+	b.Start()
+	p := connectortest.NewProxy(t, b.Addr())
+	dir := t.TempDir()
+	props := map[string]any{"server": "tcp://" + p.Addr(), "clientid": "stateful", "clientStatePath": dir}
+	sub := bare(t, b.Addr())
+	in := &inbox{}
+	wait(t, sub.Subscribe("s/#", 1, in.handler))
+
+	m1 := newManager(t, nil)
+	create(t, m1, "st", props)
+	c := attach(t, m1, "st", "rule1")
+	p.Cut()
+	connectortest.WaitState(t, m1, "st", connection.StateDisconnected, 10*time.Second)
+	want := payloads("durable", 20)
+	var toks []paho.Token
+	for _, w := range want {
+		toks = append(toks, c.Publish("s/x", 1, true, w))
+	}
+	m1.Close()
+	for i, tok := range toks {
+		if !tok.WaitTimeout(5*time.Second) || !errors.Is(tok.Error(), ErrClosed) {
+			t.Fatalf("publish %d after Close: %v", i, tok.Error())
+		}
+	}
+	sd := stateDir(dir, "stateful")
+	if n := files(t, sd); n != len(want) {
+		t.Fatalf("%d files in clientStatePath after the restart, want %d", n, len(want))
+	}
+
+	m2 := newManager(t, nil)
+	p.Restore()
+	create(t, m2, "st", props)
+	waitFor(t, "the messages of the earlier run at the subscriber", 10*time.Second, func() bool {
+		d, _ := in.count(want)
+		return d == len(want)
+	})
+	waitFor(t, "clientStatePath to empty", 5*time.Second, func() bool { return files(t, sd) == 0 })
+}
+
+func files(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestSessionProps: the props that need a stable client id name it.
+func TestSessionProps(t *testing.T) {
+	m := newManager(t, nil)
+	for _, tc := range []struct {
+		props map[string]any
+		field string
+	}{
+		{map[string]any{"enableClientSession": true}, "clientid"},
+		{map[string]any{"clientStatePath": t.TempDir()}, "clientid"},
+		{map[string]any{"publishBuffer": -1}, "publishBuffer"},
+	} {
+		tc.props["server"] = "tcp://127.0.0.1:1"
+		_, err := m.Create(ctx, connection.Spec{ID: "bad", Type: Type, Props: tc.props})
+		if !errors.Is(err, connection.ErrInvalidArgument) || !strings.Contains(err.Error(), ": "+tc.field+": ") {
+			t.Errorf("%v: %v, want an error naming %s", tc.props, err, tc.field)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	for _, tc := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"a/b", "a/b", true}, {"a/+", "a/b", true}, {"a/#", "a/b/c", true}, {"a/#", "a", true},
+		{"#", "a/b", true}, {"+/+", "a/b", true}, {"a/+", "a/b/c", false}, {"a/b", "a", false},
+		{"a", "a/b", false}, {"#", "$SYS/x", false}, {"+/x", "$SYS/x", false}, {"$SYS/#", "$SYS/x", true},
+		{"a/+/c", "a//c", true}, {"+", "", true},
+	} {
+		if got := match(tc.filter, tc.topic); got != tc.want {
+			t.Errorf("match(%q, %q) = %v", tc.filter, tc.topic, got)
+		}
+	}
+}
