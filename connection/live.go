@@ -353,7 +353,7 @@ func (l *live) watch(ctx context.Context) error {
 // the connections to one address do not each try it in turn.
 // It records the failed dial err first, with when the next is due.
 func (l *live) pause(ctx context.Context, d time.Duration, err error) bool {
-	if l.watchers == nil || l.addr == "" || !refused(err) {
+	if l.watchers == nil || l.addr == "" || !unreached(err) {
 		l.set(StateDisconnected, err, true, time.Now().Add(d).UTC())
 		return l.sleep(ctx, d)
 	}

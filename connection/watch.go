@@ -8,14 +8,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/connkit/connkit/connector"
 )
 
-// watchers probe the addresses that refuse connections, one watcher per
-// address whatever the number of connections to it, and wake every
-// connection waiting on an address as soon as it accepts again: a peer
-// that comes back is redialed within about a second, however long it was
-// gone, and while it is gone the address is tried about once a second in
-// all.
+// watchers probe the addresses that refuse connections or do not answer,
+// one watcher per address whatever the number of connections to it, and
+// wake every connection waiting on an address as soon as it accepts
+// again: a peer that comes back is redialed within about a second,
+// however long it was gone, and while it is gone the address is tried
+// about once a second in all.
 type watchers struct {
 	interval time.Duration
 	dialer   func() *net.Dialer
@@ -125,10 +127,16 @@ func (ws *watchers) probe(addr string) bool {
 // close stops every watcher; the Manager's WaitGroup waits for them.
 func (ws *watchers) close() { close(ws.stop) }
 
-// refused reports whether err says that nothing accepts connections at
-// the address (as opposed to a peer that answers and refuses the protocol
-// or the credentials, which backs off as usual).
-func refused(err error) bool {
+// unreached reports whether err says that no socket to the address
+// could be made: nothing accepts there, it is unreachable, or it does not
+// answer at all (a partition, a blackhole: the dial timed out). A peer
+// that answers and refuses the protocol or the credentials backs off as
+// usual, and so does a dial the policy denied.
+func unreached(err error) bool {
+	if errors.Is(err, connector.ErrDialDenied) {
+		return false
+	}
+	var oe *net.OpError
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH)
+		errors.Is(err, syscall.ENETUNREACH) || errors.As(err, &oe) && oe.Op == "dial"
 }

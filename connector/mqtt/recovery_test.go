@@ -22,19 +22,25 @@ import (
 // after it accepted again every connection was connected, and how many
 // dials reached for it while it was down (counted by the dial policy).
 func recovery(tb testing.TB, b *connectortest.Broker, n int, outage, watch time.Duration) (back time.Duration, dialsDown int64) {
+	return recoveryOf(tb, b.Addr(), b.Stop, b.Start, n, outage, watch, 0)
+}
+
+// recoveryOf is recovery with the outage of down and up, at addr; a
+// dialTimeout of 0 is the Manager's default.
+func recoveryOf(tb testing.TB, addr string, down, up func(), n int, outage, watch, dialTimeout time.Duration) (back time.Duration, dialsDown int64) {
 	var dials atomic.Int64
 	policy := &connector.Policy{Dial: &connector.DialPolicy{Observe: func(netip.AddrPort) { dials.Add(1) }}}
 	reg := &registry.Registry{}
 	reg.Register(Type, Connector{})
 	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Policy: policy, WatchInterval: watch,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		DialTimeout: dialTimeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer m.Close()
 	for i := range n {
 		if _, err := m.Create(context.Background(), connection.Spec{ID: fmt.Sprintf("c%03d", i), Type: Type,
-			Props: map[string]any{"server": "tcp://" + b.Addr()}}); err != nil {
+			Props: map[string]any{"server": "tcp://" + addr}}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -58,12 +64,12 @@ func recovery(tb testing.TB, b *connectortest.Broker, n int, outage, watch time.
 		}
 	}
 	all(connection.StateConnected, 15*time.Second)
-	b.Stop()
-	down := dials.Load()
+	down()
+	before := dials.Load()
 	all(connection.StateDisconnected, 10*time.Second)
 	time.Sleep(outage) // the outage itself: nothing waits on it
-	dialsDown = dials.Load() - down
-	b.Start()
+	dialsDown = dials.Load() - before
+	up()
 	start := time.Now()
 	all(connection.StateConnected, time.Minute)
 	return time.Since(start), dialsDown
@@ -85,6 +91,26 @@ func TestRecoveryAfterOutage(t *testing.T) {
 	}
 	if dials > n+2*int64(outage/time.Second)+10 {
 		t.Errorf("%d dials in a %v outage of %d connections: a storm", dials, outage, n)
+	}
+}
+
+// TestRecoveryAfterPartition: when the broker's address stops answering
+// (dials time out, as in a partition, rather than being refused), 100
+// connections are back within a second or so of it answering again,
+// not at their backoff, and while it was away they dialed it about once
+// each.
+func TestRecoveryAfterPartition(t *testing.T) {
+	b := connectortest.NewBroker(t)
+	b.Start()
+	p := connectortest.NewProxy(t, b.Addr())
+	const n, outage = 100, 8 * time.Second
+	back, dials := recoveryOf(t, p.Addr(), p.Blackhole, p.Restore, n, outage, 0, time.Second)
+	t.Logf("%d connections connected again %v after the address answered again; %d dials while it was away %v", n, back.Round(time.Millisecond), dials, outage)
+	if back > 3*time.Second {
+		t.Errorf("connected again %v after the partition healed, over the 3 s bound", back)
+	}
+	if dials > 2*n+2*int64(outage/time.Second)+10 {
+		t.Errorf("%d dials in a %v partition of %d connections: a storm", dials, outage, n)
 	}
 }
 

@@ -182,7 +182,7 @@ func (c *Config) Dial(ctx context.Context, clientID string, lost paho.Connection
 	}
 	if err := tok.Error(); err != nil {
 		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", c.Server.Redacted(), err)
 	}
