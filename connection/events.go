@@ -16,7 +16,7 @@ const (
 	EventCreated  EventKind = "created"
 	EventUpdated  EventKind = "updated"
 	EventDeleted  EventKind = "deleted"
-	EventStatus   EventKind = "status" // the state or the error changed
+	EventStatus   EventKind = "status" // the state changed, or whether retrying can help
 	EventAttached EventKind = "attached"
 	EventDetached EventKind = "detached"
 	// EventRevoked: another instance changed the connection under the
@@ -50,6 +50,10 @@ type Event struct {
 	Version int64 `json:"version,omitempty"`
 	// Status is the new status, for status, created and updated.
 	Status *Status `json:"status,omitempty"`
+	// Previous is the state before Status, for a status event of a
+	// running connection: with Status.Since, it tells how long an outage
+	// lasted ("disconnected at T, connected at T+d").
+	Previous State `json:"previous,omitempty"`
 	// Ref is the ref name, for attached and detached.
 	Ref string `json:"ref,omitempty"`
 	// Remote says that another instance sharing the store made the

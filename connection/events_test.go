@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -447,5 +448,38 @@ func TestResumeAfterRestart(t *testing.T) {
 	defer cancel()
 	if ev := next(t, m2.Subscribe(sctx, connection.SubscribeOptions{From: last - 1})); ev.Kind != connection.EventReset {
 		t.Fatalf("resumed from before the restart with %+v, want reset", ev)
+	}
+}
+
+// TestOneEventPerOutage: an outage whose dials fail otherwise than the
+// loss did is one disconnected event, whose Previous is connected, and
+// the return is one connected event whose Previous is disconnected.
+func TestOneEventPerOutage(t *testing.T) {
+	e := newEnv(t, nil)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs := e.m.Subscribe(sctx, connection.SubscribeOptions{Connection: "a"})
+	if _, err := e.m.Create(ctx, spec("a", nil)); err != nil {
+		t.Fatal(err)
+	}
+	until(t, evs, connection.EventStatus, "a", connection.StateConnected)
+	e.fake.SetUp("p1", false) // lost ("went away"), then dials refused
+	dials := e.fake.Dials("p1")
+	waitFor(t, "three failed dials", func() bool { return e.fake.Dials("p1") >= dials+3 })
+	e.fake.SetUp("p1", true)
+	e.m.Reconnect(ctx, "a")
+	var got []string
+	for {
+		ev := next(t, evs)
+		if ev.Kind != connection.EventStatus {
+			continue
+		}
+		got = append(got, string(ev.Previous)+">"+string(ev.Status.State))
+		if ev.Status.State == connection.StateConnected {
+			break
+		}
+	}
+	if want := []string{"connected>disconnected", "disconnected>connected"}; !slices.Equal(got, want) {
+		t.Fatalf("status events %v, want %v", got, want)
 	}
 }

@@ -39,10 +39,10 @@ type live struct {
 
 	mu      sync.Mutex
 	st      Status
-	notify  func(Status) // told each change of state or error; nil once muted
-	dialed  func(error)  // told the result of each dial
-	lastLog time.Time    // of the last line about this link's status
-	kind    string       // errKind of the last error
+	notify  func(st Status, prev State) // told each change of state; nil once muted
+	dialed  func(error)                 // told the result of each dial
+	lastLog time.Time                   // of the last line about this link's status
+	kind    string                      // errKind of the last error
 	started bool
 	stopped bool
 	cancel  context.CancelFunc
@@ -203,10 +203,12 @@ func (l *live) set(state State, err error, failed bool, next time.Time) {
 	if changed || again {
 		l.lastLog = now
 	}
-	// Published under l.mu, so that mute orders it before the event
+	// An event says a change of state (or that retrying will no longer
+	// help): one outage is one disconnected event, however its dials
+	// fail. Published under l.mu, so that mute orders it before the event
 	// that replaces or removes this live.
-	if changed && l.notify != nil {
-		l.notify(st)
+	if (prev.State != state || prev.Permanent != st.Permanent) && l.notify != nil {
+		l.notify(st, prev.State)
 	}
 	l.mu.Unlock()
 	switch {

@@ -360,7 +360,9 @@ func (m *Manager) open(id, typ string, t connector.Type, props map[string]any) (
 		conn, err = t.Open(decoded, ev)
 		if err == nil {
 			l := newLive(conn, ev, m.watchers, scrub, secret.Sanitizer(schema, props), log, m.cfg)
-			l.notify = func(st Status) { m.bus.publish(Event{Kind: EventStatus, ID: id, Type: typ, Status: &st}) }
+			l.notify = func(st Status, prev State) {
+				m.bus.publish(Event{Kind: EventStatus, ID: id, Type: typ, Status: &st, Previous: prev})
+			}
 			l.dialed = func(err error) { m.obs.each(func(o Observer) { o.Dialed(id, typ, err) }) }
 			return l, nil
 		}

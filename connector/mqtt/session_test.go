@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -250,5 +251,41 @@ func TestMatch(t *testing.T) {
 		if got := match(tc.filter, tc.topic); got != tc.want {
 			t.Errorf("match(%q, %q) = %v", tc.filter, tc.topic, got)
 		}
+	}
+}
+
+// TestOneEventPerOutage: a broker lost (EOF) and then refused while it
+// is away is one disconnected event, and its return one connected event
+// that names the state before it.
+func TestOneEventPerOutage(t *testing.T) {
+	b := connectortest.NewBroker(t)
+	b.Start()
+	p := connectortest.NewProxy(t, b.Addr())
+	m := newManager(t, nil)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs := m.Subscribe(sctx, connection.SubscribeOptions{Connection: "o"})
+	create(t, m, "o", map[string]any{"server": "tcp://" + p.Addr()})
+	p.Cut()
+	waitFor(t, "three failed dials", 10*time.Second, func() bool { in, _ := m.Get("o"); return in.Attempts >= 3 })
+	p.Restore()
+	var got []string
+	for {
+		var ev connection.Event
+		select {
+		case ev = <-evs:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("status events %v, then none within 10 s", got)
+		}
+		if ev.Kind != connection.EventStatus {
+			continue
+		}
+		got = append(got, string(ev.Previous)+">"+string(ev.Status.State))
+		if ev.Status.State == connection.StateConnected && ev.Previous != "" && ev.Previous != connection.StateConnecting {
+			break
+		}
+	}
+	if n := len(got); n < 2 || got[n-2] != "connected>disconnected" || got[n-1] != "disconnected>connected" {
+		t.Fatalf("status events %v, want one connected>disconnected, then disconnected>connected", got)
 	}
 }
