@@ -46,16 +46,23 @@ func TestConformance(t *testing.T) {
 			return func(t *testing.T) {
 				n++
 				body := fmt.Sprintf(`{"n":%d}`, n)
-				res, err := pusher.Post("http://"+r.Addr()+path, "application/json", strings.NewReader(body))
-				if err != nil {
-					t.Fatal(err)
-				}
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					t.Fatalf("push answered %d", res.StatusCode)
-				}
+				// The push is answered once the receiver has it.
+				answered := make(chan error, 1)
+				go func() {
+					res, err := pusher.Post("http://"+r.Addr()+path, "application/json", strings.NewReader(body))
+					if err == nil {
+						res.Body.Close()
+						if res.StatusCode != http.StatusOK {
+							err = fmt.Errorf("push answered %d", res.StatusCode)
+						}
+					}
+					answered <- err
+				}()
 				if got := take(t, ch); string(got.Body) != body {
 					t.Fatalf("the receiver got %q, want %q", got.Body, body)
+				}
+				if err := <-answered; err != nil {
+					t.Fatal(err)
 				}
 			}
 		},

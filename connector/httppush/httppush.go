@@ -6,6 +6,10 @@
 //	addr               listen address; default 127.0.0.1:10081
 //	endpoint           default path of Receive; default /
 //	method             default method of Receive: POST (default) or PUT
+//	bufferLength       requests that may wait for the rules at once; more
+//	                   are answered 503 at once; default 16
+//	ackTimeout         milliseconds a request waits for every rule on its
+//	                   route to take it, then 503; default 5000
 //	certificationPath, privateKeyPath: serve HTTPS with this certificate
 //
 // A source receives the requests sent to its endpoint:
@@ -13,10 +17,17 @@
 //	r, err := httppush.ReceiverOf(m.Attach(ctx, "push", "rule1/source"))
 //	msgs, err := r.Receive("/orders", "POST")
 //
-// Every attach on one endpoint gets every request; the request is answered
-// 200 once each has taken it, or 503 if one does not within the request's
-// life. When the last attach of an endpoint is released, its route goes
-// (404). A released attach's Receiver fails with an error that matches
+// Every attach on one endpoint gets every request. A request is answered
+// 200 only once every attach on its route has it: received it from its
+// channel (Receive, which buffers nothing), or returned nil from its
+// handler (Handle, for a rule that must have processed a request before
+// it is acknowledged). Until then the client waits; if one has not within
+// ackTimeout, or a handler fails, the answer is 503 with Retry-After and
+// the client may send it again (those that took it then get it twice).
+// So a request answered 200 was in a rule's hands: a crash of the
+// process never loses it. At most bufferLength requests wait at once;
+// past them a request is answered 503 at once. When the last attach of
+// an endpoint is released, its route goes (404). A released attach's Receiver fails with an error that matches
 // connector.ErrDetached, and its channels get nothing more. Attach checks
 // the type before anything is recorded:
 //
@@ -62,6 +73,8 @@ var schema = &connector.Schema{Fields: append([]connector.Field{
 	{Name: "addr", Kind: connector.String, Default: "127.0.0.1:10081", Endpoint: true, Doc: "listen address, host:port"},
 	{Name: "endpoint", Kind: connector.String, Default: "/", Doc: "default path of Receive"},
 	{Name: "method", Kind: connector.String, Default: "POST", Allowed: []any{"POST", "PUT"}, Doc: "default method of Receive"},
+	{Name: "bufferLength", Kind: connector.Int, Default: 16, Doc: "requests that may wait for the rules at once; more are answered 503 with Retry-After at once"},
+	{Name: "ackTimeout", Kind: connector.Int, Default: 5000, Doc: "milliseconds a request waits for every rule on its route to take it (or its handler to return), then 503 with Retry-After"},
 }, connector.TLSFields("certificationPath", "privateKeyPath")...)}
 
 // Schema implements connector.Type.
@@ -70,6 +83,8 @@ func (Connector) Schema() *connector.Schema { return schema }
 type settings struct {
 	addr, endpoint, method string
 	tls                    *tls.Config
+	buffer                 int
+	ackTimeout             time.Duration
 }
 
 func parse(p connector.Props) (*settings, error) {
@@ -80,6 +95,16 @@ func parse(p connector.Props) (*settings, error) {
 	}
 	if !strings.HasPrefix(s.endpoint, "/") {
 		fe = append(fe, connector.FieldError{Field: "endpoint", Message: "must start with /"})
+	}
+	if b := p.Int("bufferLength"); b < 1 || b > 100_000 {
+		fe = append(fe, connector.FieldError{Field: "bufferLength", Message: "must be from 1 to 100000 requests"})
+	} else {
+		s.buffer = int(b)
+	}
+	if ms := p.Int("ackTimeout"); ms < 1 || ms > 600_000 {
+		fe = append(fe, connector.FieldError{Field: "ackTimeout", Message: "must be from 1 to 600000 milliseconds"})
+	} else {
+		s.ackTimeout = time.Duration(ms) * time.Millisecond
 	}
 	tc, tfe := connector.LoadTLS(p, "")
 	fe = append(fe, tfe...)
@@ -102,7 +127,7 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	if err := ev.Policy().ListenAllowed(s.addr); err != nil {
 		return nil, connector.FieldErrors{{Field: "addr", Message: err.Error()}}
 	}
-	return &conn{s: s, active: connector.ActiveFunc(ev), routes: map[route]*endpoint{}}, nil
+	return &conn{s: s, active: connector.ActiveFunc(ev), routes: map[route]*endpoint{}, slots: make(chan struct{}, s.buffer)}, nil
 }
 
 type route struct{ path, method string }
@@ -113,9 +138,12 @@ type endpoint struct {
 	subs []*subscriber
 }
 
+// subscriber is one attach on a route: a channel (Receive) or a handler
+// (Handle).
 type subscriber struct {
 	s  *scope.Scope
 	ch chan Message
+	h  func(context.Context, Message) error
 }
 
 // Message is one pushed request.
@@ -129,6 +157,8 @@ type Message struct {
 type conn struct {
 	s      *settings
 	active func() // connector.Activity of the Events: a request came in
+
+	slots chan struct{} // one per request waiting for the rules: bufferLength
 
 	mu     sync.Mutex
 	srv    *httpserver.Server
@@ -224,22 +254,48 @@ func (c *conn) handler(r route) http.Handler {
 			return
 		}
 		c.active()
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		default:
+			busy(w, fmt.Sprintf("%d requests wait for the rules already (bufferLength)", cap(c.slots)))
+			return
+		}
 		c.mu.Lock()
 		var subs []*subscriber
 		if ep := c.routes[r]; ep != nil {
 			subs = ep.subs
 		}
 		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(req.Context(), c.s.ackTimeout)
+		defer cancel()
 		msg := Message{Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone(), Body: body}
 		for _, s := range subs {
-			if !scope.Send(s.s, s.ch, msg, req.Context().Done(), nil) && req.Context().Err() != nil {
-				http.Error(w, "a receiver did not take the request in time", http.StatusServiceUnavailable)
+			if s.s.Ended() {
+				continue // released meanwhile: it is owed nothing
+			}
+			if s.h != nil {
+				if err := s.h(ctx, msg); err != nil && !s.s.Ended() {
+					busy(w, "a rule did not process the request: "+connector.Truncate(err.Error(), 256))
+					return
+				}
+				continue
+			}
+			if !scope.Send(s.s, s.ch, msg, ctx.Done(), nil) && !s.s.Ended() {
+				busy(w, fmt.Sprintf("a rule did not take the request within %v (ackTimeout)", c.s.ackTimeout))
 				return
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, "{\"ok\":true}\n")
 	})
+}
+
+// busy answers 503 with Retry-After: the request was not taken, and may
+// be sent again.
+func busy(w http.ResponseWriter, why string) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, why+"; retry", http.StatusServiceUnavailable)
 }
 
 // Receiver is what one attach of an httppush connection gets.
@@ -265,10 +321,33 @@ func (r *Receiver) Addr() string {
 // Receive starts delivering the requests to path with method to the
 // returned channel, which is never closed: it gets nothing more once the
 // attach is released. An empty path or method means the connection's
-// endpoint or method.
+// endpoint or method. The channel buffers nothing: a request is answered
+// once it is received from it (and from the channels of the other
+// attaches on the route).
 func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
-	if err := r.s.Err("httppush"); err != nil {
+	s := &subscriber{s: r.s, ch: make(chan Message)}
+	if err := r.add(path, method, s); err != nil {
 		return nil, err
+	}
+	return s.ch, nil
+}
+
+// Handle calls h with every request to path with method, in the request's
+// goroutine; the request is answered 200 once h (and the other attaches
+// on the route) returned nil, and 503 with Retry-After if h returns an
+// error. h must return when ctx ends (ackTimeout or the client gone).
+// It is called no more once the attach is released. An empty path or
+// method means the connection's endpoint or method.
+func (r *Receiver) Handle(path, method string, h func(ctx context.Context, m Message) error) error {
+	if h == nil {
+		return errors.New("httppush: Handle needs a handler")
+	}
+	return r.add(path, method, &subscriber{s: r.s, h: h})
+}
+
+func (r *Receiver) add(path, method string, s *subscriber) error {
+	if err := r.s.Err("httppush"); err != nil {
+		return err
 	}
 	if path == "" {
 		path = r.c.s.endpoint
@@ -278,35 +357,34 @@ func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
 	}
 	method = strings.ToUpper(method)
 	if method != http.MethodPost && method != http.MethodPut {
-		return nil, fmt.Errorf("httppush: method %s is not supported; use POST or PUT", method)
+		return fmt.Errorf("httppush: method %s is not supported; use POST or PUT", method)
 	}
 	if !strings.HasPrefix(path, "/") {
-		return nil, fmt.Errorf("httppush: path %q must start with /", path)
+		return fmt.Errorf("httppush: path %q must start with /", path)
 	}
 	rt := route{path, method}
-	s := &subscriber{s: r.s, ch: make(chan Message, 16)}
 	c := r.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := r.s.Err("httppush"); err != nil {
 		// Checked again under the lock that end takes.
-		return nil, err
+		return err
 	}
 	if c.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	ep := c.routes[rt]
 	if ep == nil {
 		if c.srv != nil {
 			if err := c.srv.Handle(path, method, c.handler(rt)); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		ep = &endpoint{}
 		c.routes[rt] = ep
 	}
 	ep.subs = append(append([]*subscriber(nil), ep.subs...), s)
-	return s.ch, nil
+	return nil
 }
 
 // CheckSource implements connector.SourceChecker: the addr can be bound,

@@ -154,34 +154,29 @@ func (e *engine) forwardIngest(ctx, rctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := e.push.Receive("", "")
+	// A push is answered 200 once the broker has acknowledged its
+	// publish (queued meanwhile if the broker is away), so a device
+	// resends what connkit never got to the broker.
+	err = e.push.Handle("", "", func(ctx context.Context, msg httppush.Message) error {
+		var r reading
+		if err := json.Unmarshal(msg.Body, &r); err != nil || r.Device == "" {
+			e.log.Warn("bad push", "rule", rule, "err", err)
+			return nil // acknowledged and dropped: a resend would not mend it
+		}
+		tok := out.Publish("sensors/"+r.Device+"/temperature", 1, false, msg.Body)
+		select {
+		case <-tok.Done():
+			return tok.Error()
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-rctx.Done():
+			return rctx.Err()
+		}
+	})
 	if err != nil {
 		return err
 	}
-	if err := waitConnected(ctx, e.m, "ingest"); err != nil {
-		return err
-	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		for {
-			select {
-			case msg := <-msgs:
-				var r reading
-				if err := json.Unmarshal(msg.Body, &r); err != nil || r.Device == "" {
-					e.log.Warn("bad push", "rule", rule, "err", err)
-					continue
-				}
-				tok := out.Publish("sensors/"+r.Device+"/temperature", 1, false, msg.Body)
-				if tok.WaitTimeout(5*time.Second) && tok.Error() != nil {
-					e.log.Warn("publish failed", "rule", rule, "err", tok.Error())
-				}
-			case <-rctx.Done():
-				return
-			}
-		}
-	}()
-	return nil
+	return waitConnected(ctx, e.m, "ingest")
 }
 
 // PushAddr is where devices POST readings.
