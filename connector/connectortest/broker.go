@@ -55,16 +55,22 @@ func (b *Broker) Persist() {
 	}
 }
 
-// Restart stops the broker as an operator would (SIGTERM: a persistent
-// one saves its sessions) and starts it again on the same port.
+// Restart stops the broker as an operator would (Terminate) and starts
+// it again on the same port.
 func (b *Broker) Restart() {
 	b.t.Helper()
+	b.Terminate()
+	b.Start()
+}
+
+// Terminate stops the broker as an operator would: SIGTERM, on which a
+// persistent one saves its sessions.
+func (b *Broker) Terminate() {
 	if b.cmd != nil && b.cmd.Process != nil {
 		b.cmd.Process.Signal(syscall.SIGTERM)
 		b.cmd.Wait()
 		b.cmd = nil
 	}
-	b.Start()
 }
 
 // Addr returns the broker's host:port.

@@ -197,7 +197,7 @@ func WaitActive(t *testing.T, m *connection.Manager, id string) {
 }
 
 // WaitState polls until the connection id is in state want.
-func WaitState(t *testing.T, m *connection.Manager, id string, want connection.State, within time.Duration) connection.Info {
+func WaitState(t testing.TB, m *connection.Manager, id string, want connection.State, within time.Duration) connection.Info {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

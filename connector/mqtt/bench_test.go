@@ -2,7 +2,12 @@ package mqtt
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"testing"
 	"time"
 
@@ -93,4 +98,73 @@ func closedAddr(b *testing.B) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// BenchmarkMemoryPerConnection opens n mqtt connections to one
+// mosquitto, each with a persistent session, the publish queue and one
+// attached rule subscribed to a topic of its own, and reports what the
+// process grew by per connection: resident memory (as top shows it, what
+// the issue compared with eKuiper) and the Go heap and stacks in use.
+func BenchmarkMemoryPerConnection(b *testing.B) {
+	for _, n := range []int{2000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			// A broker of its own: the sessions outlive the run.
+			br := connectortest.NewBroker(b)
+			br.Start()
+			addr := br.Addr()
+			for b.Loop() {
+				rss0, heap0 := memNow()
+				m := newManager(b, nil)
+				for i := range n {
+					id := fmt.Sprintf("m%05d", i)
+					if _, err := m.Create(ctx, connection.Spec{ID: id, Type: Type, Props: map[string]any{
+						"server": "tcp://" + addr, "clientid": randomID("mem-"), "enableClientSession": true}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+					up := 0
+					for _, in := range m.List() {
+						if in.State == connection.StateConnected {
+							up++
+						}
+					}
+					if up == n {
+						break
+					}
+					if time.Now().After(deadline) {
+						b.Fatalf("%d of %d connected", up, n)
+					}
+				}
+				for i := range n {
+					id := fmt.Sprintf("m%05d", i)
+					c, err := Client(m.Attach(ctx, id, "rule/source"))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if tok := c.Subscribe("mem/"+id, 1, func(paho.Client, paho.Message) {}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+						b.Fatal(tok.Error())
+					}
+				}
+				rss1, heap1 := memNow()
+				b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-bytes/conn")
+				b.ReportMetric(float64(heap1-heap0)/float64(n), "heap+stack-bytes/conn")
+				b.Logf("%d connections: RSS +%d MB, heap and stacks +%d MB", n, (rss1-rss0)>>20, (heap1-heap0)>>20)
+				m.Close()
+			}
+		})
+	}
+}
+
+// memNow returns the process's resident memory and its Go heap and
+// stacks in use, after a collection.
+func memNow() (rss, heap int64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b, _ := os.ReadFile("/proc/self/statm")
+	var pages, res int64
+	fmt.Sscan(string(b), &pages, &res)
+	return res * int64(os.Getpagesize()), int64(ms.HeapInuse + ms.StackInuse)
 }
