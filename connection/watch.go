@@ -65,9 +65,13 @@ func (ws *watchers) wait(addr string) (up <-chan struct{}, leave func()) {
 	}
 }
 
-// run probes addr until no connection waits on it.
+// run probes addr until no connection waits on it. A probe is started
+// every interval or so, without waiting for the one before it: at an
+// address that does not answer a probe lasts the whole interval, and
+// waiting for it would find a healed address a whole interval late.
 func (ws *watchers) run(addr string, w *watcher) {
 	defer ws.wg.Done()
+	found := make(chan struct{}, 1)
 	for {
 		// Jitter, so that the watchers of many addresses do not beat as
 		// one.
@@ -78,6 +82,13 @@ func (ws *watchers) run(addr string, w *watcher) {
 			t.Stop()
 			ws.forget(addr, w)
 			return
+		case <-found:
+			t.Stop()
+			ws.mu.Lock()
+			close(w.up)
+			w.up = make(chan struct{})
+			ws.mu.Unlock()
+			continue
 		case <-t.C:
 		}
 		ws.mu.Lock()
@@ -87,12 +98,16 @@ func (ws *watchers) run(addr string, w *watcher) {
 			return
 		}
 		ws.mu.Unlock()
-		if ws.probe(addr) {
-			ws.mu.Lock()
-			close(w.up)
-			w.up = make(chan struct{})
-			ws.mu.Unlock()
-		}
+		ws.wg.Add(1)
+		go func() {
+			defer ws.wg.Done()
+			if ws.probe(addr) {
+				select {
+				case found <- struct{}{}:
+				default: // another probe found it already
+				}
+			}
+		}()
 	}
 }
 

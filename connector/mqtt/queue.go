@@ -269,6 +269,14 @@ func (c *conn) send(cl paho.Client, down <-chan struct{}, o *outgoing) {
 		}
 		c.mu.Lock()
 		if err != nil && c.q.max > 0 && !c.closed && (!cl.IsConnectionOpen() || errors.Is(err, paho.ErrNotConnected)) {
+			if c.cur != nil && c.cur != cl && !c.q.flushing {
+				// A newer link is up and has flushed already: it takes
+				// the message now, or nothing would send it.
+				ncl, ndown := c.cur, c.down
+				c.mu.Unlock()
+				c.send(ncl, ndown, o)
+				return
+			}
 			c.q.add(o) // the next link sends it
 			c.mu.Unlock()
 			return
