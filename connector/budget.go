@@ -98,7 +98,7 @@ type GuardOptions struct {
 
 // guardBuffer is the read-ahead of a Guard: frame headers are read into
 // it, and so are the bodies of small frames.
-const guardBuffer = 4 << 10
+const guardBuffer = 512
 
 // Guard is a net.Conn that gives a client library nothing of a frame whose
 // header claims more than the peer may send: before the link is up, more

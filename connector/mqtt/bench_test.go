@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -147,6 +148,17 @@ func BenchmarkMemoryPerConnection(b *testing.B) {
 					}
 				}
 				rss1, heap1 := memNow()
+				if f := os.Getenv("CONNKIT_MEM_PROFILE"); f != "" {
+					out, _ := os.Create(f)
+					pprof.Lookup("heap").WriteTo(out, 0)
+					out.Close()
+					g, _ := os.Create(f + ".goroutines")
+					pprof.Lookup("goroutine").WriteTo(g, 1)
+					g.Close()
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms)
+					b.Logf("goroutines %d, stacks %d MB, heap %d MB", runtime.NumGoroutine(), ms.StackInuse>>20, ms.HeapInuse>>20)
+				}
 				b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-bytes/conn")
 				b.ReportMetric(float64(heap1-heap0)/float64(n), "heap+stack-bytes/conn")
 				b.Logf("%d connections: RSS +%d MB, heap and stacks +%d MB", n, (rss1-rss0)>>20, (heap1-heap0)>>20)
