@@ -269,6 +269,7 @@ func (l *live) run(ctx context.Context) {
 		MaxInterval:         l.cfg.maxBackoff,
 	}
 	b.Reset()
+	away := false // the last dial found no socket at the address
 	for {
 		// A loss reported by an earlier link, or a reconnect asked
 		// before this dial, is stale once we redial.
@@ -281,13 +282,21 @@ func (l *live) run(ctx context.Context) {
 		default:
 		}
 		dctx, cancel := context.WithTimeout(connector.WithPolicy(ctx, l.policy), l.cfg.dialTimeout)
+		woken, leave := l.cutShort(dctx, cancel, away)
 		err := safely("Connect", func() error { return l.conn.Connect(dctx) })
 		cancel()
+		leave()
+		away = err != nil && l.addr != "" && unreached(err)
 		if ctx.Err() != nil {
 			return
 		}
 		if l.dialed != nil {
 			l.dialed(err)
+		}
+		if err != nil && woken.Load() {
+			// The address answered again while this dial waited out an
+			// unanswered SYN: dial it now.
+			continue
 		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -347,6 +356,32 @@ func (l *live) watch(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// cutShort ends a dial (cancel) to an address that did not answer the
+// last one (away) if its watcher finds it answering meanwhile: such a
+// dial waits out the kernel's SYN retries, seconds apart after the first
+// few, and would come back seconds after the peer did. The dial counts
+// as a waiter of the watcher until leave. The flag says whether it was
+// cut short.
+func (l *live) cutShort(dctx context.Context, cancel func(), away bool) (*atomic.Bool, func()) {
+	woken := &atomic.Bool{}
+	if l.watchers == nil || l.addr == "" || !away {
+		return woken, func() {}
+	}
+	up, leave := l.watchers.wait(l.addr)
+	if up == nil {
+		return woken, leave
+	}
+	go func() {
+		select {
+		case <-up:
+			woken.Store(true)
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	return woken, leave
 }
 
 // pause waits before the next dial: the backoff d; or, while nothing

@@ -30,13 +30,17 @@ func recovery(tb testing.TB, b *connectortest.Broker, n int, outage, watch time.
 // recoveryOf is recovery with the outage of down and up, at addr; a
 // dialTimeout of 0 is the Manager's default. It reports the median and
 // the longest time to connected over the connections.
-func recoveryOf(tb testing.TB, addr string, down, up func(), n int, outage, watch, dialTimeout time.Duration) (p50, back time.Duration, dialsDown int64) {
+func recoveryOf(tb testing.TB, addr string, down, up func(), n int, outage, watch, dialTimeout time.Duration, maxBackoff ...time.Duration) (p50, back time.Duration, dialsDown int64) {
+	var mb time.Duration
+	if len(maxBackoff) > 0 {
+		mb = maxBackoff[0]
+	}
 	var dials atomic.Int64
 	policy := &connector.Policy{Dial: &connector.DialPolicy{Observe: func(netip.AddrPort) { dials.Add(1) }}}
 	reg := &registry.Registry{}
 	reg.Register(Type, Connector{})
 	m, err := connection.New(context.Background(), memory.New(), &connection.Options{Registry: reg, Policy: policy, WatchInterval: watch,
-		DialTimeout: dialTimeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		DialTimeout: dialTimeout, MaxBackoff: mb, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -127,6 +131,25 @@ func TestRecoveryAfterPartition(t *testing.T) {
 	}
 	if dials > 2*n+2*int64(outage/time.Second)+10 {
 		t.Errorf("%d dials in a %v partition of %d connections: a storm", dials, outage, n)
+	}
+}
+
+// TestDialCutShortWhenBack: a connection whose dial hangs on an address
+// that drops SYNs, after an earlier dial found it so, stops waiting out
+// the kernel's SYN retries (seconds apart after the first few) when the
+// address's watcher finds it answering, and dials it at once.
+func TestDialCutShortWhenBack(t *testing.T) {
+	b := connectortest.NewBroker(t)
+	b.Start()
+	p := connectortest.NewProxy(t, b.Addr())
+	const n, outage = 20, 15500 * time.Millisecond
+	// Dials of 8 s, a last resort of 1-2 s: the first dials fail at 8 s,
+	// the next begin at 9-10 s, and at 15.5 s they wait for a SYN retry
+	// due past their own timeout.
+	_, back, _ := recoveryOf(t, p.Addr(), p.Blackhole, p.Restore, n, outage, 0, 8*time.Second, 2*time.Second)
+	t.Logf("%d connections back %v after the address answered again", n, back.Round(time.Millisecond))
+	if back > 1800*time.Millisecond {
+		t.Errorf("back %v after the address answered: dials waited out SYN retries", back)
 	}
 }
 
