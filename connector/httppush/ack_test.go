@@ -127,3 +127,42 @@ func TestAckProps(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasedWhileWaiting: a push whose only rule is released while it
+// waits is not answered 200: nobody has it.
+func TestReleasedWhileWaiting(t *testing.T) {
+	m := newManager(t)
+	if _, err := m.Create(context.Background(), connection.Spec{ID: "push", Type: httppush.Type, Props: map[string]any{"addr": "127.0.0.1:0", "ackTimeout": 10000}}); err != nil {
+		t.Fatal(err)
+	}
+	connectortest.WaitState(t, m, "push", connection.StateConnected, 5*time.Second)
+	for _, handle := range []bool{false, true} {
+		r, err := httppush.Attach(context.Background(), m, "push", "rule1/source")
+		if err != nil {
+			t.Fatal(err)
+		}
+		entered := make(chan struct{}, 1)
+		if handle {
+			err = r.Handle("/w", "POST", func(ctx context.Context, _ httppush.Message) error {
+				entered <- struct{}{}
+				<-ctx.Done() // held until the release ends it
+				return ctx.Err()
+			})
+		} else {
+			_, err = r.Receive("/w", "POST")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := doing("http://" + r.Addr() + "/w")
+		if handle {
+			<-entered
+		} else {
+			connectortest.WaitActive(t, m, "push") // the request is in
+		}
+		m.Detach("push", "rule1/source")
+		if a := <-got; a.code == 200 {
+			t.Fatalf("handle=%v: answered 200 though its only rule was released while it waited", handle)
+		}
+	}
+}

@@ -270,21 +270,44 @@ func (c *conn) handler(r route) http.Handler {
 		ctx, cancel := context.WithTimeout(req.Context(), c.s.ackTimeout)
 		defer cancel()
 		msg := Message{Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone(), Body: body}
+		taken := 0
 		for _, s := range subs {
 			if s.s.Ended() {
 				continue // released meanwhile: it is owed nothing
 			}
 			if s.h != nil {
-				if err := s.h(ctx, msg); err != nil && !s.s.Ended() {
+				// The handler's context ends with its attach, too.
+				hctx, hcancel := context.WithCancel(ctx)
+				go func() {
+					select {
+					case <-s.s.Done():
+						hcancel()
+					case <-hctx.Done():
+					}
+				}()
+				err := s.h(hctx, msg)
+				hcancel()
+				switch {
+				case err == nil && !s.s.Ended():
+					taken++
+				case err != nil && !s.s.Ended():
 					busy(w, "a rule did not process the request: "+connector.Truncate(err.Error(), 256))
 					return
 				}
 				continue
 			}
-			if !scope.Send(s.s, s.ch, msg, ctx.Done(), nil) && !s.s.Ended() {
+			if scope.Send(s.s, s.ch, msg, ctx.Done(), nil) {
+				taken++
+			} else if !s.s.Ended() {
 				busy(w, fmt.Sprintf("a rule did not take the request within %v (ackTimeout)", c.s.ackTimeout))
 				return
 			}
+		}
+		if taken == 0 {
+			// Every rule of the route was released meanwhile, or the
+			// route went: nobody has the request.
+			busy(w, "no rule took the request")
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, "{\"ok\":true}\n")
@@ -335,7 +358,8 @@ func (r *Receiver) Receive(path, method string) (<-chan Message, error) {
 // Handle calls h with every request to path with method, in the request's
 // goroutine; the request is answered 200 once h (and the other attaches
 // on the route) returned nil, and 503 with Retry-After if h returns an
-// error. h must return when ctx ends (ackTimeout or the client gone).
+// error. h must return when ctx ends (ackTimeout, the client gone, or
+// the attach released).
 // It is called no more once the attach is released. An empty path or
 // method means the connection's endpoint or method.
 func (r *Receiver) Handle(path, method string, h func(ctx context.Context, m Message) error) error {

@@ -226,7 +226,7 @@ type conn struct {
 
 // drop marks the current link down, under c.mu.
 func (c *conn) drop() {
-	c.cur = nil
+	c.cur, c.q.kick = nil, nil
 	if c.down != nil {
 		close(c.down)
 		c.down = nil
@@ -282,7 +282,6 @@ func (c *conn) Connect(ctx context.Context) error {
 		return errors.New("the link dropped while connecting")
 	}
 	c.cur, c.down = cl, make(chan struct{})
-	c.q.flushing = true // what is queued goes before any new publish
 	restore := make(map[string]byte, len(c.qos))
 	for topic, q := range c.qos {
 		restore[topic] = q
@@ -315,7 +314,19 @@ func (c *conn) Connect(ctx context.Context) error {
 			return fmt.Errorf("restoring %d subscriptions: %w", len(restore), err)
 		}
 	}
-	c.flush(cl)
+	// The queue goes out on this link, in order, before what is
+	// published from now on.
+	c.mu.Lock()
+	if c.cur != cl {
+		c.mu.Unlock()
+		return errors.New("the link dropped while restoring subscriptions")
+	}
+	kick, down := make(chan struct{}, 1), c.down
+	c.q.kick = kick
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.pump(cl, down, kick)
+	poke(kick)
 	return nil
 }
 
@@ -377,6 +388,13 @@ func (c *conn) Close() error {
 		o.tok.complete(ErrClosed)
 	}
 	c.wg.Wait()
+	c.mu.Lock()
+	lock := c.q.lock
+	c.q.lock = nil
+	c.mu.Unlock()
+	if lock != nil {
+		lock.Close() // and with it the flock
+	}
 	return nil
 }
 

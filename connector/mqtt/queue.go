@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -31,18 +32,21 @@ type outgoing struct {
 	payload  []byte
 	tok      *token
 	file     string // under clientStatePath; "" if kept in memory only
+	tries    int    // links it was sent on
 }
 
 // queue holds what the connection owes the broker; guarded by conn.mu.
 type queue struct {
-	max      int           // publishBuffer
-	dir      string        // clientStatePath's directory of this client id, "" for none
-	loaded   bool          // dir's messages of an earlier run are in pending
-	loading  chan struct{} // closed when a read of dir under way ends
-	seq      uint64
-	pending  []*outgoing // waiting for a link, in seq order
-	owed     int         // pending, in flight, or being written to dir
-	flushing bool        // Connect is handing pending to a new link
+	max       int           // publishBuffer
+	dir       string        // clientStatePath's directory of this client id, "" for none
+	loaded    bool          // dir's messages of an earlier run are in pending
+	loading   chan struct{} // closed when a read of dir under way ends
+	lock      *os.File      // dir's lock, held while the connection is open
+	seq       uint64
+	pending   []*outgoing   // waiting for a link, in seq order
+	owed      int           // pending, in flight, or being written to dir
+	inflight2 int           // QoS 2 messages sent and not completed
+	kick      chan struct{} // wakes the current link's pump; nil while down
 }
 
 // add puts o back among the pending, in seq order.
@@ -130,17 +134,30 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// load reads the messages an earlier run left in dir, at most max, in
-// the order they were published, and the next sequence number. Files
+// load reads the messages an earlier run left in dir, all of them (they
+// were acknowledged to their callers as queued, whatever publishBuffer
+// is now), in the order they were published, and the next sequence
+// number. Files
 // that are not messages of ours are left alone; a damaged one is renamed
 // .bad and skipped.
-func load(dir string, max int) (msgs []*outgoing, next uint64, err error) {
+func load(dir string) (msgs []*outgoing, next uint64, lock *os.File, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, 0, fmt.Errorf("clientStatePath: %w", err)
+		return nil, 0, nil, fmt.Errorf("clientStatePath: %w", err)
+	}
+	// One connection at a time, in this process or another: two would
+	// send each other's messages.
+	lock, err = os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("clientStatePath: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, 0, nil, fmt.Errorf("clientStatePath: another connection with this clientid uses %s (%v); give each its own clientid or path", dir, err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("clientStatePath: %w", err)
+		lock.Close()
+		return nil, 0, nil, fmt.Errorf("clientStatePath: %w", err)
 	}
 	for _, e := range ents { // sorted by name: by seq
 		name, ok := strings.CutSuffix(e.Name(), ".msg")
@@ -152,9 +169,6 @@ func load(dir string, max int) (msgs []*outgoing, next uint64, err error) {
 			continue
 		}
 		next = max64(next, seq+1)
-		if len(msgs) >= max {
-			continue
-		}
 		path := filepath.Join(dir, e.Name())
 		o, err := readMessage(path)
 		if err != nil {
@@ -164,7 +178,7 @@ func load(dir string, max int) (msgs []*outgoing, next uint64, err error) {
 		o.seq, o.file, o.tok = seq, path, newToken()
 		msgs = append(msgs, o)
 	}
-	return msgs, next, nil
+	return msgs, next, lock, nil
 }
 
 func max64(a, b uint64) uint64 {
@@ -197,8 +211,25 @@ func readMessage(path string) (*outgoing, error) {
 	return &outgoing{qos: b[0], retained: b[1] == 1, topic: string(b[fileHeader : fileHeader+n]), payload: b[fileHeader+n:]}, nil
 }
 
-// publish sends a QoS 1 or 2 message now, or queues it for the next link;
-// its token completes when the broker acknowledged it.
+// maxInflight2 bounds the QoS 2 messages sent and not yet completed:
+// mosquitto (max_inflight_messages, 20 by default) drops a client's QoS 2
+// message past its quota and still answers PUBREC, which MQTT 3.1.1 gives
+// it no way to refuse with, so more would be lost silently.
+const maxInflight2 = 20
+
+// maxTries bounds the links one message is sent on: a message the broker
+// answers by dropping the link (one it refuses) fails with ErrDropped
+// rather than being sent first on every link for ever.
+const maxTries = 10
+
+// ErrDropped is the error of a QoS 1 or 2 publish whose link dropped each
+// of the maxTries times it was sent: the broker may refuse it (its ACL,
+// its size limit).
+var ErrDropped = errors.New("mqtt: the link dropped each time the message was sent")
+
+// publish queues a QoS 1 or 2 message for the link's pump, which sends
+// the queue in order; its token completes when the broker acknowledged
+// it. It never waits for the network.
 func (c *conn) publish(topic string, qos byte, retained bool, payload []byte) paho.Token {
 	if err := c.ready(); err != nil {
 		return doneToken(err)
@@ -229,88 +260,103 @@ func (c *conn) publish(topic string, qos byte, retained bool, payload []byte) pa
 		}
 	}
 	c.mu.Lock()
-	switch {
-	case c.closed:
+	if c.closed {
 		c.q.owed--
 		c.mu.Unlock()
 		o.tok.complete(ErrClosed)
 		return o.tok
-	case c.cur != nil && !c.q.flushing && len(c.q.pending) == 0:
-		cl, down := c.cur, c.down
-		c.mu.Unlock()
-		c.send(cl, down, o)
-		return o.tok
-	case c.q.max <= 0:
-		c.q.owed--
-		c.mu.Unlock()
-		o.tok.complete(ErrNotConnected)
-		return o.tok
 	}
 	c.q.add(o)
+	kick := c.q.kick
 	c.mu.Unlock()
+	poke(kick)
 	return o.tok
 }
 
-// send hands o to the link cl and follows it: acknowledged, it is done
-// (and its file removed); if the link goes down first, it is queued again
-// for the next one (at QoS 1 the broker may then get it twice).
-func (c *conn) send(cl paho.Client, down <-chan struct{}, o *outgoing) {
-	pt := cl.Publish(o.topic, o.qos, o.retained, o.payload)
-	c.active()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		var err error
-		select {
-		case <-pt.Done():
-			err = pt.Error()
-		case <-down:
-			err = ErrNotConnected
-		}
-		c.mu.Lock()
-		if err != nil && c.q.max > 0 && !c.closed && (!cl.IsConnectionOpen() || errors.Is(err, paho.ErrNotConnected)) {
-			if c.cur != nil && c.cur != cl && !c.q.flushing {
-				// A newer link is up and has flushed already: it takes
-				// the message now, or nothing would send it.
-				ncl, ndown := c.cur, c.down
-				c.mu.Unlock()
-				c.send(ncl, ndown, o)
-				return
-			}
-			c.q.add(o) // the next link sends it
-			c.mu.Unlock()
-			return
-		}
-		c.q.owed--
-		if c.closed && err != nil {
-			err = ErrClosed
-		}
-		c.mu.Unlock()
-		if err == nil && o.file != "" {
-			os.Remove(o.file)
-		}
-		o.tok.complete(err)
-	}()
+// poke wakes a pump, if there is one.
+func poke(kick chan struct{}) {
+	if kick == nil {
+		return
+	}
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
 }
 
-// flush hands what is pending to the link cl that Connect made current,
-// before any later publish, until none is left or cl is no longer
-// current.
-func (c *conn) flush(cl paho.Client) {
+// pump sends the queue over the link cl, in order, until down closes:
+// one goroutine per link, so that no caller waits for the network and
+// the broker gets the messages in the order they were published.
+func (c *conn) pump(cl paho.Client, down <-chan struct{}, kick chan struct{}) {
+	defer c.wg.Done()
 	for {
-		c.mu.Lock()
-		if c.cur != cl || len(c.q.pending) == 0 {
-			c.q.flushing = false
-			c.mu.Unlock()
+		select {
+		case <-down:
 			return
+		case <-kick:
 		}
-		batch, down := c.q.pending, c.down
-		c.q.pending = nil
-		c.mu.Unlock()
-		for _, o := range batch {
-			c.send(cl, down, o)
+		for {
+			c.mu.Lock()
+			if c.cur != cl || len(c.q.pending) == 0 || c.q.pending[0].qos == 2 && c.q.inflight2 >= maxInflight2 {
+				c.mu.Unlock()
+				break // a completion pokes again
+			}
+			o := c.q.pending[0]
+			c.q.pending[0] = nil
+			c.q.pending = c.q.pending[1:]
+			if o.qos == 2 {
+				c.q.inflight2++
+			}
+			o.tries++
+			c.mu.Unlock()
+			pt := cl.Publish(o.topic, o.qos, o.retained, o.payload)
+			c.active()
+			c.wg.Add(1)
+			go c.follow(cl, down, o, pt)
 		}
 	}
+}
+
+// follow waits for the broker's acknowledgement of o, sent on cl: done,
+// it completes o's token (and removes its file); if the link went down
+// or the send failed, o is queued again for the next send (at QoS 1 the
+// broker may then get it twice), up to maxTries.
+func (c *conn) follow(cl paho.Client, down <-chan struct{}, o *outgoing, pt paho.Token) {
+	defer c.wg.Done()
+	var err error
+	select {
+	case <-pt.Done():
+		err = pt.Error()
+	case <-down:
+		err = ErrNotConnected
+	}
+	c.mu.Lock()
+	if o.qos == 2 {
+		c.q.inflight2--
+	}
+	kick := c.q.kick // the current link's, perhaps a newer one
+	if err != nil && !c.closed && (c.q.max > 0 || o.file != "") && o.tries < maxTries {
+		c.q.add(o)
+		c.mu.Unlock()
+		poke(kick)
+		return
+	}
+	c.q.owed--
+	switch {
+	case c.closed && err != nil:
+		err = ErrClosed
+	case err != nil && o.tries >= maxTries:
+		err = fmt.Errorf("%w (%d times; the broker may refuse it): %v", ErrDropped, maxTries, err)
+	}
+	c.mu.Unlock()
+	if err == nil && o.file != "" {
+		os.Remove(o.file)
+	} else if err != nil && o.file != "" && !errors.Is(err, ErrClosed) {
+		// Given up on: not sent again by the next process either.
+		os.Rename(o.file, o.file+".failed")
+	}
+	o.tok.complete(err)
+	poke(kick) // room in the QoS 2 window
 }
 
 // ready reads clientStatePath's messages of an earlier run into the
@@ -334,9 +380,9 @@ func (c *conn) ready() error {
 	}
 	done := make(chan struct{})
 	c.q.loading = done
-	dir, max := c.q.dir, c.q.max
+	dir := c.q.dir
 	c.mu.Unlock()
-	msgs, next, err := load(dir, max)
+	msgs, next, lock, err := load(dir)
 	c.mu.Lock()
 	defer close(done)
 	defer c.mu.Unlock()
@@ -344,7 +390,11 @@ func (c *conn) ready() error {
 	if err != nil {
 		return err
 	}
-	c.q.loaded = true
+	if c.closed {
+		lock.Close()
+		return ErrClosed
+	}
+	c.q.loaded, c.q.lock = true, lock
 	c.q.seq = max64(c.q.seq, next)
 	for _, o := range msgs {
 		c.q.add(o)

@@ -110,60 +110,71 @@ func TestPersistentSession(t *testing.T) {
 	}
 }
 
-// TestPublishWhileDown: a QoS 1 publish while the link is down is queued
-// and acknowledged once the broker has it; past publishBuffer one fails
-// at once; QoS 0 is never queued.
+// TestPublishWhileDown: a QoS 1 or 2 publish while the link is down is
+// queued and acknowledged once the broker has it, every one of them (100
+// QoS 2 messages are more than mosquitto lets a client have in flight);
+// past publishBuffer one fails at once; QoS 0 is never queued; a topic no
+// broker accepts is refused at once, and never holds up the queue.
 func TestPublishWhileDown(t *testing.T) {
-	b := connectortest.NewBroker(t)
-	b.Start()
-	p := connectortest.NewProxy(t, b.Addr())
-	m := newManager(t, nil)
-	create(t, m, "q", map[string]any{"server": "tcp://" + p.Addr(), "publishBuffer": 30})
-	c := attach(t, m, "q", "rule1")
-	sub := bare(t, b.Addr())
-	in := &inbox{}
-	wait(t, sub.Subscribe("q/#", 1, in.handler))
+	for _, qos := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+			b := connectortest.NewBroker(t)
+			b.Start()
+			p := connectortest.NewProxy(t, b.Addr())
+			m := newManager(t, nil)
+			create(t, m, "q", map[string]any{"server": "tcp://" + p.Addr(), "publishBuffer": 100})
+			c := attach(t, m, "q", "rule1")
+			sub := bare(t, b.Addr())
+			in := &inbox{}
+			wait(t, sub.Subscribe("q/#", 2, in.handler))
 
-	p.Cut()
-	connectortest.WaitState(t, m, "q", connection.StateDisconnected, 10*time.Second)
-	want := payloads("queued", 30)
-	var toks []paho.Token
-	for _, w := range want {
-		toks = append(toks, c.Publish("q/x", 1, false, w))
-	}
-	for i, tok := range toks {
-		select {
-		case <-tok.Done():
-			t.Fatalf("publish %d done while the link is down: %v", i, tok.Error())
-		default:
-		}
-	}
-	full := c.Publish("q/x", 1, false, "one too many")
-	if !full.WaitTimeout(time.Second) || !errors.Is(full.Error(), ErrBufferFull) || !strings.Contains(full.Error().Error(), "publishBuffer") {
-		t.Fatalf("publish past the buffer: %v", full.Error())
-	}
-	if tok := c.Publish("q/x", 0, false, "qos 0"); !tok.WaitTimeout(time.Second) || !errors.Is(tok.Error(), ErrNotConnected) {
-		t.Fatalf("QoS 0 while down: %v", tok.Error())
-	}
+			p.Cut()
+			connectortest.WaitState(t, m, "q", connection.StateDisconnected, 10*time.Second)
+			want := payloads("queued", 100)
+			var toks []paho.Token
+			for _, w := range want {
+				toks = append(toks, c.Publish("q/x", qos, false, w))
+			}
+			for i, tok := range toks {
+				select {
+				case <-tok.Done():
+					t.Fatalf("publish %d done while the link is down: %v", i, tok.Error())
+				default:
+				}
+			}
+			full := c.Publish("q/x", qos, false, "one too many")
+			if !full.WaitTimeout(time.Second) || !errors.Is(full.Error(), ErrBufferFull) || !strings.Contains(full.Error().Error(), "publishBuffer") {
+				t.Fatalf("publish past the buffer: %v", full.Error())
+			}
+			if tok := c.Publish("q/x", 0, false, "qos 0"); !tok.WaitTimeout(time.Second) || !errors.Is(tok.Error(), ErrNotConnected) {
+				t.Fatalf("QoS 0 while down: %v", tok.Error())
+			}
+			for _, topic := range []string{"q/#", "q/+/x", ""} {
+				if tok := c.Publish(topic, qos, false, "poison"); !tok.WaitTimeout(time.Second) || tok.Error() == nil {
+					t.Fatalf("publish to %q: %v", topic, tok.Error())
+				}
+			}
 
-	p.Restore()
-	for i, tok := range toks {
-		if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-			t.Fatalf("queued publish %d: %v", i, tok.Error())
-		}
+			p.Restore()
+			for i, tok := range toks {
+				if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+					t.Fatalf("queued publish %d: %v", i, tok.Error())
+				}
+			}
+			waitFor(t, "the queued messages at the subscriber", 10*time.Second, func() bool {
+				d, _ := in.count(want)
+				return d == len(want)
+			})
+			in.mu.Lock()
+			first := in.msgs[0]
+			in.mu.Unlock()
+			if first != want[0] {
+				t.Errorf("the first message the broker passed on is %q, want %q: the queue keeps its order", first, want[0])
+			}
+			// The buffer has room again.
+			wait(t, c.Publish("q/x", qos, false, "after"))
+		})
 	}
-	waitFor(t, "the queued messages at the subscriber", 10*time.Second, func() bool {
-		d, _ := in.count(want)
-		return d == len(want)
-	})
-	in.mu.Lock()
-	first := in.msgs[0]
-	in.mu.Unlock()
-	if first != want[0] {
-		t.Errorf("the first message the broker passed on is %q, want %q: the queue keeps its order", first, want[0])
-	}
-	// The buffer has room again.
-	wait(t, c.Publish("q/x", 1, false, "after"))
 }
 
 // TestClientStatePath: publishes queued while the link is down survive
@@ -200,8 +211,10 @@ func TestClientStatePath(t *testing.T) {
 		t.Fatalf("%d files in clientStatePath after the restart, want %d", n, len(want))
 	}
 
+	// The next run sends them all, though its buffer is smaller.
 	m2 := newManager(t, nil)
 	p.Restore()
+	props["publishBuffer"] = 5
 	create(t, m2, "st", props)
 	waitFor(t, "the messages of the earlier run at the subscriber", 10*time.Second, func() bool {
 		d, _ := in.count(want)
@@ -210,13 +223,42 @@ func TestClientStatePath(t *testing.T) {
 	waitFor(t, "clientStatePath to empty", 5*time.Second, func() bool { return files(t, sd) == 0 })
 }
 
+// files counts the queued messages in dir.
 func files(t *testing.T, dir string) int {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".msg") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClientStatePathHeldByOne: a second connection with the same
+// clientid and clientStatePath (another Manager, as another process
+// would be) does not run on the first one's queue: it fails, naming the
+// prop, until the first is closed.
+func TestClientStatePathHeldByOne(t *testing.T) {
+	b := connectortest.NewBroker(t)
+	b.Start()
+	props := map[string]any{"server": "tcp://" + b.Addr(), "clientid": "held", "clientStatePath": t.TempDir()}
+	m1 := newManager(t, nil)
+	create(t, m1, "a", props)
+	m2 := newManager(t, nil)
+	if _, err := m2.Create(ctx, connection.Spec{ID: "a", Type: Type, Props: props}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second to fail on the path", 10*time.Second, func() bool {
+		in, _ := m2.Get("a")
+		return in.State == connection.StateDisconnected && strings.Contains(in.Err, "clientStatePath")
+	})
+	m1.Close()
+	connectortest.WaitState(t, m2, "a", connection.StateConnected, 10*time.Second)
 }
 
 // TestSessionProps: the props that need a stable client id name it.

@@ -3,7 +3,9 @@ package mqtt
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -72,6 +74,11 @@ func (v *view) Disconnect(uint) {}
 func (v *view) Publish(topic string, qos byte, retained bool, payload any) paho.Token {
 	if qos > 2 {
 		return doneToken(fmt.Errorf("mqtt: QoS %d; use 0, 1 or 2", qos))
+	}
+	if err := publishTopic(topic); err != nil {
+		// A broker drops the link of a client that publishes to such a
+		// topic: refused here, it can never poison the queue.
+		return doneToken(err)
 	}
 	if qos == 0 {
 		cl, err := v.link()
@@ -142,6 +149,22 @@ func (v *view) OptionsReader() paho.ClientOptionsReader {
 	o.SetProtocolVersion(v.c.s.Version)
 	o.SetKeepAlive(v.c.s.KeepAlive)
 	return paho.NewOptionsReader(o)
+}
+
+// publishTopic says what makes topic one no broker accepts a publish to
+// (MQTT 3.1.1, 4.7), or nil.
+func publishTopic(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("mqtt: an empty topic; name one")
+	case len(topic) > 65535:
+		return fmt.Errorf("mqtt: a topic of %d bytes; MQTT allows 65535", len(topic))
+	case strings.ContainsAny(topic, "+#"):
+		return fmt.Errorf("mqtt: topic %q has a wildcard (+ or #), which only a subscription may have", connector.Truncate(topic, 64))
+	case strings.ContainsRune(topic, 0) || !utf8.ValidString(topic):
+		return errors.New("mqtt: a topic with a NUL or that is not UTF-8")
+	}
+	return nil
 }
 
 // token is a paho.Token that is already done, or done when others are.

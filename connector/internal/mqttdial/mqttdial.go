@@ -77,6 +77,9 @@ func (c *Config) options(ctx context.Context, clientID string, a *attempt) *paho
 	o.SetAutoReconnect(false) // the Manager owns retries
 	o.SetConnectRetry(false)
 	o.SetCleanSession(c.CleanSession)
+	// A publish or subscribe waits at most this long for paho's writer:
+	// on a link that died unnoticed it would wait 30 s, and hold Close.
+	o.SetWriteTimeout(5 * time.Second)
 	timeout := 30 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
