@@ -334,6 +334,9 @@ func (c *conn) follow(cl paho.Client, down <-chan struct{}, o *outgoing, pt paho
 	if o.qos == 2 {
 		c.q.inflight2--
 	}
+	if errors.Is(err, paho.ErrNotConnected) {
+		o.tries-- // paho refused it at once: it never reached the wire
+	}
 	kick := c.q.kick // the current link's, perhaps a newer one
 	if err != nil && !c.closed && (c.q.max > 0 || o.file != "") && o.tries < maxTries {
 		c.q.add(o)
