@@ -9,6 +9,15 @@
 //	clientid            the session's client id; default connkit-<random>
 //	username, password  credentials; the password is secret
 //	keepAlive           seconds between keep-alive pings; default 30
+//	enableClientSession keep the session at the broker (clean session
+//	                    off): its subscriptions and the QoS 1/2 messages
+//	                    it queues while connkit is away; needs clientid
+//	publishBuffer       QoS 1/2 publishes owed to the broker (queued while
+//	                    down, or not yet acknowledged); default 1000; past
+//	                    it Publish fails with ErrBufferFull; 0 queues none
+//	clientStatePath     a directory where those publishes are kept until
+//	                    acknowledged, so a restart loses none; needs
+//	                    clientid
 //	maxMessageBytes     the largest packet the broker may send (its remaining
 //	                    length); default 1 MiB
 //	insecureSkipVerify, certificationPath, privateKeyPath, rootCaPath: TLS
@@ -30,6 +39,11 @@
 // Attach checks the type before anything is recorded:
 //
 //	c, err := mqtt.Attach(ctx, m, "broker", "rule1/source")
+//
+// A QoS 1 or 2 Publish never waits for the network: it is queued and
+// sent in order by one pump per link, the queue of a down link first on
+// the next; its token completes when the broker acknowledged the message
+// (see Publish of the view). QoS 0 is never queued.
 //
 // Each dial uses a fresh paho client (paho documents that reusing one after
 // a disconnect is unsafe), with the same client id; a dial is cancelled by
