@@ -211,6 +211,13 @@ func (Connector) Open(p connector.Props, ev connector.Events) (connector.Conn, e
 	}
 	c := &conn{s: s, ev: ev, active: connector.ActiveFunc(ev), qos: map[string]byte{}, stale: map[string]bool{}}
 	c.q.max = s.buffer
+	if !s.CleanSession {
+		// A fresh client per dial numbers its packets from 1 again: a
+		// persistent session's broker would take a new QoS 2 message
+		// under an id it holds half done for a message of the last link
+		// as that one, and drop it.
+		s.Store = paho.NewMemoryStore()
+	}
 	if s.statePath != "" {
 		root, err := ev.Policy().File(s.statePath)
 		if err != nil {

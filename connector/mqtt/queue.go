@@ -37,16 +37,16 @@ type outgoing struct {
 
 // queue holds what the connection owes the broker; guarded by conn.mu.
 type queue struct {
-	max       int           // publishBuffer
-	dir       string        // clientStatePath's directory of this client id, "" for none
-	loaded    bool          // dir's messages of an earlier run are in pending
-	loading   chan struct{} // closed when a read of dir under way ends
-	lock      *os.File      // dir's lock, held while the connection is open
-	seq       uint64
-	pending   []*outgoing   // waiting for a link, in seq order
-	owed      int           // pending, in flight, or being written to dir
-	inflight2 int           // QoS 2 messages sent and not completed
-	kick      chan struct{} // wakes the current link's pump; nil while down
+	max      int           // publishBuffer
+	dir      string        // clientStatePath's directory of this client id, "" for none
+	loaded   bool          // dir's messages of an earlier run are in pending
+	loading  chan struct{} // closed when a read of dir under way ends
+	lock     *os.File      // dir's lock, held while the connection is open
+	seq      uint64
+	pending  []*outgoing   // waiting for a link, in seq order
+	owed     int           // pending, in flight, or being written to dir
+	inflight int           // messages sent and not completed
+	kick     chan struct{} // wakes the current link's pump; nil while down
 }
 
 // add puts o back among the pending, in seq order.
@@ -211,16 +211,27 @@ func readMessage(path string) (*outgoing, error) {
 	return &outgoing{qos: b[0], retained: b[1] == 1, topic: string(b[fileHeader : fileHeader+n]), payload: b[fileHeader+n:]}, nil
 }
 
-// maxInflight2 bounds the QoS 2 messages sent and not yet completed:
-// mosquitto (max_inflight_messages, 20 by default) drops a client's QoS 2
-// message past its quota and still answers PUBREC, which MQTT 3.1.1 gives
-// it no way to refuse with, so more would be lost silently.
-const maxInflight2 = 20
+// maxInflight bounds the QoS 1 and 2 messages sent and not yet
+// completed: mosquitto (max_inflight_messages, 20 by default) drops a
+// client's message past its quota and still acknowledges it, which MQTT
+// 3.1.1 gives it no way to refuse with, so more would be lost silently.
+const maxInflight = 20
 
 // maxTries bounds the links one message is sent on: a message the broker
 // answers by dropping the link (one it refuses) fails with ErrDropped
 // rather than being sent first on every link for ever.
 const maxTries = 10
+
+// window is how many messages the pump may have in flight. On a
+// persistent session a new link's paho first resends those of the last
+// link (as many as were in flight then), and the queue sends its own
+// copies of them too: half the quota each keeps both within it.
+func (c *conn) window() int {
+	if c.s.CleanSession {
+		return maxInflight
+	}
+	return maxInflight / 2
+}
 
 // ErrDropped is the error of a QoS 1 or 2 publish whose link dropped each
 // of the maxTries times it was sent: the broker may refuse it (its ACL,
@@ -297,16 +308,14 @@ func (c *conn) pump(cl paho.Client, down <-chan struct{}, kick chan struct{}) {
 		}
 		for {
 			c.mu.Lock()
-			if c.cur != cl || len(c.q.pending) == 0 || c.q.pending[0].qos == 2 && c.q.inflight2 >= maxInflight2 {
+			if c.cur != cl || len(c.q.pending) == 0 || c.q.inflight >= c.window() {
 				c.mu.Unlock()
 				break // a completion pokes again
 			}
 			o := c.q.pending[0]
 			c.q.pending[0] = nil
 			c.q.pending = c.q.pending[1:]
-			if o.qos == 2 {
-				c.q.inflight2++
-			}
+			c.q.inflight++
 			o.tries++
 			c.mu.Unlock()
 			pt := cl.Publish(o.topic, o.qos, o.retained, o.payload)
@@ -331,9 +340,7 @@ func (c *conn) follow(cl paho.Client, down <-chan struct{}, o *outgoing, pt paho
 		err = ErrNotConnected
 	}
 	c.mu.Lock()
-	if o.qos == 2 {
-		c.q.inflight2--
-	}
+	c.q.inflight--
 	if errors.Is(err, paho.ErrNotConnected) {
 		o.tries-- // paho refused it at once: it never reached the wire
 	}
@@ -359,7 +366,7 @@ func (c *conn) follow(cl paho.Client, down <-chan struct{}, o *outgoing, pt paho
 		os.Rename(o.file, o.file+".failed")
 	}
 	o.tok.complete(err)
-	poke(kick) // room in the QoS 2 window
+	poke(kick) // room in the window
 }
 
 // ready reads clientStatePath's messages of an earlier run into the

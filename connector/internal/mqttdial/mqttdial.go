@@ -35,6 +35,11 @@ type Config struct {
 	Password     string
 	KeepAlive    time.Duration
 	CleanSession bool
+	// Store, if set, is paho's store of the packets in flight, kept
+	// across dials: with a persistent session a new client resends what
+	// the broker may hold half done, under the same packet ids, and
+	// issues no id the broker still holds for another message.
+	Store paho.Store
 	// TLS is the config of a TLS scheme, with its server name.
 	TLS *tls.Config
 	// MaxMessage is the largest packet the broker may send once the
@@ -77,6 +82,9 @@ func (c *Config) options(ctx context.Context, clientID string, a *attempt) *paho
 	o.SetAutoReconnect(false) // the Manager owns retries
 	o.SetConnectRetry(false)
 	o.SetCleanSession(c.CleanSession)
+	if c.Store != nil {
+		o.SetStore(c.Store)
+	}
 	// A publish or subscribe waits at most this long for paho's writer:
 	// on a link that died unnoticed it would wait 30 s, and hold Close.
 	o.SetWriteTimeout(5 * time.Second)
