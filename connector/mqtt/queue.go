@@ -168,7 +168,7 @@ func load(dir string) (msgs []*outgoing, next uint64, lock *os.File, err error) 
 			}
 			continue
 		}
-		next = max64(next, seq+1)
+		next = max(next, seq+1)
 		path := filepath.Join(dir, e.Name())
 		o, err := readMessage(path)
 		if err != nil {
@@ -179,13 +179,6 @@ func load(dir string) (msgs []*outgoing, next uint64, lock *os.File, err error) 
 		msgs = append(msgs, o)
 	}
 	return msgs, next, lock, nil
-}
-
-func max64(a, b uint64) uint64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // maxFile bounds what load reads of one file: the largest packet MQTT
@@ -405,7 +398,7 @@ func (c *conn) ready() error {
 		return ErrClosed
 	}
 	c.q.loaded, c.q.lock = true, lock
-	c.q.seq = max64(c.q.seq, next)
+	c.q.seq = max(c.q.seq, next)
 	for _, o := range msgs {
 		c.q.add(o)
 	}

@@ -110,6 +110,29 @@ func TestPersistentSession(t *testing.T) {
 	}
 }
 
+// rig is a connection through a proxy to a broker of its own, one
+// attached view, and a bare subscriber at QoS 2 to the broker itself.
+type rig struct {
+	m  *connection.Manager
+	p  *connectortest.Proxy
+	c  paho.Client
+	in *inbox
+}
+
+func newRig(t *testing.T, id string, props map[string]any, filter string) rig {
+	t.Helper()
+	b := connectortest.NewBroker(t)
+	b.Start()
+	p := connectortest.NewProxy(t, b.Addr())
+	m := newManager(t, nil)
+	props["server"] = "tcp://" + p.Addr()
+	create(t, m, id, props)
+	c := attach(t, m, id, "rule1")
+	in := &inbox{}
+	wait(t, bare(t, b.Addr()).Subscribe(filter, 2, in.handler))
+	return rig{m, p, c, in}
+}
+
 // TestPublishWhileDown: a QoS 1 or 2 publish while the link is down is
 // queued and acknowledged once the broker has it, every one of them (100
 // QoS 2 messages are more than mosquitto lets a client have in flight);
@@ -118,15 +141,8 @@ func TestPersistentSession(t *testing.T) {
 func TestPublishWhileDown(t *testing.T) {
 	for _, qos := range []byte{1, 2} {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
-			b := connectortest.NewBroker(t)
-			b.Start()
-			p := connectortest.NewProxy(t, b.Addr())
-			m := newManager(t, nil)
-			create(t, m, "q", map[string]any{"server": "tcp://" + p.Addr(), "publishBuffer": 100})
-			c := attach(t, m, "q", "rule1")
-			sub := bare(t, b.Addr())
-			in := &inbox{}
-			wait(t, sub.Subscribe("q/#", 2, in.handler))
+			r := newRig(t, "q", map[string]any{"publishBuffer": 100}, "q/#")
+			m, p, c, in := r.m, r.p, r.c, r.in
 
 			p.Cut()
 			connectortest.WaitState(t, m, "q", connection.StateDisconnected, 10*time.Second)
@@ -336,15 +352,8 @@ func TestOneEventPerOutage(t *testing.T) {
 // all reach the subscriber: mosquitto's in-flight quota (20) counts both,
 // and past it drops a message and still acknowledges it.
 func TestQueueWindow(t *testing.T) {
-	b := connectortest.NewBroker(t)
-	b.Start()
-	p := connectortest.NewProxy(t, b.Addr())
-	m := newManager(t, nil)
-	create(t, m, "w", map[string]any{"server": "tcp://" + p.Addr()})
-	c := attach(t, m, "w", "rule1")
-	sub := bare(t, b.Addr())
-	in := &inbox{}
-	wait(t, sub.Subscribe("w/#", 2, in.handler))
+	r := newRig(t, "w", map[string]any{}, "w/#")
+	m, p, c, in := r.m, r.p, r.c, r.in
 	p.Cut()
 	connectortest.WaitState(t, m, "w", connection.StateDisconnected, 10*time.Second)
 	want := payloads("mixed", 40)
@@ -369,15 +378,8 @@ func TestQueueWindow(t *testing.T) {
 // loss it guards against was rare (3-6 of 1,400 in the review's run,
 // with 20 rounds).
 func TestSessionQoS2AcrossDrops(t *testing.T) {
-	b := connectortest.NewBroker(t)
-	b.Start()
-	p := connectortest.NewProxy(t, b.Addr())
-	m := newManager(t, nil)
-	create(t, m, "s2", map[string]any{"server": "tcp://" + p.Addr(), "clientid": "qos2-session", "enableClientSession": true})
-	c := attach(t, m, "s2", "rule1")
-	sub := bare(t, b.Addr())
-	in := &inbox{}
-	wait(t, sub.Subscribe("s2/#", 2, in.handler))
+	r := newRig(t, "s2", map[string]any{"clientid": "qos2-session", "enableClientSession": true}, "s2/#")
+	m, p, c, in := r.m, r.p, r.c, r.in
 	var want []string
 	var toks []paho.Token
 	for round := range 12 {
